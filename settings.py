@@ -1,0 +1,133 @@
+"""The one reader of the environment: a frozen, typed ``Settings``.
+
+Tests build ``Settings`` directly; processes call ``Settings.from_env()`` once
+at their composition point. A bad value fails at start with a message that
+names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'lifecycle.db'}"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def parse_duration(text: str, name: str = "duration") -> timedelta:
+    """Parse ``30d``, ``12h``, ``5m`` or ``3s`` into a positive ``timedelta``."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise SettingsError(
+            f"{name}={text!r} is not a duration: write a whole number and a unit, "
+            "like 30d, 12h, 5m or 3s"
+        )
+    amount = int(match.group(1))
+    if amount <= 0:
+        raise SettingsError(f"{name}={text!r} must be greater than zero")
+    return timedelta(**{_UNITS[match.group(2)]: amount})
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration`` for whole units (used in messages and docs)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    retention_period: timedelta = timedelta(days=30)
+    removal_window: timedelta = timedelta(days=30)
+    sweep_interval: timedelta = timedelta(seconds=5)
+    # A leave-pending or purge-pending membership with no progress for this long
+    # has lost its message; the sweep sends it again.
+    redrive_after: timedelta = timedelta(minutes=1)
+    # Rows erased per committed batch of data removal.
+    removal_batch_size: int = 500
+    # Rows claimed per committed batch of the due-timer sweep.
+    sweep_batch_size: int = 2000
+    jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_url: str | None = None
+    secret_key: str = field(default="dev-only-not-secret", repr=False)
+    dev_sign_in: bool = False
+    rate_limit: str = "600 per minute"
+    rate_limits_enabled: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment; raises ``SettingsError`` naming the variable."""
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def duration(name: str, default: timedelta) -> timedelta:
+            raw = text(name)
+            return default if raw is None else parse_duration(raw, name)
+
+        def integer(name: str, default: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            if not raw.isdigit() or int(raw) <= 0:
+                raise SettingsError(f"{name}={raw!r} must be a positive whole number")
+            return int(raw)
+
+        def flag(name: str, default: bool) -> bool:
+            raw = text(name)
+            if raw is None:
+                return default
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise SettingsError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
+
+        database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
+        if "://" not in database_url:
+            raise SettingsError(f"DATABASE_URL={database_url!r} is not a database URL")
+        redis_url = text("REDIS_URL") or DEFAULT_REDIS_URL
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL={redis_url!r} must start with redis://")
+        defaults = cls()
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            retention_period=duration("RETENTION_PERIOD", defaults.retention_period),
+            removal_window=duration("REMOVAL_WINDOW", defaults.removal_window),
+            sweep_interval=duration("SWEEP_INTERVAL", defaults.sweep_interval),
+            redrive_after=duration("REDRIVE_AFTER", defaults.redrive_after),
+            removal_batch_size=integer("REMOVAL_BATCH_SIZE", defaults.removal_batch_size),
+            sweep_batch_size=integer("SWEEP_BATCH_SIZE", defaults.sweep_batch_size),
+            jwt_secret=text("JWT_SECRET"),
+            jwt_issuer=text("JWT_ISSUER"),
+            jwt_audience=text("JWT_AUDIENCE"),
+            jwks_url=text("JWKS_URL"),
+            secret_key=text("SECRET_KEY") or text("JWT_SECRET") or defaults.secret_key,
+            dev_sign_in=flag("DEV_SIGN_IN", False),
+            rate_limit=text("RATE_LIMIT") or defaults.rate_limit,
+            rate_limits_enabled=flag("RATE_LIMITS_ENABLED", True),
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]  # dataclass fields by name
