@@ -1,0 +1,164 @@
+"""What an organization's admin decides: settings, removal, restore, permanent delete.
+
+Each operation needs the Global Administrator or External Identity Provider
+Administrator role in *that* organization; the check is here, not at the edges.
+"""
+
+from __future__ import annotations
+
+from memberships.clock import Clock
+from memberships.decisions import (
+    apply_event,
+    audit,
+    deny,
+    membership_in,
+    organization_or_404,
+    require_admin,
+)
+from memberships.errors import HomeOrganization, PrivacyProfileRequired, RestoreWindowClosed
+from memberships.principal import Principal
+from memberships.validation import valid_email, valid_statement_url
+from memberships.views import GrantView, MembershipView, OrganizationView
+from statemachines.membership import MembershipKind
+from store import queries
+from store.unit_of_work import UnitOfWork
+
+
+def set_privacy_profile(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    contact_email: str,
+    statement_url: str,
+) -> OrganizationView:
+    """Set the privacy contact e-mail and statement URL. Raises ``InvalidInput``."""
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "set_privacy_profile")
+    org.privacy_contact_email = valid_email(contact_email, "contactEmail")
+    org.privacy_statement_url = valid_statement_url(statement_url, "statementUrl")
+    audit(uow, now, principal, "set_privacy_profile", organization_id=org.id)
+    uow.commit()
+    return OrganizationView.of(org)
+
+
+def set_external_user_leave_allowed(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, allowed: bool
+) -> OrganizationView:
+    """Allow or disallow self-service leave; only while the organization has a privacy
+    profile. Raises ``PrivacyProfileRequired`` otherwise (audited)."""
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "set_external_user_leave_allowed")
+    if not OrganizationView.of(org).has_privacy_profile:
+        deny(
+            uow,
+            now,
+            principal,
+            "set_external_user_leave_allowed",
+            PrivacyProfileRequired(
+                f"{org.domain} has no privacy profile: add a privacy contact e-mail and a privacy "
+                "statement URL before changing the external user leave setting."
+            ),
+            organization_id=org.id,
+        )
+    org.external_user_leave_allowed = bool(allowed)
+    audit(
+        uow,
+        now,
+        principal,
+        "set_external_user_leave_allowed",
+        organization_id=org.id,
+        reason="allowed" if allowed else "disallowed",
+    )
+    uow.commit()
+    return OrganizationView.of(org)
+
+
+def remove(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    membership_id: str,
+    expected_version: int | None = None,
+) -> MembershipView:
+    """Remove a guest: B2B collaboration → ``soft-deleted`` (restorable for the retention
+    period); B2B direct connect → ``purge-pending`` (data removal starts)."""
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "remove")
+    membership = membership_in(uow, org, membership_id)
+    if membership.kind == MembershipKind.HOME:
+        deny(
+            uow,
+            now,
+            principal,
+            "remove",
+            HomeOrganization(
+                "A home account is managed by its home directory, not removed as a guest."
+            ),
+            organization_id=org.id,
+            membership_id=membership.id,
+            from_state=membership.state,
+        )
+    apply_event(uow, now, principal, membership, "remove", expected_version=expected_version)
+    uow.commit()
+    return MembershipView.of(membership)
+
+
+def restore(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    membership_id: str,
+    expected_version: int | None = None,
+) -> MembershipView:
+    """Bring a soft-deleted membership back with exactly the grants it had.
+
+    Grants are never touched by a soft delete, so they come back as they were. Raises
+    ``RestoreWindowClosed`` once ``purge_due_at`` has passed (audited).
+    """
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "restore")
+    membership = membership_in(uow, org, membership_id)
+    if membership.purge_due_at is not None and membership.purge_due_at <= now:
+        deny(
+            uow,
+            now,
+            principal,
+            "restore",
+            RestoreWindowClosed(
+                f"The retention period ended at {membership.purge_due_at.isoformat()}; permanent "
+                "deletion has started or is about to.",
+                purge_due_at=membership.purge_due_at,
+            ),
+            organization_id=org.id,
+            membership_id=membership.id,
+            from_state=membership.state,
+        )
+    apply_event(uow, now, principal, membership, "restore", expected_version=expected_version)
+    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    uow.commit()
+    return MembershipView.of(membership, grants)
+
+
+def purge(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    membership_id: str,
+    expected_version: int | None = None,
+) -> MembershipView:
+    """Permanently delete a soft-deleted membership: irrevocable, data removal starts."""
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "purge")
+    membership = membership_in(uow, org, membership_id)
+    apply_event(uow, now, principal, membership, "purge", expected_version=expected_version)
+    uow.commit()
+    return MembershipView.of(membership)

@@ -1,0 +1,211 @@
+"""How a use case decides: look up, authorize, apply a lifecycle event, audit.
+
+Every decision is audited. A denial is written and committed on its own (after
+rolling back anything the use case had begun), then raised, so the audit log
+keeps denied attempts even though the caller sees an error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NoReturn
+
+from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
+
+from memberships.errors import Conflict, Forbidden, LifecycleError, NotFound, PreconditionFailed
+from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
+from memberships.principal import Principal
+from statemachines.membership import MembershipState, next_state
+from store import queries
+from store.models import Membership, Organization
+from store.unit_of_work import UnitOfWork
+
+# The follow-up work each target state needs, sent only after the commit.
+FOLLOW_UP = {
+    MembershipState.LEAVE_PENDING.value: "complete_leave",
+    MembershipState.PURGE_PENDING.value: "remove_data",
+}
+
+
+def audit(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    action: str,
+    *,
+    organization_id: str | None = None,
+    membership: Membership | None = None,
+    outcome: str = "allowed",
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+) -> None:
+    queries.record_audit(
+        uow.session,
+        occurred_at=now,
+        actor=principal.id,
+        action=action,
+        outcome=outcome,
+        organization_id=organization_id or (membership.organization_id if membership else None),
+        membership_id=membership.id if membership else None,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+        request_id=uow.request_id,
+    )
+
+
+def deny(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    action: str,
+    error: LifecycleError,
+    *,
+    organization_id: str | None = None,
+    membership_id: str | None = None,
+    from_state: str | None = None,
+) -> NoReturn:
+    """Roll back, write the denial to the audit log, commit it, and raise ``error``."""
+    uow.rollback()
+    queries.record_audit(
+        uow.session,
+        occurred_at=now,
+        actor=principal.id,
+        action=action,
+        outcome="denied",
+        organization_id=organization_id,
+        membership_id=membership_id,
+        from_state=from_state,
+        reason=error.code,
+        request_id=uow.request_id,
+    )
+    uow.commit()
+    raise error
+
+
+def organization_or_404(uow: UnitOfWork, ref: str) -> Organization:
+    org = queries.find_organization(uow.session, ref)
+    if org is None:
+        raise NotFound(f"No organization {ref!r}.")
+    return org
+
+
+def require_admin(
+    uow: UnitOfWork, now: datetime, principal: Principal, org: Organization, action: str
+) -> None:
+    """Admin operations need an admin role in *that* organization (or the service itself)."""
+    if principal.is_system or queries.is_admin_of(uow.session, principal.id, org.id):
+        return
+    deny(
+        uow,
+        now,
+        principal,
+        action,
+        Forbidden(
+            "This needs the Global Administrator or External Identity Provider "
+            f"Administrator role in {org.domain}."
+        ),
+        organization_id=org.id,
+    )
+
+
+def require_operator(uow: UnitOfWork, principal: Principal) -> None:
+    if principal.is_system or "operator" in queries.roles_of(uow.session, principal.id, None):
+        return
+    raise Forbidden("This needs the platform operator role.")
+
+
+def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Membership:
+    membership = uow.session.get(Membership, (membership_id or "").lower())
+    if membership is None or membership.organization_id != org.id:
+        raise NotFound(f"No membership {membership_id!r} in {org.domain}.")
+    return membership
+
+
+def entry_fields(to_state: str, now: datetime, uow: UnitOfWork) -> dict[str, Any]:
+    """The timestamps and due times a membership gets on entering ``to_state``."""
+    policy = uow.policy
+    match to_state:
+        case MembershipState.LEAVE_PENDING:
+            return {"leave_requested_at": now, "last_progress_at": now}
+        case MembershipState.SOFT_DELETED:
+            return {"soft_deleted_at": now, "purge_due_at": now + policy.retention_period}
+        case MembershipState.RESTORED:
+            return {"restored_at": now, "purge_due_at": None}
+        case MembershipState.PURGE_PENDING:
+            return {
+                "purge_started_at": now,
+                "removal_due_by": now + policy.removal_window,
+                "last_progress_at": now,
+                "attempts": 0,
+                "last_error": None,
+            }
+        case MembershipState.PURGED:
+            # Nothing personal remains: the tombstone keeps ids, states and timestamps.
+            return {"purged_at": now, "email": None, "display_name": None, "last_error": None}
+    return {}
+
+
+def apply_event(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    membership: Membership,
+    event: str,
+    *,
+    expected_version: int | None = None,
+) -> Membership:
+    """Fire ``event`` on a machine bound to ``membership`` and store it with compare-and-set.
+
+    Raises ``PreconditionFailed`` (stale ``expected_version``), ``TransitionNotAllowed``
+    (the machine refuses) or ``Conflict`` (another decision changed the row first); each
+    is audited as a denial.
+    """
+    from_state = membership.state
+    ids = {"organization_id": membership.organization_id, "membership_id": membership.id}
+    if expected_version is not None and expected_version != membership.version:
+        deny(
+            uow,
+            now,
+            principal,
+            event,
+            PreconditionFailed(
+                f"The membership is at version {membership.version}, not {expected_version}."
+            ),
+            from_state=from_state,
+            **ids,
+        )
+    try:
+        to_state = next_state(membership.state, membership.kind, event)
+    except MachineTransitionNotAllowed:
+        deny(
+            uow,
+            now,
+            principal,
+            event,
+            TransitionNotAllowedError(
+                f"A membership in state {from_state!r} does not allow {event!r}.", state=from_state
+            ),
+            from_state=from_state,
+            **ids,
+        )
+    if not queries.compare_and_set(
+        uow.session, membership, to_state, **entry_fields(to_state, now, uow)
+    ):
+        deny(
+            uow,
+            now,
+            principal,
+            event,
+            Conflict(f"The membership changed while {event!r} was being decided; read it again."),
+            from_state=from_state,
+            **ids,
+        )
+    audit(
+        uow, now, principal, event, membership=membership, from_state=from_state, to_state=to_state
+    )
+    follow_up = FOLLOW_UP.get(to_state)
+    if follow_up:
+        uow.send_after_commit(follow_up, membership.id)
+    return membership

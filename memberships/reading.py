@@ -1,0 +1,168 @@
+"""What admins, operators and the CLI read: organizations, memberships, audit trails.
+
+Lists are cursor-paginated on the primary key: stable under inserts, each row
+returned exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from sqlalchemy import select
+
+from memberships.clock import Clock
+from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.errors import InvalidInput, NotFound
+from memberships.principal import Principal
+from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView, Page
+from statemachines.membership import MembershipKind, MembershipState
+from store import queries
+from store.models import AuditEvent, Membership
+from store.unit_of_work import UnitOfWork
+
+MAX_PAGE = 200
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("cursor: not a cursor this service gave out", field="cursor") from None
+
+
+def _limit(limit: int) -> int:
+    if limit < 1 or limit > MAX_PAGE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
+    return limit
+
+
+def _admin_org(uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, action: str):
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, clock(), principal, org, action)
+    return org
+
+
+def get_organization(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str
+) -> OrganizationView:
+    return OrganizationView.of(_admin_org(uow, clock, principal, org_ref, "read_organization"))
+
+
+def list_memberships(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    org = _admin_org(uow, clock, principal, org_ref, "list_memberships")
+    query = select(Membership).where(Membership.organization_id == org.id)
+    if state:
+        if state not in {s.value for s in MembershipState}:
+            raise InvalidInput(f"state: {state!r} is not a membership state", field="state")
+        query = query.where(Membership.state == state)
+    if kind:
+        if kind not in {k.value for k in MembershipKind}:
+            raise InvalidInput(f"kind: {kind!r} is not a membership kind", field="kind")
+        query = query.where(Membership.kind == kind)
+    return _page_of_memberships(uow, query, cursor, limit)
+
+
+def list_deleted_users(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Soft-deleted memberships: restorable until their ``purge_due_at``."""
+    org = _admin_org(uow, clock, principal, org_ref, "list_deleted_users")
+    query = select(Membership).where(
+        Membership.organization_id == org.id,
+        Membership.state == MembershipState.SOFT_DELETED.value,
+    )
+    return _page_of_memberships(uow, query, cursor, limit)
+
+
+def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
+    limit = _limit(limit)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Membership.id > after)
+    rows = uow.session.scalars(query.order_by(Membership.id).limit(limit + 1)).all()
+    items = tuple(MembershipView.of(m) for m in rows[:limit])
+    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def get_membership(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
+) -> MembershipView:
+    """A membership with its grants (none once purged)."""
+    org = _admin_org(uow, clock, principal, org_ref, "read_membership")
+    membership = membership_in(uow, org, membership_id)
+    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    return MembershipView.of(membership, grants)
+
+
+def membership_history(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
+) -> list[AuditEventView]:
+    org = _admin_org(uow, clock, principal, org_ref, "read_membership")
+    membership = membership_in(uow, org, membership_id)
+    return [AuditEventView.of(e) for e in queries.audit_trail(uow.session, membership.id)]
+
+
+def list_audit_events(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    org = _admin_org(uow, clock, principal, org_ref, "list_audit_events")
+    limit = _limit(limit)
+    after = decode_cursor(cursor)
+    query = select(AuditEvent).where(AuditEvent.organization_id == org.id)
+    if after is not None:
+        if not after.isdigit():
+            raise InvalidInput("cursor: not a cursor this service gave out", field="cursor")
+        query = query.where(AuditEvent.id > int(after))
+    rows = uow.session.scalars(query.order_by(AuditEvent.id).limit(limit + 1)).all()
+    items = tuple(AuditEventView.of(e) for e in rows[:limit])
+    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def show_membership(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, user_ref: str
+) -> dict[str, Any]:
+    """A membership by organization and user: state, timestamps, grants, audit trail.
+
+    After a purge it shows the tombstone: ids, states and timestamps only.
+    """
+    org = _admin_org(uow, clock, principal, org_ref, "read_membership")
+    user = queries.find_user(uow.session, user_ref)
+    membership = queries.latest_membership(uow.session, user.id, org.id) if user else None
+    if membership is None:
+        raise NotFound(f"No membership of {user_ref!r} in {org.domain}.")
+    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    return {
+        "membership": MembershipView.of(membership, grants),
+        "member_data_rows": queries.count_member_data(uow.session, membership.id),
+        "audit": [AuditEventView.of(e) for e in queries.audit_trail(uow.session, membership.id)],
+    }

@@ -1,0 +1,141 @@
+"""What a member does with their own memberships: list them, look at one, leave one.
+
+Self-service acts only on the caller's own memberships: every lookup is keyed by
+the principal's user id, so another member's membership is simply not found.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from memberships.clock import Clock
+from memberships.decisions import apply_event, deny
+from memberships.errors import (
+    AccountDisabled,
+    HomeOrganization,
+    LeaveDenied,
+    LeaveDisabled,
+    NotFound,
+)
+from memberships.principal import Principal
+from memberships.views import MembershipView, OrganizationEntry, OrganizationView
+from statemachines.membership import MembershipKind, MembershipState
+from store import queries
+from store.models import Membership, Organization, User
+from store.unit_of_work import UnitOfWork
+
+# The Organizations list shows what the member can use, and what they are leaving.
+LISTED_STATES = (
+    MembershipState.ACTIVE.value,
+    MembershipState.RESTORED.value,
+    MembershipState.LEAVE_PENDING.value,
+)
+LEAVABLE_STATES = (MembershipState.ACTIVE.value, MembershipState.RESTORED.value)
+
+_CONTACT = "Contact the organization's admin or privacy contact and ask them to remove you."
+
+
+def leave_blocker(user: User, membership: Membership, org: Organization) -> LeaveDenied | None:
+    """Why the member may not leave on their own, or ``None`` when they may.
+
+    Checked in this order: home organization, disabled account (at home or in that
+    organization), the organization's external user leave setting.
+    """
+    contacts = OrganizationView.of(org).contacts
+    if membership.kind == MembershipKind.HOME or user.home_organization_id == org.id:
+        return HomeOrganization(
+            f"{org.display_name} is your home organization: only its admin can remove "
+            "your account.",
+            contacts=contacts,
+        )
+    if not user.enabled or not membership.enabled:
+        return AccountDisabled(
+            f"Your account is disabled, so you can't leave {org.display_name} yourself. "
+            + _CONTACT,
+            contacts=contacts,
+        )
+    if not org.external_user_leave_allowed:
+        return LeaveDisabled(
+            f"{org.display_name} does not let external users leave on their own. " + _CONTACT,
+            contacts=contacts,
+        )
+    return None
+
+
+def _entry(user: User, membership: Membership, org: Organization) -> OrganizationEntry:
+    blocker = leave_blocker(user, membership, org)
+    if blocker is None and membership.state not in LEAVABLE_STATES:
+        reason: str | None = "transition-not-allowed"
+    else:
+        reason = blocker.code if blocker else None
+    return OrganizationEntry(
+        organization=OrganizationView.of(org),
+        membership=MembershipView.of(membership),
+        is_home=membership.kind == MembershipKind.HOME,
+        can_leave=reason is None,
+        leave_blocked_reason=reason,
+    )
+
+
+def _caller(uow: UnitOfWork, principal: Principal) -> User:
+    user = uow.session.get(User, principal.id)
+    if user is None:
+        raise NotFound("The signed-in user is not known to this service.")
+    return user
+
+
+def list_organizations(uow: UnitOfWork, principal: Principal) -> list[OrganizationEntry]:
+    """The caller's organizations: the home organization first, then the others by name."""
+    user = _caller(uow, principal)
+    rows = uow.session.execute(
+        select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user.id, Membership.state.in_(LISTED_STATES))
+    ).all()
+    entries = [_entry(user, m, o) for m, o in rows]
+    entries.sort(
+        key=lambda e: (not e.is_home, e.organization.display_name.lower(), e.organization.id)
+    )
+    return entries
+
+
+def get_my_organization(uow: UnitOfWork, principal: Principal, org_ref: str) -> OrganizationEntry:
+    """One of the caller's memberships, in any state until it is purged (then ``NotFound``)."""
+    user = _caller(uow, principal)
+    org = queries.find_organization(uow.session, org_ref)
+    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
+    if org is None or membership is None:
+        raise NotFound(f"You are not a member of {org_ref!r}.")
+    return _entry(user, membership, org)
+
+
+def request_leave(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str
+) -> MembershipView:
+    """The member leaves ``org_ref``: the membership becomes ``leave-pending`` and a worker
+    carries the leave out after the commit.
+
+    Raises ``NotFound``, ``HomeOrganization``, ``AccountDisabled``, ``LeaveDisabled`` (each
+    with the organization's ``contacts``; audited), ``TransitionNotAllowed`` or ``Conflict``.
+    """
+    now = clock()
+    user = _caller(uow, principal)
+    org = queries.find_organization(uow.session, org_ref)
+    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
+    if org is None or membership is None:
+        raise NotFound(f"You are not a member of {org_ref!r}.")
+    blocker = leave_blocker(user, membership, org)
+    if blocker is not None:
+        deny(
+            uow,
+            now,
+            principal,
+            "request_leave",
+            blocker,
+            organization_id=org.id,
+            membership_id=membership.id,
+            from_state=membership.state,
+        )
+    apply_event(uow, now, principal, membership, "request_leave")
+    uow.commit()
+    return MembershipView.of(membership)

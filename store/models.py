@@ -1,0 +1,229 @@
+"""SQLAlchemy 2 typed models: what the service stores.
+
+Personal fields of a membership (the guest account's e-mail and name as this
+organization sees them) live on the membership row so that a purge can erase
+them; the audit log holds ids, codes and states only, never copies of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from statemachines.membership import MembershipKind, MembershipState
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _values(enum: type) -> str:
+    return ", ".join(f"'{m.value}'" for m in enum)  # type: ignore[attr-defined]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+GUID = String(36)
+
+ROLES = ("global-administrator", "external-identity-provider-administrator", "operator")
+ADMIN_ROLES = ("global-administrator", "external-identity-provider-administrator")
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    privacy_contact_email: Mapped[str | None] = mapped_column(String(320))
+    privacy_statement_url: Mapped[str | None] = mapped_column(String(255))
+    external_user_leave_allowed: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    home_organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_values(MembershipState)})", name="state"),
+        CheckConstraint(f"kind IN ({_values(MembershipKind)})", name="kind"),
+        # One live membership per user and organization; purged tombstones do not count,
+        # so a purged guest can be invited again.
+        Index(
+            "uq_memberships_live_user_org",
+            "user_id",
+            "organization_id",
+            unique=True,
+            sqlite_where=text("state <> 'purged'"),
+            postgresql_where=text("state <> 'purged'"),
+        ),
+        Index("ix_memberships_org_state", "organization_id", "state", "id"),
+        # The sweep's claim: due soft-deleted rows in due order.
+        Index(
+            "ix_memberships_due_purge",
+            "purge_due_at",
+            sqlite_where=text("state = 'soft-deleted'"),
+            postgresql_where=text("state = 'soft-deleted'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    state: Mapped[str] = mapped_column(
+        String(32), default=MembershipState.ACTIVE.value, server_default=MembershipState.ACTIVE
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    # Personal fields: the guest account as this organization sees it. Erased by the purge.
+    email: Mapped[str | None] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leave_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    soft_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purge_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    restored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purge_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removal_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Data-removal progress and failures live here, not only in the broker.
+    removed_rows: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Grant(Base):
+    """A group membership or app-role assignment held by a membership."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("kind IN ('group', 'app-role')", name="kind"),
+        UniqueConstraint("membership_id", "kind", "name", name="uq_grants_membership_kind_name"),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    membership_id: Mapped[str] = mapped_column(ForeignKey("memberships.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MemberData(Base):
+    """The user's records in the organization, which data removal must erase."""
+
+    __tablename__ = "member_data"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    membership_id: Mapped[str] = mapped_column(ForeignKey("memberships.id"), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RoleAssignment(Base):
+    """A directory role in one organization, or the platform ``operator`` role (no organization)."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),
+        CheckConstraint(
+            "(role = 'operator') = (organization_id IS NULL)", name="operator_is_platform_wide"
+        ),
+        UniqueConstraint("user_id", "organization_id", "role", name="uq_role_assignments"),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
+    role: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """Append-only: a trigger refuses UPDATE and DELETE. Ids, codes and states only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('allowed', 'denied')", name="outcome"),
+        Index("ix_audit_events_org_id", "organization_id", "id"),
+        Index("ix_audit_events_membership_id", "membership_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    organization_id: Mapped[str | None] = mapped_column(GUID)
+    membership_id: Mapped[str | None] = mapped_column(GUID)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,120 @@
+"""A unit of work: explicit commit, rollback by default, and ``on_commit`` callbacks.
+
+Messages to the broker are registered with ``on_commit`` so that they are sent
+only after the transaction that justifies them has committed: a crash before
+the commit sends nothing, and a crash after it is healed by the sweep's
+re-drive, never by a message about work that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Sends work that is due now to the workers (ids only)."""
+
+    def send(self, actor_name: str, membership_id: str) -> None: ...
+
+
+class NullDispatcher:
+    """Sends nothing: the sweep's re-drive picks the work up (CLI without a broker)."""
+
+    def send(self, actor_name: str, membership_id: str) -> None:
+        log.debug("not sent (no broker): %s %s", actor_name, membership_id)
+
+
+class RecordingDispatcher:
+    """Keeps what would have been sent, for tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, actor_name: str, membership_id: str) -> None:
+        self.sent.append((actor_name, membership_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The durations and batch sizes the rules use."""
+
+    retention_period: timedelta = timedelta(days=30)
+    removal_window: timedelta = timedelta(days=30)
+    removal_batch_size: int = 500
+    sweep_batch_size: int = 2000
+    redrive_after: timedelta = timedelta(minutes=1)
+
+
+class UnitOfWork:
+    """One transaction. Use as a context manager; it rolls back unless ``commit`` was called."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        dispatcher: Dispatcher | None = None,
+        policy: Policy | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
+        self.policy = policy or Policy()
+        self.request_id = request_id
+        self._callbacks: list[Callable[[], None]] = []
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use it as a context manager")
+        return self._session
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._session_factory()
+        self._callbacks = []
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self.session.close()
+            self._session = None
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the next successful commit; dropped on rollback."""
+        self._callbacks.append(callback)
+
+    def send_after_commit(self, actor_name: str, membership_id: str) -> None:
+        self.on_commit(lambda: self.dispatcher.send(actor_name, membership_id))
+
+    def commit(self) -> None:
+        self.session.commit()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                # The transaction is committed; a lost message is re-driven by the sweep.
+                log.exception("after-commit callback failed; the sweep will re-drive the work")
+
+    def rollback(self) -> None:
+        self._callbacks = []
+        if self._session is not None:
+            self._session.rollback()
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
