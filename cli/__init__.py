@@ -1,0 +1,114 @@
+"""The ``lifecycle`` command: the CLI's composition point.
+
+Every command gets its services from ``Services`` (built once per invocation
+from ``Settings.from_env()``). Errors are one line on stderr and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, NoReturn
+
+import click
+
+from memberships.clock import Clock, utc_now
+from memberships.errors import LifecycleError
+from memberships.views import to_dict
+from settings import Settings, SettingsError
+from store.unit_of_work import Dispatcher, NullDispatcher, Policy, UnitOfWork
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock = utc_now
+    dispatcher_factory: Callable[[Settings], Dispatcher] | None = None
+
+    @cached_property
+    def session_factory(self) -> Any:
+        from store.database import make_engine, make_session_factory
+
+        return make_session_factory(make_engine(self.settings.database_url))
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        if self.dispatcher_factory is None:
+            return NullDispatcher()
+        return self.dispatcher_factory(self.settings)
+
+    def uow(self) -> UnitOfWork:
+        s = self.settings
+        return UnitOfWork(
+            self.session_factory,
+            self.dispatcher,
+            Policy(
+                retention_period=s.retention_period,
+                removal_window=s.removal_window,
+                removal_batch_size=s.removal_batch_size,
+                sweep_batch_size=s.sweep_batch_size,
+                redrive_after=s.redrive_after,
+            ),
+        )
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit(value: Any) -> None:
+    """Print a view (or a dict/list holding views) as JSON on stdout."""
+    click.echo(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return to_dict(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def services() -> Services:
+    return click.get_current_context().ensure_object(Services)  # type: ignore[no-any-return]
+
+
+class LifecycleGroup(click.Group):
+    """Turns the service's errors into one readable line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LifecycleError as error:
+            fail(f"{error.code}: {error.detail}")
+        except SettingsError as error:
+            fail(str(error), 2)
+
+
+@click.group(cls=LifecycleGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Membership Lifecycle Service: provisioning, inspection and operations."""
+    if ctx.obj is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as error:
+            fail(str(error), 2)
+        ctx.obj = Services(settings=settings, dispatcher_factory=_broker_dispatcher)
+
+
+def _broker_dispatcher(settings: Settings) -> Dispatcher:
+    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
+    try:
+        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
+    except ImportError:
+        return NullDispatcher()
+    return broker_dispatcher(settings)  # type: ignore[no-any-return]
+
+
+from cli import diagram, provisioning  # noqa: E402,F401  (commands register on import)

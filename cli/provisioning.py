@@ -1,0 +1,193 @@
+"""Provisioning and inspection commands: each prints the object it made as JSON."""
+
+from __future__ import annotations
+
+import click
+
+from cli import emit, main, services
+from memberships import provisioning, reading
+from memberships.principal import SYSTEM
+from store.models import ADMIN_ROLES, ROLES
+
+GUEST_KINDS = ("b2b-collaboration", "b2b-direct-connect")
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to REVISION."""
+    from store.migrate import current, upgrade
+
+    url = services().settings.database_url
+    upgrade(url, revision)
+    click.echo(f"database at revision {current(url)}", err=True)
+
+
+@main.group()
+def org() -> None:
+    """Organizations."""
+
+
+@org.command("create")
+@click.option("--domain", required=True, help="The organization's domain, e.g. contoso.example.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--privacy-email", help="Privacy contact e-mail.")
+@click.option("--privacy-url", help="Privacy statement URL (http or https).")
+@click.option(
+    "--leave-disallowed",
+    is_flag=True,
+    help="External users may not leave on their own (needs a privacy profile).",
+)
+def org_create(
+    domain: str,
+    name: str,
+    privacy_email: str | None,
+    privacy_url: str | None,
+    leave_disallowed: bool,
+) -> None:
+    """Create an organization."""
+    s = services()
+    with s.uow() as uow:
+        emit(
+            provisioning.create_organization(
+                uow,
+                s.clock,
+                SYSTEM,
+                domain,
+                name,
+                privacy_email,
+                privacy_url,
+                external_user_leave_allowed=not leave_disallowed,
+            )
+        )
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--home-org", help="Home organization (domain or id); none for personal accounts.")
+@click.option("--disabled", is_flag=True, help="The account is disabled.")
+def user_create(email: str, name: str, home_org: str | None, disabled: bool) -> None:
+    """Create a user (and their home membership when --home-org is given)."""
+    s = services()
+    with s.uow() as uow:
+        emit(
+            provisioning.create_user(
+                uow, s.clock, SYSTEM, email, name, home_org, enabled=not disabled
+            )
+        )
+
+
+@main.group()
+def guest() -> None:
+    """Guest memberships."""
+
+
+@guest.command("add")
+@click.option("--org", "org_ref", required=True, help="Organization domain or id.")
+@click.option("--user", "user_ref", required=True, help="User e-mail or id.")
+@click.option("--kind", type=click.Choice(GUEST_KINDS), required=True)
+@click.option("--disabled", is_flag=True, help="The account is disabled in that organization.")
+def guest_add(org_ref: str, user_ref: str, kind: str, disabled: bool) -> None:
+    """Add a guest membership for an existing user."""
+    s = services()
+    with s.uow() as uow:
+        emit(
+            provisioning.add_guest(
+                uow, s.clock, SYSTEM, org_ref, user_ref, kind, enabled=not disabled
+            )
+        )
+
+
+@main.group()
+def grant() -> None:
+    """Group memberships and app-role assignments."""
+
+
+@grant.command("add")
+@click.option("--org", "org_ref", required=True)
+@click.option("--user", "user_ref", required=True)
+@click.option("--group", help="Group name.")
+@click.option("--app-role", help="App role name.")
+def grant_add(org_ref: str, user_ref: str, group: str | None, app_role: str | None) -> None:
+    """Give a membership a group or an app role (exactly one)."""
+    if bool(group) == bool(app_role):
+        raise click.UsageError("give exactly one of --group and --app-role")
+    s = services()
+    kind, name = ("group", group) if group else ("app-role", app_role)
+    with s.uow() as uow:
+        emit(provisioning.add_grant(uow, s.clock, SYSTEM, org_ref, user_ref, kind, name or ""))
+
+
+@main.group()
+def data() -> None:
+    """The user's data in an organization."""
+
+
+@data.command("add")
+@click.option("--org", "org_ref", required=True)
+@click.option("--user", "user_ref", required=True)
+@click.option("--count", type=click.IntRange(1, 1_000_000), required=True)
+def data_add(org_ref: str, user_ref: str, count: int) -> None:
+    """Add COUNT records of the user's data in the organization."""
+    s = services()
+    with s.uow() as uow:
+        added = provisioning.add_member_data(uow, s.clock, SYSTEM, org_ref, user_ref, count)
+    emit({"organization": org_ref, "user": user_ref, "added": added})
+
+
+@main.group()
+def role() -> None:
+    """Directory roles."""
+
+
+@role.command("grant")
+@click.option("--org", "org_ref", help="Organization (not for the operator role).")
+@click.option("--user", "user_ref", required=True)
+@click.option(
+    "--role",
+    "role_name",
+    type=click.Choice(ROLES),
+    required=True,
+    help=f"{', '.join(ADMIN_ROLES)} in an organization, or operator (platform-wide).",
+)
+def role_grant(org_ref: str | None, user_ref: str, role_name: str) -> None:
+    """Grant a role."""
+    s = services()
+    with s.uow() as uow:
+        emit(provisioning.grant_role(uow, s.clock, SYSTEM, user_ref, role_name, org_ref))
+
+
+@main.group()
+def membership() -> None:
+    """Memberships."""
+
+
+@membership.command("show")
+@click.option("--org", "org_ref", required=True)
+@click.option("--user", "user_ref", required=True)
+def membership_show(org_ref: str, user_ref: str) -> None:
+    """State, timestamps, grants and audit trail of a membership."""
+    s = services()
+    with s.uow() as uow:
+        emit(reading.show_membership(uow, s.clock, SYSTEM, org_ref, user_ref))
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Seed demo organizations and users covering every rule (safe to run again)."""
+    from cli.demo import seed
+
+    s = services()
+    created = seed(s.uow, s.clock)
+    click.echo(f"demo: {created} objects created", err=True)
