@@ -1,0 +1,101 @@
+"""Configuration: one frozen, typed ``Settings`` built from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+
+from settings import DEFAULT_DATABASE_URL, Settings, SettingsError, parse_duration
+
+
+def test_an_empty_environment_gives_the_documented_defaults() -> None:
+    # Given no variables at all
+    # When settings are built
+    settings = Settings.from_env({})
+    # Then the defaults of the issue apply
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_url.endswith("/var/lifecycle.db")
+    assert settings.redis_url.startswith("redis://")
+    assert settings.retention_period == timedelta(days=30)
+    assert settings.removal_window == timedelta(days=30)
+    assert settings.sweep_interval == timedelta(seconds=5)
+    assert settings.jwt_secret is None
+    assert settings.jwt_issuer is None
+    assert settings.jwt_audience is None
+    assert settings.jwks_url is None
+
+
+def test_settings_are_frozen() -> None:
+    # Given settings
+    settings = Settings()
+    # When a field is assigned, Then it is refused
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.retention_period = timedelta(days=1)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("5m", timedelta(minutes=5)),
+        ("3s", timedelta(seconds=3)),
+        (" 7d ", timedelta(days=7)),
+    ],
+)
+def test_durations_are_a_whole_number_and_a_unit(text: str, expected: timedelta) -> None:
+    # Given a duration written like 30d, When parsed, Then it is that long
+    assert parse_duration(text) == expected
+
+
+def test_every_value_is_read_from_its_variable() -> None:
+    # Given every variable of the issue
+    env = {
+        "DATABASE_URL": "postgresql://db.example/lifecycle",
+        "REDIS_URL": "redis://cache.example:6379/3",
+        "RETENTION_PERIOD": "12h",
+        "REMOVAL_WINDOW": "5m",
+        "SWEEP_INTERVAL": "3s",
+        "JWT_SECRET": "s3cret",
+        "JWT_ISSUER": "https://issuer.example",
+        "JWT_AUDIENCE": "lifecycle",
+        "JWKS_URL": "https://issuer.example/jwks.json",
+    }
+    # When settings are built
+    settings = Settings.from_env(env)
+    # Then each one is used
+    assert settings.database_url == "postgresql://db.example/lifecycle"
+    assert settings.redis_url == "redis://cache.example:6379/3"
+    assert settings.retention_period == timedelta(hours=12)
+    assert settings.removal_window == timedelta(minutes=5)
+    assert settings.sweep_interval == timedelta(seconds=3)
+    assert settings.jwt_secret == "s3cret"
+    assert settings.jwt_issuer == "https://issuer.example"
+    assert settings.jwt_audience == "lifecycle"
+    assert settings.jwks_url == "https://issuer.example/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RETENTION_PERIOD", "thirty days"),
+        ("RETENTION_PERIOD", "30"),
+        ("REMOVAL_WINDOW", "0d"),
+        ("REMOVAL_WINDOW", "-1d"),
+        ("SWEEP_INTERVAL", "5ms"),
+        ("SWEEP_INTERVAL", "1.5s"),
+        ("DATABASE_URL", "var/lifecycle.db"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REMOVAL_BATCH_SIZE", "many"),
+        ("DEV_SIGN_IN", "perhaps"),
+    ],
+)
+def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
+    # Given one malformed variable
+    # When settings are built, Then they fail with a message that names it and its value
+    with pytest.raises(SettingsError, match=name) as raised:
+        Settings.from_env({name: value})
+    assert repr(value) in str(raised.value)
