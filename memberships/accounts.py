@@ -1,0 +1,88 @@
+"""Who is signed in and what they may open: the account behind the web pages.
+
+The pages show each person only the places their roles open (the organizations
+they administer, the operations view for operators). Roles come from the
+database on every request, so a role taken away takes effect at once, without
+waiting for a session to expire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from memberships.errors import NotFound
+from memberships.principal import Principal
+from memberships.self_service import get_my_organization, list_organizations
+from memberships.views import OrganizationEntry, OrganizationView, UserView
+from store import queries
+from store.models import ADMIN_ROLES, Organization, RoleAssignment, User
+from store.unit_of_work import UnitOfWork
+
+SIGN_IN_LIST_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """The signed-in user with the organizations they administer and their platform roles."""
+
+    user: UserView
+    administers: tuple[OrganizationView, ...]
+    is_operator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationsOverview:
+    """What the Organizations page shows: the home organization, the others, and the one
+    asked for with ``?tenantId=`` (in any state until it is purged)."""
+
+    home: OrganizationEntry | None
+    others: tuple[OrganizationEntry, ...]
+    focus: OrganizationEntry | None
+
+
+def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
+    """The signed-in user's account. Raises ``NotFound`` when the user no longer exists,
+    so a session that outlived its user ends instead of acting on nobody's behalf."""
+    user = uow.session.get(User, principal.id)
+    if user is None:
+        raise NotFound("The signed-in user is not known to this service.")
+    administered = uow.session.scalars(
+        select(Organization)
+        .join(RoleAssignment, RoleAssignment.organization_id == Organization.id)
+        .where(RoleAssignment.user_id == user.id, RoleAssignment.role.in_(ADMIN_ROLES))
+        .order_by(Organization.display_name, Organization.id)
+        .distinct()
+    ).all()
+    return AccountView(
+        user=UserView.of(user),
+        administers=tuple(OrganizationView.of(o) for o in administered),
+        is_operator="operator" in queries.roles_of(uow.session, user.id, None),
+    )
+
+
+def users_to_sign_in_as(uow: UnitOfWork) -> list[UserView]:
+    """Every user, by e-mail: only the development sign-in page lists them.
+
+    The caller decides whether such a page exists at all (development settings);
+    capped so that a large directory cannot turn the page into a dump.
+    """
+    rows = uow.session.scalars(select(User).order_by(User.email).limit(SIGN_IN_LIST_LIMIT)).all()
+    return [UserView.of(u) for u in rows]
+
+
+def organizations_overview(
+    uow: UnitOfWork, principal: Principal, tenant_ref: str | None = None
+) -> OrganizationsOverview:
+    """The caller's Organizations page: home first, then the others, plus the one named
+    by ``tenant_ref`` (id or domain). Raises ``NotFound`` when the caller is not a member
+    of ``tenant_ref``."""
+    entries = list_organizations(uow, principal)
+    focus = get_my_organization(uow, principal, tenant_ref) if tenant_ref else None
+    home = next((e for e in entries if e.is_home), None)
+    return OrganizationsOverview(
+        home=home,
+        others=tuple(e for e in entries if not e.is_home),
+        focus=focus,
+    )

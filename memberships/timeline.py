@@ -1,0 +1,101 @@
+"""A membership's record as its admin reads it: state, grants, audit timeline, and the
+data-removal progress while it is ``purge-pending``.
+
+Actors in the audit log are ids; the timeline names them in the organization's
+words (the member, an admin's e-mail, the service) without copying anything
+personal into the log itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from memberships.clock import Clock
+from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.principal import SYSTEM, Principal
+from memberships.timers import WORKER
+from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
+from statemachines.membership import MembershipState
+from store import queries
+from store.models import User
+from store.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalProgressView:
+    """How far data removal has come; ``overdue`` once ``removal_due_by`` has passed."""
+
+    removed_rows: int
+    remaining_rows: int
+    removal_due_by: datetime | None
+    attempts: int
+    last_error: str | None
+    overdue: bool
+
+    @property
+    def percent_done(self) -> int:
+        total = self.removed_rows + self.remaining_rows
+        return 100 if total == 0 else int(self.removed_rows * 100 / total)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    event: AuditEventView
+    actor_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipDetails:
+    organization: OrganizationView
+    membership: MembershipView
+    timeline: tuple[TimelineEntry, ...]
+    removal: RemovalProgressView | None
+
+
+def _remaining_rows(uow: UnitOfWork, membership_id: str) -> int:
+    """Grants and member data still held: what the built-in removers have left to erase."""
+    grants = len(queries.grants_of(uow.session, membership_id))
+    return grants + queries.count_member_data(uow.session, membership_id)
+
+
+def _actor_label(uow: UnitOfWork, actor: str, member_user_id: str) -> str:
+    if actor == member_user_id:
+        return "the member"
+    if actor in (WORKER.id, SYSTEM.id):
+        return "the service"
+    user = uow.session.get(User, actor)
+    return user.email if user is not None else actor
+
+
+def membership_details(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
+) -> MembershipDetails:
+    """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (not an admin)."""
+    now = clock()
+    org = organization_or_404(uow, org_ref)
+    require_admin(uow, now, principal, org, "read_membership")
+    membership = membership_in(uow, org, membership_id)
+    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    labels: dict[str, str] = {}
+    timeline = []
+    for event in queries.audit_trail(uow.session, membership.id):
+        if event.actor not in labels:
+            labels[event.actor] = _actor_label(uow, event.actor, membership.user_id)
+        timeline.append(TimelineEntry(AuditEventView.of(event), labels[event.actor]))
+    removal = None
+    if membership.state == MembershipState.PURGE_PENDING:
+        removal = RemovalProgressView(
+            removed_rows=membership.removed_rows,
+            remaining_rows=_remaining_rows(uow, membership.id),
+            removal_due_by=membership.removal_due_by,
+            attempts=membership.attempts,
+            last_error=membership.last_error,
+            overdue=membership.removal_due_by is not None and membership.removal_due_by < now,
+        )
+    return MembershipDetails(
+        organization=OrganizationView.of(org),
+        membership=MembershipView.of(membership, grants),
+        timeline=tuple(timeline),
+        removal=removal,
+    )
