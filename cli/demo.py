@@ -4,17 +4,26 @@
 - fabrikam.example: privacy profile, external users may *not* leave.
 - northwind.example: no privacy profile (the leave setting cannot be changed).
 - woodgrove.example: the home organization of the work accounts below.
+
+Users: alice (home woodgrove; a guest of the other three, with grants and data
+in contoso), bob (a personal account with no home organization; a collaboration
+guest of contoso and a direct-connect guest of northwind), carol (disabled in
+contoso), dan (a direct-connect guest of contoso), erin (account disabled in her
+home organization; a guest of contoso), the admins of contoso (Global
+Administrator), fabrikam (External Identity Provider Administrator) and
+northwind, and ops (platform operator).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 from memberships import provisioning as p
 from memberships.clock import Clock
 from memberships.errors import AlreadyExists
 from memberships.principal import SYSTEM
+from store import queries
 from store.unit_of_work import UnitOfWork
 
 ORGANIZATIONS = [
@@ -48,6 +57,7 @@ USERS = [
     ("bob@personal.example", "Bob Example", None, True),
     ("carol@woodgrove.example", "Carol Example", "woodgrove.example", True),
     ("dan@personal.example", "Dan Example", None, True),
+    ("erin@woodgrove.example", "Erin Example", "woodgrove.example", False),
     ("admin@contoso.example", "Contoso Admin", "contoso.example", True),
     ("idp-admin@fabrikam.example", "Fabrikam IdP Admin", "fabrikam.example", True),
     ("admin@northwind.example", "Northwind Admin", "northwind.example", True),
@@ -63,6 +73,7 @@ GUESTS = [
     ("northwind.example", "bob@personal.example", "b2b-direct-connect", True),
     ("contoso.example", "carol@woodgrove.example", "b2b-collaboration", False),
     ("contoso.example", "dan@personal.example", "b2b-direct-connect", True),
+    ("contoso.example", "erin@woodgrove.example", "b2b-collaboration", True),
 ]
 
 GRANTS = [
@@ -89,10 +100,14 @@ ROLES = [
 
 
 def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> int:
-    """Create whatever of the demo is missing; returns how many objects were made."""
+    """Create whatever of the demo is missing; returns how many objects were made.
+
+    Safe to run again: what exists is skipped, and member data is added only to a
+    membership that has none, so reruns do not pile up records.
+    """
     made = 0
 
-    def attempt(call: Callable[[UnitOfWork], Any]) -> None:
+    def attempt(call: Callable[[UnitOfWork], object]) -> None:
         nonlocal made
         with uow_factory() as uow:
             try:
@@ -102,37 +117,60 @@ def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> int:
                 pass
 
     for domain, name, email, url, leave in ORGANIZATIONS:
-        attempt(
-            lambda u, a=(domain, name, email, url, leave): p.create_organization(
-                u, clock, SYSTEM, a[0], a[1], a[2], a[3], external_user_leave_allowed=a[4]
-            )
-        )
+        attempt(partial(_organization, clock, domain, name, email, url, leave))
     for email, name, home, enabled in USERS:
-        attempt(
-            lambda u, a=(email, name, home, enabled): p.create_user(
-                u, clock, SYSTEM, a[0], a[1], a[2], enabled=a[3]
-            )
-        )
+        attempt(partial(_user, clock, email, name, home, enabled))
     for org, user, kind, enabled in GUESTS:
-        attempt(
-            lambda u, a=(org, user, kind, enabled): p.add_guest(
-                u, clock, SYSTEM, a[0], a[1], a[2], enabled=a[3]
-            )
-        )
+        attempt(partial(_guest, clock, org, user, kind, enabled))
     for org, user, kind, name in GRANTS:
-        attempt(
-            lambda u, a=(org, user, kind, name): p.add_grant(
-                u, clock, SYSTEM, a[0], a[1], a[2], a[3]
-            )
-        )
-    fresh = made
+        attempt(partial(_grant, clock, org, user, kind, name))
     for org, user, count in DATA:
-        if fresh:  # data only on the first seeding, so reruns do not pile up records
-            attempt(
-                lambda u, a=(org, user, count): p.add_member_data(
-                    u, clock, SYSTEM, a[0], a[1], a[2]
-                )
-            )
-    for org, user, role in ROLES:
-        attempt(lambda u, a=(org, user, role): p.grant_role(u, clock, SYSTEM, a[1], a[2], a[0]))
+        attempt(partial(_data, clock, org, user, count))
+    for role_org, user, role in ROLES:
+        attempt(partial(_role, clock, role_org, user, role))
     return made
+
+
+def _organization(
+    clock: Clock,
+    domain: str,
+    name: str,
+    email: str | None,
+    url: str | None,
+    leave: bool,
+    uow: UnitOfWork,
+) -> object:
+    return p.create_organization(
+        uow, clock, SYSTEM, domain, name, email, url, external_user_leave_allowed=leave
+    )
+
+
+def _user(
+    clock: Clock, email: str, name: str, home: str | None, enabled: bool, uow: UnitOfWork
+) -> object:
+    return p.create_user(uow, clock, SYSTEM, email, name, home, enabled=enabled)
+
+
+def _guest(clock: Clock, org: str, user: str, kind: str, enabled: bool, uow: UnitOfWork) -> object:
+    return p.add_guest(uow, clock, SYSTEM, org, user, kind, enabled=enabled)
+
+
+def _grant(clock: Clock, org: str, user: str, kind: str, name: str, uow: UnitOfWork) -> object:
+    return p.add_grant(uow, clock, SYSTEM, org, user, kind, name)
+
+
+def _data(clock: Clock, org: str, user: str, count: int, uow: UnitOfWork) -> object:
+    organization = queries.find_organization(uow.session, org)
+    member = queries.find_user(uow.session, user)
+    membership = (
+        queries.live_membership(uow.session, member.id, organization.id)
+        if organization and member
+        else None
+    )
+    if membership is not None and queries.count_member_data(uow.session, membership.id):
+        raise AlreadyExists(f"{user} already has data in {org}.")
+    return p.add_member_data(uow, clock, SYSTEM, org, user, count)
+
+
+def _role(clock: Clock, org: str | None, user: str, role: str, uow: UnitOfWork) -> object:
+    return p.grant_role(uow, clock, SYSTEM, user, role, org)

@@ -16,6 +16,7 @@ adding a state or an event without documenting it fails loudly.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 
 from statemachine import State
 from statemachine.contrib.diagram import GraphvizNotFoundError
@@ -166,7 +167,7 @@ def _transition_rows() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def _markdown_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _markdown_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

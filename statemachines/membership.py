@@ -84,4 +84,6 @@ def next_state(state: str, kind: str, event: str, **kwargs: Any) -> str:
     return row.state
 
 
-EVENTS: tuple[str, ...] = tuple(e.id for e in MembershipLifecycle.events)
+# On the class, ``events`` is the list the metaclass builds; the stubs only know the
+# instance method of the same name.
+EVENTS: tuple[str, ...] = tuple(e.id for e in MembershipLifecycle.events)  # type: ignore[attr-defined]
