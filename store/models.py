@@ -227,3 +227,33 @@ class AuditEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key``: the first response, replayed when the request is retried.
+
+    Keyed by the caller and the key, so two callers never see each other's responses. A
+    row without ``status_code`` is a request still being carried out; one whose
+    ``locked_until`` has passed was abandoned (a crash) and may be taken over. The stored
+    response can hold a membership's personal fields, so ``membership_id`` lets data
+    removal erase it with the rest of the membership's data.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("principal_id", "key", name="uq_idempotency_keys_principal_key"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    principal_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
