@@ -1,0 +1,392 @@
+"""DESIGN.md §1, the member's side: addressing organizations, the Organizations list,
+leaving, and the cases where leaving is refused. Run through the use cases on a real
+database (SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import World
+from sqlalchemy import select
+
+from memberships import admin, provisioning, self_service, timers
+from memberships.errors import (
+    AccountDisabled,
+    HomeOrganization,
+    LeaveDenied,
+    LeaveDisabled,
+    NotFound,
+    TransitionNotAllowed,
+)
+from memberships.principal import SYSTEM
+from store.models import AuditEvent, Membership
+
+RETENTION = timedelta(days=30)  # the Policy default the fixtures use
+REMOVAL_WINDOW = timedelta(days=30)
+
+
+def _membership(world: World, org: str, user: str) -> Membership:
+    with world.uow() as uow:
+        row = uow.session.get(Membership, world.membership(org, user))
+        assert row is not None
+        uow.session.expunge(row)
+        return row
+
+
+def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
+    with world.uow() as uow:
+        rows = list(
+            uow.session.scalars(
+                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+            )
+        )
+        uow.session.expunge_all()
+        return rows
+
+
+def _last_audit_id(world: World) -> int:
+    with world.uow() as uow:
+        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
+
+
+# --- organizations are addressed by id or domain ------------------------------------------
+
+
+@pytest.mark.parametrize("address", ["id", "domain", "DOMAIN"])
+def test_an_organization_is_addressed_by_its_id_or_its_domain(world: World, address: str) -> None:
+    # Given the open organization's id and domain
+    ref = {
+        "id": world.orgs["open"],
+        "domain": "open.example",
+        "DOMAIN": " Open.Example ",
+    }[address]
+    # When ann looks at it and leaves it, addressing it one way
+    with world.uow() as uow:
+        entry = self_service.get_my_organization(uow, world.principal("ann"), ref)
+    with world.uow() as uow:
+        left = self_service.request_leave(uow, world.clock, world.principal("ann"), ref)
+    # Then the same organization and membership are found either way
+    assert entry.organization.id == world.orgs["open"]
+    assert left.id == world.membership("open", "ann")
+    assert left.state == "leave-pending"
+
+
+@pytest.mark.parametrize("address", ["id", "domain"])
+def test_an_admin_addresses_the_organization_by_id_or_domain(world: World, address: str) -> None:
+    # Given ann's soft-deleted membership in open
+    ref = world.orgs["open"] if address == "id" else "open.example"
+    membership_id = world.membership("open", "ann")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, world.principal("gadmin"), ref, membership_id)
+    # When the admin restores it addressing the organization that way
+    with world.uow() as uow:
+        restored = admin.restore(uow, world.clock, world.principal("gadmin"), ref, membership_id)
+    # Then it is restored
+    assert restored.state == "restored"
+
+
+@pytest.mark.parametrize(
+    "ref", ["nowhere.example", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "not a domain"]
+)
+def test_an_unknown_organization_is_not_found(world: World, ref: str) -> None:
+    # Given an address that names no organization
+    # When ann tries to leave it, Then it is not found and nothing is audited as a decision
+    before = _last_audit_id(world)
+    with world.uow() as uow, pytest.raises(NotFound):
+        self_service.request_leave(uow, world.clock, world.principal("ann"), ref)
+    assert _audit_after(world, before) == []
+
+
+# --- the Organizations list ----------------------------------------------------------------
+
+
+def test_the_home_organization_is_listed_first_and_never_leavable(world: World) -> None:
+    # Given ann, whose home is home.example and who is a guest of open, closed and bare
+    # When she lists her organizations
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, world.principal("ann"))
+    # Then home comes first, without a way to leave it; the others follow by name, each
+    # saying whether she can leave and, if not, why
+    listed = [
+        (e.organization.domain, e.is_home, e.can_leave, e.leave_blocked_reason) for e in entries
+    ]
+    assert listed == [
+        ("home.example", True, False, "home-organization"),
+        ("bare.example", False, True, None),
+        ("closed.example", False, False, "leave-disabled"),
+        ("open.example", False, True, None),
+    ]
+
+
+def test_a_personal_account_lists_its_organizations_without_a_home(world: World) -> None:
+    # Given pat, a personal account without a home organization, guest of open
+    # When pat lists organizations
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, world.principal("pat"))
+    # Then there is no home entry, only the organization pat collaborates with
+    assert [(e.organization.domain, e.is_home, e.can_leave) for e in entries] == [
+        ("open.example", False, True)
+    ]
+
+
+@pytest.mark.parametrize("user", ["off", "dis"])
+def test_a_disabled_account_is_listed_as_unable_to_leave(world: World, user: str) -> None:
+    # Given off (disabled in the home organization) and dis (disabled in open)
+    # When they list their organizations
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, world.principal(user))
+    # Then open is listed as not leavable because the account is disabled
+    open_entry = next(e for e in entries if e.organization.domain == "open.example")
+    assert open_entry.can_leave is False
+    assert open_entry.leave_blocked_reason == "account-disabled"
+
+
+def test_a_soft_deleted_membership_is_hidden_from_the_list(world: World) -> None:
+    # Given ann has left open and the leave was carried out
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    with world.uow() as uow:
+        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+    # When she lists her organizations
+    with world.uow() as uow:
+        domains = [
+            e.organization.domain
+            for e in self_service.list_organizations(uow, world.principal("ann"))
+        ]
+    # Then open is no longer there
+    assert "open.example" not in domains
+    assert domains[0] == "home.example"
+
+
+# --- leaving -------------------------------------------------------------------------------
+
+
+def test_a_collaboration_guest_leaves_and_is_soft_deleted_for_the_retention_period(
+    world: World, dispatcher: object
+) -> None:
+    # Given ann, a B2B collaboration guest of open, which lets external users leave
+    membership_id = world.membership("open", "ann")
+    asked_at = world.clock()
+    # When she leaves
+    with world.uow() as uow:
+        pending = self_service.request_leave(
+            uow, world.clock, world.principal("ann"), "open.example"
+        )
+    # Then the leave is accepted and handed to a worker after the commit
+    assert pending.state == "leave-pending"
+    assert pending.leave_requested_at == asked_at
+    assert ("complete_leave", membership_id) in dispatcher.sent  # type: ignore[attr-defined]
+    # When the worker carries it out a minute later
+    done_at = world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        done = timers.complete_leave(uow, world.clock, membership_id)
+    # Then the membership is soft-deleted and its purge is due after the retention period
+    assert done is not None
+    assert done.state == "soft-deleted"
+    assert done.soft_deleted_at == done_at
+    assert done.purge_due_at == done_at + RETENTION
+    assert done.removal_due_by is None
+    assert done.email == "ann@mail.example"  # still restorable: nothing erased yet
+
+
+def test_a_direct_connect_guest_leaving_starts_data_removal_at_once(
+    world: World, dispatcher: object
+) -> None:
+    # Given pat, a B2B direct connect guest of open
+    membership_id = world.membership("open", "pat")
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("pat"), "open.example")
+    # When the leave is carried out
+    started_at = world.clock.advance(timedelta(seconds=5))
+    with world.uow() as uow:
+        done = timers.complete_leave(uow, world.clock, membership_id)
+    # Then there is no soft-deleted period: data removal starts, due within the window
+    assert done is not None
+    assert done.state == "purge-pending"
+    assert done.soft_deleted_at is None
+    assert done.purge_due_at is None
+    assert done.purge_started_at == started_at
+    assert done.removal_due_by == started_at + REMOVAL_WINDOW
+    assert ("remove_data", membership_id) in dispatcher.sent  # type: ignore[attr-defined]
+
+
+def test_completing_a_leave_twice_changes_nothing(world: World) -> None:
+    # Given ann's leave of open has been carried out
+    membership_id = world.membership("open", "ann")
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    with world.uow() as uow:
+        timers.complete_leave(uow, world.clock, membership_id)
+    version = _membership(world, "open", "ann").version
+    # When the worker's message is delivered again
+    with world.uow() as uow:
+        again = timers.complete_leave(uow, world.clock, membership_id)
+    # Then nothing happens
+    assert again is None
+    assert _membership(world, "open", "ann").version == version
+
+
+def test_a_restored_membership_can_be_left_again(world: World) -> None:
+    # Given ann's membership in open was removed and restored
+    membership_id = world.membership("open", "ann")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    with world.uow() as uow:
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    # When she leaves
+    with world.uow() as uow:
+        left = self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    # Then the leave is accepted
+    assert left.state == "leave-pending"
+
+
+def test_a_pending_leave_cannot_be_requested_twice(world: World) -> None:
+    # Given ann's leave of open is pending
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    before = _last_audit_id(world)
+    # When she asks again, Then the lifecycle refuses it and the refusal is audited
+    with world.uow() as uow, pytest.raises(TransitionNotAllowed):
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    [denial] = _audit_after(world, before)
+    assert (denial.outcome, denial.reason, denial.from_state) == (
+        "denied",
+        "transition-not-allowed",
+        "leave-pending",
+    )
+
+
+def test_a_member_cannot_leave_for_someone_else(world: World) -> None:
+    # Given pat, who is not a member of closed (ann is)
+    # When pat asks to leave closed, Then it is not found: self-service acts only on the
+    # caller's own memberships, and ann's membership is untouched
+    with world.uow() as uow, pytest.raises(NotFound):
+        self_service.request_leave(uow, world.clock, world.principal("pat"), "closed.example")
+    assert _membership(world, "closed", "ann").state == "active"
+
+
+# --- when leaving is refused ---------------------------------------------------------------
+
+OPEN_CONTACTS = {
+    "privacy_contact_email": "privacy@open.example",
+    "privacy_statement_url": "https://open.example/privacy",
+}
+CLOSED_CONTACTS = {
+    "privacy_contact_email": "privacy@closed.example",
+    "privacy_statement_url": "https://closed.example/p",
+}
+
+
+@pytest.mark.parametrize(
+    ("user", "org", "error", "contacts"),
+    [
+        pytest.param("ann", "home", HomeOrganization, {}, id="home-organization"),
+        pytest.param("off", "open", AccountDisabled, OPEN_CONTACTS, id="disabled-at-home"),
+        pytest.param("dis", "open", AccountDisabled, OPEN_CONTACTS, id="disabled-in-org"),
+        pytest.param("ann", "closed", LeaveDisabled, CLOSED_CONTACTS, id="org-disallows"),
+    ],
+)
+def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
+    world: World,
+    dispatcher: object,
+    user: str,
+    org: str,
+    error: type[LeaveDenied],
+    contacts: dict[str, str],
+) -> None:
+    # Given a membership the member may not leave on their own
+    if org == "home":
+        with world.uow() as uow:
+            membership = uow.session.scalar(
+                select(Membership).where(
+                    Membership.user_id == world.users[user],
+                    Membership.organization_id == world.orgs["home"],
+                )
+            )
+            assert membership is not None
+            membership_id, version = membership.id, membership.version
+    else:
+        row = _membership(world, org, user)
+        membership_id, version = row.id, row.version
+    before = _last_audit_id(world)
+    # When they ask to leave
+    with world.uow() as uow, pytest.raises(error) as refused:
+        self_service.request_leave(uow, world.clock, world.principal(user), world.orgs[org])
+    # Then the answer has its own code, tells them to contact the admin or privacy contact,
+    # and carries exactly the contacts the organization has
+    assert refused.value.code == error.code
+    assert refused.value.extra["contacts"] == contacts
+    assert "admin" in refused.value.detail
+    # And nothing changed and nothing was sent to a worker
+    with world.uow() as uow:
+        after = uow.session.get(Membership, membership_id)
+        assert after is not None
+        assert (after.state, after.version, after.leave_requested_at) == (
+            "active",
+            version,
+            None,
+        )
+    assert dispatcher.sent == []  # type: ignore[attr-defined]
+    # And the denial is in the audit log: who, what, from which state, why
+    [denial] = _audit_after(world, before)
+    assert denial.actor == world.users[user]
+    assert denial.action == "request_leave"
+    assert denial.outcome == "denied"
+    assert denial.reason == error.code
+    assert denial.membership_id == membership_id
+    assert denial.organization_id == world.orgs[org]
+    assert denial.from_state == "active"
+    assert denial.to_state is None
+
+
+@pytest.mark.parametrize(
+    ("privacy_email", "privacy_url", "contacts"),
+    [
+        (None, None, {}),
+        ("privacy@half.example", None, {"privacy_contact_email": "privacy@half.example"}),
+        (
+            None,
+            "https://half.example/privacy",
+            {"privacy_statement_url": "https://half.example/privacy"},
+        ),
+    ],
+)
+def test_a_refused_leave_shows_only_the_contacts_the_organization_has(
+    world: World, privacy_email: str | None, privacy_url: str | None, contacts: dict[str, str]
+) -> None:
+    # Given an organization with part of a privacy profile, and a disabled guest in it
+    with world.uow() as uow:
+        provisioning.create_organization(
+            uow, world.clock, SYSTEM, "half.example", "Half", privacy_email, privacy_url
+        )
+    with world.uow() as uow:
+        provisioning.add_guest(
+            uow,
+            world.clock,
+            SYSTEM,
+            "half.example",
+            world.users["ann"],
+            "b2b-collaboration",
+            enabled=False,
+        )
+    # When the guest asks to leave
+    with world.uow() as uow, pytest.raises(AccountDisabled) as refused:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "half.example")
+    # Then only what the organization has is shown, nothing made up
+    assert refused.value.extra["contacts"] == contacts
+
+
+def test_a_member_may_leave_once_the_organization_allows_it_again(world: World) -> None:
+    # Given closed disallows leaving, and its admin changes that
+    with world.uow() as uow:
+        admin.set_external_user_leave_allowed(
+            uow, world.clock, world.principal("cadmin"), "closed.example", True
+        )
+    # When ann leaves closed
+    with world.uow() as uow:
+        left = self_service.request_leave(
+            uow, world.clock, world.principal("ann"), "closed.example"
+        )
+    # Then it is accepted
+    assert left.state == "leave-pending"
