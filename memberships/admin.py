@@ -19,7 +19,7 @@ from memberships.errors import HomeOrganization, PrivacyProfileRequired, Restore
 from memberships.principal import Principal
 from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
-from statemachines.membership import MembershipKind
+from statemachines.membership import MembershipKind, MembershipState
 from store import queries
 from store.unit_of_work import UnitOfWork
 
@@ -119,13 +119,20 @@ def restore(
     """Bring a soft-deleted membership back with exactly the grants it had.
 
     Grants are never touched by a soft delete, so they come back as they were. Raises
-    ``RestoreWindowClosed`` once ``purge_due_at`` has passed (audited).
+    ``RestoreWindowClosed`` when the membership is still soft-deleted but its
+    ``purge_due_at`` has passed, and ``TransitionNotAllowed`` from any other state (a
+    purge is irrevocable, whether an admin or the retention timer started it); both
+    audited.
     """
     now = clock()
     org = organization_or_404(uow, org_ref)
     require_admin(uow, now, principal, org, "restore")
     membership = membership_in(uow, org, membership_id)
-    if membership.purge_due_at is not None and membership.purge_due_at <= now:
+    if (
+        membership.state == MembershipState.SOFT_DELETED
+        and membership.purge_due_at is not None
+        and membership.purge_due_at <= now
+    ):
         deny(
             uow,
             now,

@@ -1,0 +1,457 @@
+"""DESIGN.md §1, the admin's side: the privacy profile, the external user leave setting,
+who may administer an organization, removal, restore and permanent deletion."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import World
+from sqlalchemy import func, select
+
+from memberships import admin
+from memberships.errors import (
+    Forbidden,
+    HomeOrganization,
+    InvalidInput,
+    PreconditionFailed,
+    PrivacyProfileRequired,
+    RestoreWindowClosed,
+    TransitionNotAllowed,
+)
+from memberships.principal import SYSTEM
+from store.models import AuditEvent, Grant, MemberData, Membership, Organization
+
+RETENTION = timedelta(days=30)
+REMOVAL_WINDOW = timedelta(days=30)
+
+
+def _row(world: World, membership_id: str) -> Membership:
+    with world.uow() as uow:
+        row = uow.session.get(Membership, membership_id)
+        assert row is not None
+        uow.session.expunge(row)
+        return row
+
+
+def _org(world: World, key: str) -> Organization:
+    with world.uow() as uow:
+        org = uow.session.get(Organization, world.orgs[key])
+        assert org is not None
+        uow.session.expunge(org)
+        return org
+
+
+def _last_audit_id(world: World) -> int:
+    with world.uow() as uow:
+        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
+
+
+def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
+    with world.uow() as uow:
+        rows = list(
+            uow.session.scalars(
+                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+            )
+        )
+        uow.session.expunge_all()
+        return rows
+
+
+def _grants(world: World, membership_id: str) -> list[tuple[str, str, str, object]]:
+    with world.uow() as uow:
+        return [
+            (g.id, g.kind, g.name, g.granted_at)
+            for g in uow.session.scalars(
+                select(Grant).where(Grant.membership_id == membership_id).order_by(Grant.id)
+            )
+        ]
+
+
+def _data_rows(world: World, membership_id: str) -> int:
+    with world.uow() as uow:
+        return (
+            uow.session.scalar(
+                select(func.count())
+                .select_from(MemberData)
+                .where(MemberData.membership_id == membership_id)
+            )
+            or 0
+        )
+
+
+def _soft_delete(world: World, org: str = "open", user: str = "ann") -> str:
+    membership_id = world.membership(org, user)
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs[org], membership_id)
+    return membership_id
+
+
+# --- the privacy profile -------------------------------------------------------------------
+
+
+def test_an_admin_sets_the_privacy_profile(world: World) -> None:
+    # Given bare has no privacy profile
+    # When its admin sets one
+    with world.uow() as uow:
+        view = admin.set_privacy_profile(
+            uow,
+            world.clock,
+            world.principal("bareadmin"),
+            "bare.example",
+            " Privacy@Bare.Example ",
+            "https://bare.example/privacy",
+        )
+    # Then the organization has it (the e-mail normalized) and the change is audited
+    assert view.has_privacy_profile
+    stored = _org(world, "bare")
+    assert stored.privacy_contact_email == "privacy@bare.example"
+    assert stored.privacy_statement_url == "https://bare.example/privacy"
+
+
+@pytest.mark.parametrize(
+    ("email", "url", "field"),
+    [
+        ("not-an-email", "https://bare.example/privacy", "contactEmail"),
+        ("", "https://bare.example/privacy", "contactEmail"),
+        ("privacy@", "https://bare.example/privacy", "contactEmail"),
+        ("privacy@bare.example", "ftp://bare.example/privacy", "statementUrl"),
+        ("privacy@bare.example", "javascript:alert(1)", "statementUrl"),
+        ("privacy@bare.example", "bare.example/privacy", "statementUrl"),
+        ("privacy@bare.example", "https://", "statementUrl"),
+        ("privacy@bare.example", "https://bare.example/" + "p" * 235, "statementUrl"),
+    ],
+)
+def test_an_invalid_privacy_profile_is_refused_and_changes_nothing(
+    world: World, email: str, url: str, field: str
+) -> None:
+    # Given bare without a privacy profile
+    # When its admin gives a bad e-mail or a URL that is not http(s) or longer than 255
+    with world.uow() as uow, pytest.raises(InvalidInput) as refused:
+        admin.set_privacy_profile(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", email, url
+        )
+    # Then the error names the field and the organization is unchanged
+    assert refused.value.extra["field"] == field
+    stored = _org(world, "bare")
+    assert (stored.privacy_contact_email, stored.privacy_statement_url) == (None, None)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_statement_url_of_255_characters_is_accepted(world: World, scheme: str) -> None:
+    # Given an http(s) URL exactly 255 characters long
+    prefix = f"{scheme}://bare.example/"
+    url = prefix + "p" * (255 - len(prefix))
+    assert len(url) == 255
+    # When it is set, Then it is kept as given
+    with world.uow() as uow:
+        admin.set_privacy_profile(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", "p@bare.example", url
+        )
+    assert _org(world, "bare").privacy_statement_url == url
+
+
+# --- the external user leave setting -------------------------------------------------------
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_leave_setting_is_refused_without_a_privacy_profile(
+    world: World, allowed: bool
+) -> None:
+    # Given bare has no privacy profile
+    before = _last_audit_id(world)
+    # When its admin changes the external user leave setting
+    with world.uow() as uow, pytest.raises(PrivacyProfileRequired) as refused:
+        admin.set_external_user_leave_allowed(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", allowed
+        )
+    # Then the change is refused with a clear error, nothing changed, and it is audited
+    assert "privacy profile" in refused.value.detail
+    assert _org(world, "bare").external_user_leave_allowed is True
+    [denial] = _audit_after(world, before)
+    assert (denial.action, denial.outcome, denial.reason, denial.organization_id) == (
+        "set_external_user_leave_allowed",
+        "denied",
+        "privacy-profile-required",
+        world.orgs["bare"],
+    )
+
+
+def test_the_leave_setting_can_change_once_a_privacy_profile_exists(world: World) -> None:
+    # Given bare gets a privacy profile
+    with world.uow() as uow:
+        admin.set_privacy_profile(
+            uow,
+            world.clock,
+            world.principal("bareadmin"),
+            "bare.example",
+            "privacy@bare.example",
+            "https://bare.example/privacy",
+        )
+    # When its admin disallows leaving
+    with world.uow() as uow:
+        view = admin.set_external_user_leave_allowed(
+            uow, world.clock, world.principal("bareadmin"), world.orgs["bare"], False
+        )
+    # Then the setting is stored
+    assert view.external_user_leave_allowed is False
+    assert _org(world, "bare").external_user_leave_allowed is False
+
+
+# --- admin roles ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role_holder", ["gadmin", "idpadmin"])
+def test_either_admin_role_may_administer_its_organization(world: World, role_holder: str) -> None:
+    # Given a Global Administrator and an External Identity Provider Administrator of open
+    actor = world.principal(role_holder)
+    membership_id = world.membership("open", "ann")
+    # When either one changes the settings, removes, restores and removes again
+    with world.uow() as uow:
+        admin.set_external_user_leave_allowed(uow, world.clock, actor, "open.example", False)
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, actor, "open.example", membership_id)
+    with world.uow() as uow:
+        restored = admin.restore(uow, world.clock, actor, "open.example", membership_id)
+    # Then each is done and audited with that admin as the actor
+    assert restored.state == "restored"
+    assert _org(world, "open").external_user_leave_allowed is False
+    with world.uow() as uow:
+        actions = set(
+            uow.session.scalars(
+                select(AuditEvent.action).where(
+                    AuditEvent.actor == world.users[role_holder], AuditEvent.outcome == "allowed"
+                )
+            )
+        )
+    assert actions == {"set_external_user_leave_allowed", "remove", "restore"}
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        pytest.param("ann", id="a-member-without-role"),
+        pytest.param("cadmin", id="admin-of-another-organization"),
+        pytest.param("ops", id="platform-operator"),
+    ],
+)
+@pytest.mark.parametrize("operation", ["remove", "restore", "purge", "settings", "privacy"])
+def test_admin_operations_need_an_admin_role_in_that_organization(
+    world: World, actor: str, operation: str
+) -> None:
+    # Given a soft-deleted membership in open, and someone without an admin role in open
+    membership_id = _soft_delete(world, "open", "ann")
+    other = world.membership("open", "pat")
+    before = _last_audit_id(world)
+    version = _row(world, membership_id).version
+    principal = world.principal(actor)
+    # When they try an admin operation on open
+    with world.uow() as uow, pytest.raises(Forbidden) as refused:
+        match operation:
+            case "remove":
+                admin.remove(uow, world.clock, principal, "open.example", other)
+            case "restore":
+                admin.restore(uow, world.clock, principal, "open.example", membership_id)
+            case "purge":
+                admin.purge(uow, world.clock, principal, "open.example", membership_id)
+            case "settings":
+                admin.set_external_user_leave_allowed(
+                    uow, world.clock, principal, "open.example", False
+                )
+            case "privacy":
+                admin.set_privacy_profile(
+                    uow, world.clock, principal, "open.example", "x@evil.example", "https://e.x"
+                )
+    # Then it is forbidden, nothing changed, and the denial is audited
+    assert refused.value.code == "forbidden"
+    assert _row(world, membership_id).version == version
+    assert _row(world, other).state == "active"
+    stored = _org(world, "open")
+    assert stored.external_user_leave_allowed is True
+    assert stored.privacy_contact_email == "privacy@open.example"
+    [denial] = _audit_after(world, before)
+    assert (denial.actor, denial.outcome, denial.reason, denial.organization_id) == (
+        world.users[actor],
+        "denied",
+        "forbidden",
+        world.orgs["open"],
+    )
+
+
+# --- removal, restore, permanent deletion --------------------------------------------------
+
+
+def test_an_admin_removal_soft_deletes_a_collaboration_guest(world: World) -> None:
+    # Given ann, a collaboration guest of open with grants and data
+    membership_id = world.membership("open", "ann")
+    # When the admin removes her
+    with world.uow() as uow:
+        removed = admin.remove(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+    # Then she is soft-deleted for the retention period, with grants and data kept
+    assert removed.state == "soft-deleted"
+    assert removed.purge_due_at == world.clock() + RETENTION
+    assert len(_grants(world, membership_id)) == 2
+    assert _data_rows(world, membership_id) == 120
+
+
+def test_an_admin_removal_of_a_direct_connect_guest_starts_data_removal(
+    world: World, dispatcher: object
+) -> None:
+    # Given pat, a direct-connect guest of open
+    membership_id = world.membership("open", "pat")
+    # When the admin removes pat
+    with world.uow() as uow:
+        removed = admin.remove(
+            uow, world.clock, world.principal("idpadmin"), "open.example", membership_id
+        )
+    # Then data removal starts at once, due within the window
+    assert removed.state == "purge-pending"
+    assert removed.removal_due_by == world.clock() + REMOVAL_WINDOW
+    assert ("remove_data", membership_id) in dispatcher.sent  # type: ignore[attr-defined]
+
+
+def test_a_home_account_cannot_be_removed_as_a_guest(world: World) -> None:
+    # Given gadmin's own home membership in open
+    with world.uow() as uow:
+        home = uow.session.scalar(
+            select(Membership).where(
+                Membership.user_id == world.users["gadmin"],
+                Membership.organization_id == world.orgs["open"],
+            )
+        )
+        assert home is not None and home.kind == "home"
+        home_id = home.id
+    # When an admin of open tries to remove it, Then it is refused and stays active
+    with world.uow() as uow, pytest.raises(HomeOrganization):
+        admin.remove(uow, world.clock, world.principal("idpadmin"), "open.example", home_id)
+    assert _row(world, home_id).state == "active"
+
+
+def test_restore_brings_back_exactly_the_grants_it_had(world: World) -> None:
+    # Given ann's membership in open with a group and an app role, soft-deleted
+    membership_id = world.membership("open", "ann")
+    grants_before = _grants(world, membership_id)
+    assert {(kind, name) for _, kind, name, _ in grants_before} == {
+        ("group", "Sales"),
+        ("app-role", "Reader"),
+    }
+    _soft_delete(world)
+    world.clock.advance(RETENTION - timedelta(seconds=1))
+    # When the admin restores it one second before the purge is due
+    with world.uow() as uow:
+        restored = admin.restore(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+    # Then it is restored with exactly the same grants (same ids, names and dates) and data
+    assert restored.state == "restored"
+    assert restored.restored_at == world.clock()
+    assert restored.purge_due_at is None
+    assert sorted((g.id, g.kind, g.name, g.granted_at) for g in restored.grants) == sorted(
+        grants_before
+    )
+    assert _grants(world, membership_id) == grants_before
+    assert _data_rows(world, membership_id) == 120
+
+
+@pytest.mark.parametrize("after_due", [timedelta(0), timedelta(days=3)])
+def test_restore_is_refused_once_the_retention_period_has_ended(
+    world: World, after_due: timedelta
+) -> None:
+    # Given a soft-deleted membership whose purge is due now or has been for a while
+    membership_id = _soft_delete(world)
+    world.clock.advance(RETENTION + after_due)
+    before = _last_audit_id(world)
+    # When the admin tries to restore it
+    with world.uow() as uow, pytest.raises(RestoreWindowClosed):
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    # Then it stays soft-deleted and the refusal is audited
+    assert _row(world, membership_id).state == "soft-deleted"
+    [denial] = _audit_after(world, before)
+    assert (denial.action, denial.outcome, denial.reason) == (
+        "restore",
+        "denied",
+        "restore-window-closed",
+    )
+
+
+def test_permanent_deletion_is_irrevocable(world: World, dispatcher: object) -> None:
+    # Given a soft-deleted membership
+    membership_id = _soft_delete(world)
+    # When the admin deletes it permanently
+    with world.uow() as uow:
+        purged = admin.purge(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+    # Then data removal starts, due within the window
+    assert purged.state == "purge-pending"
+    assert purged.purge_started_at == world.clock()
+    assert purged.removal_due_by == world.clock() + REMOVAL_WINDOW
+    assert ("remove_data", membership_id) in dispatcher.sent  # type: ignore[attr-defined]
+    # And a restore, before or after the original purge date, is not allowed
+    for moment in (timedelta(days=1), RETENTION):
+        world.clock.advance(moment)
+        with world.uow() as uow, pytest.raises(TransitionNotAllowed):
+            admin.restore(
+                uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+            )
+        assert _row(world, membership_id).state == "purge-pending"
+
+
+@pytest.mark.parametrize("operation", ["restore", "purge"])
+def test_an_active_membership_can_be_neither_restored_nor_purged(
+    world: World, operation: str
+) -> None:
+    # Given ann's active membership in open
+    membership_id = world.membership("open", "ann")
+    call = admin.restore if operation == "restore" else admin.purge
+    # When the admin tries it, Then the lifecycle refuses and nothing changes
+    with world.uow() as uow, pytest.raises(TransitionNotAllowed):
+        call(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    assert _row(world, membership_id).state == "active"
+
+
+@pytest.mark.parametrize("operation", ["remove", "restore", "purge"])
+def test_a_stale_expected_version_is_a_failed_precondition(world: World, operation: str) -> None:
+    # Given a membership read at some version, then changed by someone else
+    membership_id = world.membership("open", "ann")
+    seen = _row(world, membership_id).version
+    if operation != "remove":
+        _soft_delete(world)
+    current = _row(world, membership_id)
+    stale = seen if operation != "remove" else seen - 1
+    before = _last_audit_id(world)
+    # When the admin acts with the version they saw
+    call = {"remove": admin.remove, "restore": admin.restore, "purge": admin.purge}[operation]
+    with world.uow() as uow, pytest.raises(PreconditionFailed):
+        call(
+            uow,
+            world.clock,
+            world.principal("gadmin"),
+            "open.example",
+            membership_id,
+            expected_version=stale,
+        )
+    # Then nothing changes and the refusal is audited
+    after = _row(world, membership_id)
+    assert (after.state, after.version) == (current.state, current.version)
+    [denial] = _audit_after(world, before)
+    assert (denial.action, denial.reason) == (operation, "precondition-failed")
+
+
+def test_the_current_expected_version_is_accepted(world: World) -> None:
+    # Given the version the admin read
+    membership_id = world.membership("open", "ann")
+    version = _row(world, membership_id).version
+    # When they remove with it, Then it is done and the version moves on
+    with world.uow() as uow:
+        removed = admin.remove(
+            uow,
+            world.clock,
+            world.principal("gadmin"),
+            "open.example",
+            membership_id,
+            expected_version=version,
+        )
+    assert removed.version == version + 1
