@@ -19,7 +19,7 @@ from memberships.errors import (
     RestoreWindowClosed,
     TransitionNotAllowed,
 )
-from memberships.principal import SYSTEM
+from memberships.principal import SYSTEM, Principal
 from store.models import AuditEvent, Grant, MemberData, Membership, Organization
 
 RETENTION = timedelta(days=30)
@@ -227,33 +227,27 @@ def test_either_admin_role_may_administer_its_organization(world: World, role_ho
     assert actions == {"set_external_user_leave_allowed", "remove", "restore"}
 
 
-@pytest.mark.parametrize(
-    "actor",
-    [
-        pytest.param("ann", id="a-member-without-role"),
-        pytest.param("cadmin", id="admin-of-another-organization"),
-        pytest.param("ops", id="platform-operator"),
-    ],
-)
-@pytest.mark.parametrize("operation", ["remove", "restore", "purge", "settings", "privacy"])
-def test_admin_operations_need_an_admin_role_in_that_organization(
-    world: World, actor: str, operation: str
+# Each admin operation and the action its audit entry names.
+ADMIN_OPERATIONS = {
+    "remove": "remove",
+    "restore": "restore",
+    "purge": "purge",
+    "settings": "set_external_user_leave_allowed",
+    "privacy": "set_privacy_profile",
+}
+
+
+def _try_admin_operation(
+    world: World, principal: Principal, operation: str, soft_deleted: str, active: str
 ) -> None:
-    # Given a soft-deleted membership in open, and someone without an admin role in open
-    membership_id = _soft_delete(world, "open", "ann")
-    other = world.membership("open", "pat")
-    before = _last_audit_id(world)
-    version = _row(world, membership_id).version
-    principal = world.principal(actor)
-    # When they try an admin operation on open
-    with world.uow() as uow, pytest.raises(Forbidden) as refused:
+    with world.uow() as uow:
         match operation:
             case "remove":
-                admin.remove(uow, world.clock, principal, "open.example", other)
+                admin.remove(uow, world.clock, principal, "open.example", active)
             case "restore":
-                admin.restore(uow, world.clock, principal, "open.example", membership_id)
+                admin.restore(uow, world.clock, principal, "open.example", soft_deleted)
             case "purge":
-                admin.purge(uow, world.clock, principal, "open.example", membership_id)
+                admin.purge(uow, world.clock, principal, "open.example", soft_deleted)
             case "settings":
                 admin.set_external_user_leave_allowed(
                     uow, world.clock, principal, "open.example", False
@@ -262,20 +256,44 @@ def test_admin_operations_need_an_admin_role_in_that_organization(
                 admin.set_privacy_profile(
                     uow, world.clock, principal, "open.example", "x@evil.example", "https://e.x"
                 )
-    # Then it is forbidden, nothing changed, and the denial is audited
-    assert refused.value.code == "forbidden"
-    assert _row(world, membership_id).version == version
-    assert _row(world, other).state == "active"
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        pytest.param("ann", id="a-member-without-role"),
+        pytest.param("cadmin", id="admin-of-another-organization"),
+        pytest.param("ops", id="platform-operator"),
+    ],
+)
+def test_admin_operations_need_an_admin_role_in_that_organization(world: World, actor: str) -> None:
+    # Given a soft-deleted and an active membership in open, and someone without an admin
+    # role in open
+    soft_deleted = _soft_delete(world, "open", "ann")
+    active = world.membership("open", "pat")
+    version = _row(world, soft_deleted).version
+    principal = world.principal(actor)
+    for operation in ADMIN_OPERATIONS:
+        before = _last_audit_id(world)
+        # When they try each admin operation on open
+        with pytest.raises(Forbidden) as refused:
+            _try_admin_operation(world, principal, operation, soft_deleted, active)
+        # Then it is forbidden and the denial is audited
+        assert refused.value.code == "forbidden", operation
+        [denial] = _audit_after(world, before)
+        assert (denial.actor, denial.action, denial.outcome, denial.reason) == (
+            world.users[actor],
+            ADMIN_OPERATIONS[operation],
+            "denied",
+            "forbidden",
+        )
+        assert denial.organization_id == world.orgs["open"]
+    # And nothing changed
+    assert _row(world, soft_deleted).version == version
+    assert _row(world, active).state == "active"
     stored = _org(world, "open")
     assert stored.external_user_leave_allowed is True
     assert stored.privacy_contact_email == "privacy@open.example"
-    [denial] = _audit_after(world, before)
-    assert (denial.actor, denial.outcome, denial.reason, denial.organization_id) == (
-        world.users[actor],
-        "denied",
-        "forbidden",
-        world.orgs["open"],
-    )
 
 
 # --- removal, restore, permanent deletion --------------------------------------------------
