@@ -35,11 +35,17 @@ class AccountView:
 @dataclass(frozen=True, slots=True)
 class OrganizationsOverview:
     """What the Organizations page shows: the home organization, the others, and the one
-    asked for with ``?tenantId=`` (in any state until it is purged)."""
+    asked for with ``?tenantId=`` (in any state until it is purged).
+
+    ``not_a_member`` is the reference asked for when the caller has no membership there
+    (never had one, or it has been purged since): the page says so instead of failing,
+    because "gone" is what a member who just left expects to see in the end.
+    """
 
     home: OrganizationEntry | None
     others: tuple[OrganizationEntry, ...]
     focus: OrganizationEntry | None
+    not_a_member: str | None = None
 
 
 def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
@@ -76,13 +82,18 @@ def organizations_overview(
     uow: UnitOfWork, principal: Principal, tenant_ref: str | None = None
 ) -> OrganizationsOverview:
     """The caller's Organizations page: home first, then the others, plus the one named
-    by ``tenant_ref`` (id or domain). Raises ``NotFound`` when the caller is not a member
-    of ``tenant_ref``."""
+    by ``tenant_ref`` (id or domain). Raises ``NotFound`` only when the caller's own user
+    is unknown."""
     entries = list_organizations(uow, principal)
-    focus = get_my_organization(uow, principal, tenant_ref) if tenant_ref else None
-    home = next((e for e in entries if e.is_home), None)
+    focus, not_a_member = None, None
+    if tenant_ref:
+        try:
+            focus = get_my_organization(uow, principal, tenant_ref)
+        except NotFound:
+            not_a_member = tenant_ref
     return OrganizationsOverview(
-        home=home,
+        home=next((e for e in entries if e.is_home), None),
         others=tuple(e for e in entries if not e.is_home),
         focus=focus,
+        not_a_member=not_a_member,
     )

@@ -72,11 +72,15 @@ def test_overview_of_a_user_without_home_has_no_home_section(world):
     assert [e.organization.domain for e in overview.others] == ["open.example"]
 
 
-def test_overview_refuses_an_organization_the_user_is_not_in(world):
+def test_overview_says_when_the_user_is_not_a_member_of_the_organization_asked_for(world):
     # Given pat is not a member of closed.example
-    # When pat opens the overview on it, Then it is not found
-    with world.uow() as uow, pytest.raises(NotFound):
-        accounts.organizations_overview(uow, world.principal("pat"), "closed.example")
+    # When pat opens the overview on it
+    with world.uow() as uow:
+        overview = accounts.organizations_overview(uow, world.principal("pat"), "closed.example")
+    # Then nothing is focused and the page can say pat is not a member there
+    assert overview.focus is None
+    assert overview.not_a_member == "closed.example"
+    assert [e.organization.domain for e in overview.others] == ["open.example"]
 
 
 def test_overview_still_shows_a_left_organization_when_asked_for_it(world):
