@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from memberships.clock import Clock
-from memberships.decisions import apply_event
+from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from memberships.timers import WORKER
 from statemachines.membership import MembershipState
@@ -29,7 +29,10 @@ from store.unit_of_work import UnitOfWork
 class Remover(Protocol):
     """Erases one data store's records of a membership, at most ``limit`` per call."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Names the data store in progress reports and errors."""
+        ...
 
     def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
         """Delete up to ``limit`` records; return how many were deleted (0: none left)."""
@@ -132,15 +135,26 @@ def finish_removal(
     """``purge-pending`` → ``purged``: only when no remover has anything left.
 
     Erases the personal fields in the same transaction; the tombstone keeps ids,
-    states and timestamps. Raises ``TransitionNotAllowed`` while data remains.
+    states and timestamps. Raises ``TransitionNotAllowed`` while data remains (audited,
+    like every refused decision).
     """
+    now = clock()
     membership = uow.session.get(Membership, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return
     left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
     if left:
-        raise TransitionNotAllowed(f"Data remains in: {', '.join(left)}.", remaining=left)
-    apply_event(uow, clock(), WORKER, membership, "finish_removal")
+        deny(
+            uow,
+            now,
+            WORKER,
+            "finish_removal",
+            TransitionNotAllowed(f"Data remains in: {', '.join(left)}.", remaining=left),
+            organization_id=membership.organization_id,
+            membership_id=membership.id,
+            from_state=membership.state,
+        )
+    apply_event(uow, now, WORKER, membership, "finish_removal")
     uow.commit()
 
 
