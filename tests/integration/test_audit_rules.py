@@ -1,0 +1,252 @@
+"""DESIGN.md §1: every decision, allowed or denied, is written to the audit log — who,
+what, when, from which state to which, and why — and a denial changes nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from conftest import World
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from memberships import admin, self_service, timers
+from memberships.errors import LifecycleError
+from memberships.principal import SYSTEM
+from memberships.removal import remove_all_data
+from store import queries
+from store.models import AuditEvent, Membership, Organization
+from store.unit_of_work import UnitOfWork
+
+Snapshot = tuple[list[tuple[str, str, int]], list[tuple[str, bool, str | None]]]
+
+
+def _snapshot(world: World) -> Snapshot:
+    """Everything a decision could change: memberships and organization settings."""
+    with world.uow() as uow:
+        memberships = [
+            (m.id, m.state, m.version)
+            for m in uow.session.scalars(select(Membership).order_by(Membership.id))
+        ]
+        orgs = [
+            (o.id, o.external_user_leave_allowed, o.privacy_contact_email)
+            for o in uow.session.scalars(select(Organization).order_by(Organization.id))
+        ]
+    return memberships, orgs
+
+
+def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
+    with world.uow() as uow:
+        rows = list(
+            uow.session.scalars(
+                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+            )
+        )
+        uow.session.expunge_all()
+        return rows
+
+
+def _last_audit_id(world: World) -> int:
+    with world.uow() as uow:
+        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
+
+
+def _soft_delete(world: World) -> str:
+    membership_id = world.membership("open", "ann")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, "open.example", membership_id)
+    return membership_id
+
+
+# Each case: how to set it up (returning the decision to attempt), the actor, the action
+# and the code the audit entry must carry.
+Attempt = Callable[[UnitOfWork], object]
+
+
+def _leave(world: World, user: str, org: str) -> Attempt:
+    return lambda uow: self_service.request_leave(uow, world.clock, world.principal(user), org)
+
+
+def case_home_organization(world: World) -> tuple[Attempt, str, str]:
+    return _leave(world, "ann", "home.example"), "ann", "request_leave"
+
+
+def case_account_disabled(world: World) -> tuple[Attempt, str, str]:
+    return _leave(world, "off", "open.example"), "off", "request_leave"
+
+
+def case_leave_disabled(world: World) -> tuple[Attempt, str, str]:
+    return _leave(world, "ann", "closed.example"), "ann", "request_leave"
+
+
+def case_privacy_profile_required(world: World) -> tuple[Attempt, str, str]:
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.set_external_user_leave_allowed(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", False
+        )
+
+    return attempt, "bareadmin", "set_external_user_leave_allowed"
+
+
+def case_forbidden(world: World) -> tuple[Attempt, str, str]:
+    membership_id = world.membership("open", "ann")
+
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.remove(
+            uow, world.clock, world.principal("cadmin"), "open.example", membership_id
+        )
+
+    return attempt, "cadmin", "remove"
+
+
+def case_transition_not_allowed(world: World) -> tuple[Attempt, str, str]:
+    membership_id = world.membership("open", "ann")
+
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.purge(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+
+    return attempt, "gadmin", "purge"
+
+
+def case_restore_window_closed(world: World) -> tuple[Attempt, str, str]:
+    membership_id = _soft_delete(world)
+    world.clock.advance(timedelta(days=31))
+
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.restore(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+
+    return attempt, "gadmin", "restore"
+
+
+def case_precondition_failed(world: World) -> tuple[Attempt, str, str]:
+    membership_id = world.membership("open", "ann")
+
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.remove(
+            uow,
+            world.clock,
+            world.principal("idpadmin"),
+            "open.example",
+            membership_id,
+            expected_version=99,
+        )
+
+    return attempt, "idpadmin", "remove"
+
+
+def case_conflict(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Attempt, str, str]:
+    # Another decision moves the row between the read and the compare-and-set. (The real
+    # race between two connections is in test_races_postgresql.py; here the "other"
+    # change is made on the same connection, so the denial's rollback undoes it too.)
+    membership_id = _soft_delete(world)
+    real = queries.compare_and_set
+
+    def someone_else_first(
+        session: Session, membership: Membership, to_state: str, **fields: object
+    ) -> bool:
+        session.execute(
+            update(Membership)
+            .where(Membership.id == membership.id)
+            .values(state="purge-pending", version=Membership.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return real(session, membership, to_state, **fields)
+
+    monkeypatch.setattr(queries, "compare_and_set", someone_else_first)
+
+    def attempt(uow: UnitOfWork) -> object:
+        return admin.restore(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id
+        )
+
+    return attempt, "gadmin", "restore"
+
+
+CASES = {
+    "home-organization": case_home_organization,
+    "account-disabled": case_account_disabled,
+    "leave-disabled": case_leave_disabled,
+    "privacy-profile-required": case_privacy_profile_required,
+    "forbidden": case_forbidden,
+    "transition-not-allowed": case_transition_not_allowed,
+    "restore-window-closed": case_restore_window_closed,
+    "precondition-failed": case_precondition_failed,
+}
+
+
+@pytest.mark.parametrize("code", [*CASES, "conflict"])
+def test_every_denied_decision_is_audited_and_changes_nothing(
+    world: World, dispatcher: object, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    # Given a decision that must be denied with ``code``
+    if code == "conflict":
+        attempt, actor, action = case_conflict(world, monkeypatch)
+    else:
+        attempt, actor, action = CASES[code](world)
+    snapshot = _snapshot(world)
+    before = _last_audit_id(world)
+    sent = list(dispatcher.sent)  # type: ignore[attr-defined]
+    # When it is attempted
+    with world.uow() as uow, pytest.raises(LifecycleError) as denied:
+        attempt(uow)
+    # Then the caller gets that code
+    assert denied.value.code == code
+    # And exactly one audit entry records who, what, when and why
+    [entry] = _audit_after(world, before)
+    assert entry.outcome == "denied"
+    assert entry.reason == code
+    assert entry.action == action
+    assert entry.actor == world.users[actor]
+    assert entry.occurred_at == world.clock()
+    assert entry.to_state is None
+    # And nothing changed and nothing was sent
+    assert _snapshot(world) == snapshot
+    assert dispatcher.sent == sent  # type: ignore[attr-defined]
+
+
+def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world: World) -> None:
+    # Given ann's membership in open
+    membership_id = world.membership("open", "ann")
+    before = _last_audit_id(world)
+    steps: list[tuple[str, str, str, str]] = []
+
+    def step(actor: str, action: str, from_state: str, to_state: str) -> None:
+        steps.append((actor, action, from_state, to_state))
+
+    # When she leaves, the leave is carried out, an admin restores her, she leaves again,
+    # and the membership is finally purged, each a minute apart
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    step(world.users["ann"], "request_leave", "active", "leave-pending")
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        timers.complete_leave(uow, world.clock, membership_id)
+    step("worker", "complete_leave", "leave-pending", "soft-deleted")
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    step(world.users["gadmin"], "restore", "soft-deleted", "restored")
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, world.principal("idpadmin"), "open.example", membership_id)
+    step(world.users["idpadmin"], "remove", "restored", "soft-deleted")
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    step(world.users["gadmin"], "purge", "soft-deleted", "purge-pending")
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        remove_all_data(uow, world.clock, membership_id)
+    step("worker", "finish_removal", "purge-pending", "purged")
+    # Then each transition is in the audit log, in order, a minute apart, with its actor
+    entries = [e for e in _audit_after(world, before) if e.membership_id == membership_id]
+    assert [(e.actor, e.action, e.from_state, e.to_state) for e in entries] == steps
+    assert all(e.outcome == "allowed" for e in entries)
+    assert all(e.organization_id == world.orgs["open"] for e in entries)
+    times = [e.occurred_at for e in entries]
+    assert all(b - a == timedelta(minutes=1) for a, b in zip(times, times[1:], strict=False))
