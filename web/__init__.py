@@ -1,0 +1,143 @@
+"""The HTTP edge: ``create_app`` is the web process's one composition point.
+
+``gunicorn 'web:create_app()'`` serves it (the ``web`` line of the ``Procfile``).
+Nothing is built at import time: each app gets its own settings, database
+sessions, clock, dispatcher and Redis client, so tests build as many as they like.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import fields
+from typing import Any
+
+import redis
+from apiflask import APIFlask
+from flask import Request
+
+from memberships.clock import utc_now
+from settings import Settings
+from store.unit_of_work import Dispatcher, NullDispatcher
+from web import errors, rate_limits, request_id
+from web.auth import jwks_client_for
+from web.openapi import process_spec
+from web.services import EXTENSION_KEY, WebServices, policy_from
+
+TITLE = "Membership Lifecycle Service"
+VERSION = "1.0.0"
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_RATE_LIMIT_PREFIX = "lifecycle-rate"
+
+_COMPONENTS = {
+    "session_factory",
+    "clock",
+    "dispatcher",
+    "redis_client",
+    "jwks_client",
+    "rate_limit_key_prefix",
+    "pages",
+}
+
+
+class ApiRequest(Request):
+    """A request whose unparseable JSON body is a ``400 malformed-json`` problem."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        raise errors.MalformedJSON(f"The body is not valid JSON: {e}" if e else None)
+
+
+def _broker_dispatcher(settings: Settings) -> Dispatcher:
+    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
+    try:
+        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
+    except ImportError:
+        return NullDispatcher()
+    return broker_dispatcher(settings)  # type: ignore[no-any-return]
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
+    """Build the app.
+
+    ``settings`` default to ``Settings.from_env()``. ``overrides`` either change a
+    setting by its field name (``rate_limit="2 per minute"``) or replace a component:
+    ``session_factory``, ``clock``, ``dispatcher``, ``redis_client``, ``jwks_client``
+    (a ``jwt.PyJWKClient``), ``rate_limit_key_prefix``, ``pages`` (``False``: the API
+    alone, without the HTML pages). Raises ``TypeError`` for
+    anything else and ``SettingsError`` for a bad environment.
+    """
+    settings = settings or Settings.from_env()
+    setting_names = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - setting_names - _COMPONENTS
+    if unknown:
+        raise TypeError(f"create_app() got unknown overrides: {', '.join(sorted(unknown))}")
+    changes = {k: v for k, v in overrides.items() if k in setting_names}
+    if changes:
+        settings = settings.with_changes(**changes)
+
+    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path="/docs")
+    app.request_class = ApiRequest
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+        AUTO_404_RESPONSE=False,
+        AUTO_VALIDATION_ERROR_RESPONSE=False,
+        AUTO_AUTH_ERROR_RESPONSE=False,
+        DESCRIPTION=(
+            "Runs every guest membership through an explicit, durable lifecycle: "
+            "self-service leave, soft deletion, restore, permanent deletion. Errors are "
+            "RFC 9457 `application/problem+json`; each `type` is listed in docs/errors.md."
+        ),
+    )
+    app.spec_processor(process_spec)
+
+    services = WebServices(
+        settings=settings,
+        session_factory=overrides.get("session_factory") or _session_factory(settings),
+        clock=overrides.get("clock") or utc_now,
+        dispatcher=overrides.get("dispatcher") or _broker_dispatcher(settings),
+        policy=policy_from(settings),
+        redis=overrides.get("redis_client")
+        or redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1),
+        jwks_client=overrides.get("jwks_client") or jwks_client_for(settings),
+    )
+    app.extensions[EXTENSION_KEY] = services
+
+    request_id.install(app)
+    rate_limits.install(
+        app,
+        settings,
+        services.jwks_client,
+        overrides.get("rate_limit_key_prefix") or DEFAULT_RATE_LIMIT_PREFIX,
+    )
+    errors.register_error_handlers(app)
+
+    from web import api_me, api_memberships, api_organizations, health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api_me.bp)
+    app.register_blueprint(api_organizations.bp)
+    app.register_blueprint(api_memberships.bp)
+
+    # ---- HTML pages hook ---------------------------------------------------------------
+    # The server-rendered pages live in the ``web.pages`` package, which defines
+    # ``init_pages(app)``. It finds everything it needs through ``web.services.services()``
+    # and verifies tokens with ``web.auth.verify_token``. It is called last, so that it
+    # sees the API's error handlers and can send HTML errors to page paths only.
+    if overrides.get("pages", True) and importlib.util.find_spec("web.pages") is not None:
+        from web import pages
+
+        pages.init_pages(app)
+    for bp in app.blueprints.values():
+        if not hasattr(bp, "enable_openapi"):
+            # Plain Flask blueprints (the pages) stay out of the API document; APIFlask
+            # 3.1 reads this attribute on every blueprint that has before_request hooks.
+            bp.enable_openapi = False  # type: ignore[attr-defined]
+
+    return app
+
+
+def _session_factory(settings: Settings) -> Any:
+    from store.database import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url))

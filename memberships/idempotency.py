@@ -1,0 +1,176 @@
+"""Idempotency keys: a retried request gets the first response instead of a second decision.
+
+A client that did not hear the answer to a POST (a timeout, a dropped connection)
+sends it again with the same ``Idempotency-Key``. The first request claims the
+key; its response is stored; a retry with the same key and the same request gets
+that stored response back. The same key with a different request is refused,
+because answering it with someone else's response would be a lie.
+
+Keys belong to the caller (``principal.id``): two callers never share one. They
+expire after ``KEY_LIFETIME``; an abandoned claim (the process died mid-request)
+can be taken over after ``CLAIM_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from memberships.clock import Clock
+from memberships.errors import LifecycleError
+from memberships.principal import Principal
+from store.models import IdempotencyKey
+from store.unit_of_work import UnitOfWork
+
+KEY_LIFETIME = timedelta(hours=24)
+CLAIM_TIMEOUT = timedelta(minutes=1)
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReused(LifecycleError):
+    """The key was first used for a different request (method, path or body)."""
+
+    code = "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+class IdempotencyKeyInUse(LifecycleError):
+    """The first request with this key is still being carried out: retry a little later."""
+
+    code = "idempotency-key-in-use"
+    title = "A request with this Idempotency-Key is still in progress"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    headers: dict[str, str]
+    body: str
+
+
+def _row(uow: UnitOfWork, principal: Principal, key: str) -> IdempotencyKey | None:
+    return uow.session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.principal_id == principal.id, IdempotencyKey.key == key
+        )
+    )
+
+
+def claim_key(
+    uow: UnitOfWork, clock: Clock, principal: Principal, key: str, request_hash: str
+) -> StoredResponse | None:
+    """Claim ``key`` for this request, or return the response stored for it.
+
+    ``None`` means the caller owns the key now and must ``remember_response`` or
+    ``release_key`` when done. Raises ``IdempotencyKeyReused`` (same key, different
+    ``request_hash``) or ``IdempotencyKeyInUse`` (the first request is still running).
+    """
+    now = clock()
+    row = _row(uow, principal, key)
+    if row is not None and row.expires_at <= now:
+        uow.session.delete(row)
+        uow.session.flush()
+        row = None
+    if row is None:
+        uow.session.add(
+            IdempotencyKey(
+                principal_id=principal.id,
+                key=key,
+                request_hash=request_hash,
+                created_at=now,
+                locked_until=now + CLAIM_TIMEOUT,
+                expires_at=now + KEY_LIFETIME,
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:
+            # Another request claimed the same key between our read and our insert.
+            uow.rollback()
+            raise IdempotencyKeyInUse(
+                "Another request with this Idempotency-Key is in progress; retry shortly."
+            ) from None
+        return None
+    if row.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was first used with a different method, path or body: "
+            "use a new key for a new request."
+        )
+    if row.status_code is not None:
+        return StoredResponse(
+            row.status_code, json.loads(row.response_headers or "{}"), row.response_body or ""
+        )
+    if row.locked_until is not None and row.locked_until > now:
+        raise IdempotencyKeyInUse(
+            "The first request with this Idempotency-Key is still in progress; retry shortly."
+        )
+    # The first request was abandoned (its process died): take the claim over, once.
+    taken = uow.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == row.id, IdempotencyKey.locked_until == row.locked_until)
+        .values(locked_until=now + CLAIM_TIMEOUT)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+        raise IdempotencyKeyInUse("Another retry took this Idempotency-Key over; retry shortly.")
+    uow.commit()
+    return None
+
+
+def remember_response(
+    uow: UnitOfWork,
+    principal: Principal,
+    key: str,
+    response: StoredResponse,
+    membership_id: str | None = None,
+) -> None:
+    """Store the response of the request that claimed ``key``, for its retries.
+
+    ``membership_id`` names the membership the response describes, so that data
+    removal can erase the stored copy of its personal fields.
+    """
+    uow.session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.principal_id == principal.id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.status_code.is_(None),
+        )
+        .values(
+            status_code=response.status_code,
+            response_headers=json.dumps(response.headers, sort_keys=True),
+            response_body=response.body,
+            membership_id=membership_id,
+            locked_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    uow.commit()
+
+
+def release_key(uow: UnitOfWork, principal: Principal, key: str) -> None:
+    """Give up a claim whose request failed unexpectedly, so a retry runs it afresh."""
+    uow.session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.principal_id == principal.id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.status_code.is_(None),
+        )
+    )
+    uow.commit()
+
+
+def forget_expired_keys(uow: UnitOfWork, clock: Clock, limit: int = 1000) -> int:
+    """Delete up to ``limit`` expired keys (a periodic sweep calls this); returns how many."""
+    ids = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= clock()).limit(limit)
+    result = uow.session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.id.in_(ids.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    uow.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result

@@ -1,0 +1,58 @@
+"""Helpers for the HTTP tests: a signed-in caller, tokens, and the problem assertion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from settings import Settings
+from web.auth import issue_token
+
+SECRET = "e2e-test-secret-long-enough-for-hs256"
+PROBLEM_PREFIX = "tag:membership-lifecycle.example,2026:problem:"
+
+
+def token_for(user_id: str, ttl: timedelta = timedelta(minutes=10)) -> str:
+    return issue_token(user_id, Settings(jwt_secret=SECRET), ttl)
+
+
+@dataclass
+class Caller:
+    """A client that sends one user's token (or none) with every request."""
+
+    client: FlaskClient
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self._send("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return self._send("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return self._send("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return self._send("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self._send("DELETE", path, **kwargs)
+
+
+def problem(response: TestResponse, status: int, code: str) -> dict[str, Any]:
+    """Assert ``response`` is the problem ``code`` with ``status``; return its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.get_json(force=True)
+    assert body["type"] == PROBLEM_PREFIX + code, body
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body

@@ -1,0 +1,80 @@
+"""Self-service: the caller's own organizations, and leaving one.
+
+Every lookup is keyed by the signed-in user, so another member's membership is
+simply not found (``404``), never shown.
+"""
+
+from __future__ import annotations
+
+from flask import g, url_for
+
+from memberships import self_service
+from web.openapi import header, problems
+from web.schemas import MyMembership, MyOrganization, MyOrganizationList
+from web.services import principal, services
+from web.v1 import blueprint
+
+bp = blueprint("me", __name__, tag="Self-service")
+
+ORG = "The organization's id (a GUID) or its domain name, e.g. `contoso.example`."
+
+
+@bp.get("/me/organizations")
+@bp.output(MyOrganizationList)
+@bp.doc(
+    summary="List my organizations",
+    description="The home organization first (it can never be left), then the others by "
+    "name; each says whether it can be left and, if not, why. Shows the memberships the "
+    "caller can use and those they are leaving.",
+    responses=problems("not-found"),
+)
+def list_my_organizations() -> MyOrganizationList:
+    with services().uow() as uow:
+        entries = self_service.list_organizations(uow, principal())
+    return MyOrganizationList(items=[MyOrganization.of(e) for e in entries])
+
+
+@bp.get("/me/organizations/<org>")
+@bp.output(MyOrganization)
+@bp.doc(
+    summary="Show one of my organizations",
+    description=f"{ORG} Answers with the membership's state (`leave-pending`, `soft-deleted`, "
+    "`purge-pending`, …) until it is purged, then `404`: poll it after leaving.",
+    responses=problems("not-found"),
+)
+def get_my_organization(org: str) -> MyOrganization:
+    with services().uow() as uow:
+        entry = self_service.get_my_organization(uow, principal(), org)
+    return MyOrganization.of(entry)
+
+
+@bp.post("/me/organizations/<org>/leave")
+@bp.output(
+    MyMembership,
+    status_code=202,
+    description="Accepted: the membership is `leave-pending`; poll `Location`.",
+)
+@bp.doc(
+    summary="Leave an organization",
+    description=f"{ORG} When leaving is not allowed, nothing changes and the `403` problem "
+    "has `reason` (`home-organization`, `account-disabled`, `leave-disabled`) and the "
+    "organization's privacy `contacts`: the member must ask its admin or privacy contact.",
+    responses={
+        **problems(
+            "not-found",
+            "home-organization",
+            "account-disabled",
+            "leave-disabled",
+            "transition-not-allowed",
+            "conflict",
+        ),
+        202: {"headers": {"Location": header("Where to poll the membership's state.")}},
+    },
+)
+def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
+    s = services()
+    with s.uow() as uow:
+        membership = self_service.request_leave(uow, s.clock, principal(), org)
+    g.membership_id = membership.id
+    location = url_for("me.get_my_organization", org=membership.organization_id)
+    return MyMembership.of(membership), 202, {"Location": location}

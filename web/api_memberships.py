@@ -1,0 +1,167 @@
+"""An organization's admin: its memberships, removing guests, and the deleted users
+(restore within the retention period, or delete permanently).
+
+Mutations take ``If-Match`` (the ``ETag`` of the membership) and answer ``412`` when
+someone changed the membership since it was read.
+"""
+
+from __future__ import annotations
+
+from flask import g
+
+from memberships import admin, reading
+from memberships.views import MembershipView
+from web.openapi import header, problems
+from web.preconditions import etag, expected_version
+from web.schemas import (
+    AuditEvent,
+    AuditEventList,
+    Membership,
+    MembershipPage,
+    MembershipQuery,
+    MembershipWithGrants,
+    PageQuery,
+)
+from web.services import principal, services
+from web.v1 import blueprint
+
+bp = blueprint("memberships", __name__, tag="Organization admin")
+
+ORG = "`{org}` is the organization's id (a GUID) or its domain name."
+MUTATION_PROBLEMS = ("not-found", "forbidden", "precondition-failed", "conflict", "bad-request")
+
+
+def _with_etag(status: int, description: str) -> dict[int, dict[str, object]]:
+    return {status: {"description": description, "headers": {"ETag": header("Its version.")}}}
+
+
+def _mutated(view: MembershipView, status: int, body: Membership) -> tuple[Membership, int, dict]:
+    g.membership_id = view.id
+    return body, status, {"ETag": etag(view.version)}
+
+
+@bp.get("/organizations/<org>/memberships")
+@bp.input(MembershipQuery, location="query", arg_name="query")
+@bp.output(MembershipPage)
+@bp.doc(
+    summary="List memberships",
+    description=f"Filtered by `state` and `kind`; cursor-paginated. {ORG}",
+    responses=problems("not-found", "forbidden", "invalid-input"),
+)
+def list_memberships(org: str, query: MembershipQuery) -> MembershipPage:
+    s = services()
+    with s.uow() as uow:
+        page = reading.list_memberships(
+            uow,
+            s.clock,
+            principal(),
+            org,
+            state=query.state,
+            kind=query.kind,
+            cursor=query.cursor,
+            limit=query.limit,
+        )
+    return MembershipPage.of(page)
+
+
+@bp.get("/organizations/<org>/memberships/<membership_id>")
+@bp.output(MembershipWithGrants)
+@bp.doc(
+    summary="Show a membership",
+    description=f"With its grants and, as `ETag`, its version. {ORG}",
+    responses={**problems("not-found", "forbidden"), **_with_etag(200, "The membership.")},
+)
+def get_membership(org: str, membership_id: str) -> tuple[MembershipWithGrants, int, dict]:
+    s = services()
+    with s.uow() as uow:
+        view = reading.get_membership(uow, s.clock, principal(), org, membership_id)
+    return MembershipWithGrants.of(view), 200, {"ETag": etag(view.version)}
+
+
+@bp.get("/organizations/<org>/memberships/<membership_id>/history")
+@bp.output(AuditEventList)
+@bp.doc(
+    summary="Show a membership's audit trail",
+    description=f"Every decision about the membership, oldest first. {ORG}",
+    responses=problems("not-found", "forbidden"),
+)
+def membership_history(org: str, membership_id: str) -> AuditEventList:
+    s = services()
+    with s.uow() as uow:
+        events = reading.membership_history(uow, s.clock, principal(), org, membership_id)
+    return AuditEventList(items=[AuditEvent.of(e) for e in events])
+
+
+@bp.delete("/organizations/<org>/memberships/<membership_id>")
+@bp.output(Membership, status_code=202, description="Accepted: removed.")
+@bp.doc(
+    summary="Remove a guest",
+    description="B2B collaboration: soft-deleted, restorable until `purgeDueAt`. B2B direct "
+    f"connect: `purge-pending`, data removal starts. {ORG}",
+    responses={
+        **problems(*MUTATION_PROBLEMS, "home-organization", "transition-not-allowed"),
+        **_with_etag(202, "Accepted: removed."),
+    },
+)
+def remove_membership(org: str, membership_id: str) -> tuple[Membership, int, dict]:
+    s = services()
+    version = expected_version()
+    with s.uow() as uow:
+        view = admin.remove(uow, s.clock, principal(), org, membership_id, version)
+    return _mutated(view, 202, Membership.of(view))
+
+
+@bp.get("/organizations/<org>/deleted-users")
+@bp.input(PageQuery, location="query", arg_name="query")
+@bp.output(MembershipPage)
+@bp.doc(
+    summary="List deleted users",
+    description="Soft-deleted memberships, restorable until their `purgeDueAt`; "
+    f"cursor-paginated. {ORG}",
+    responses=problems("not-found", "forbidden", "invalid-input"),
+)
+def list_deleted_users(org: str, query: PageQuery) -> MembershipPage:
+    s = services()
+    with s.uow() as uow:
+        page = reading.list_deleted_users(
+            uow, s.clock, principal(), org, cursor=query.cursor, limit=query.limit
+        )
+    return MembershipPage.of(page)
+
+
+@bp.post("/organizations/<org>/deleted-users/<membership_id>/restore")
+@bp.output(MembershipWithGrants, description="Restored, with exactly the grants it had.")
+@bp.doc(
+    summary="Restore a deleted user",
+    description="Within the retention period only: after `purgeDueAt`, `409 "
+    f"restore-window-closed`. {ORG}",
+    responses={
+        **problems(*MUTATION_PROBLEMS, "transition-not-allowed", "restore-window-closed"),
+        **_with_etag(200, "Restored, with exactly the grants it had."),
+    },
+)
+def restore_deleted_user(org: str, membership_id: str) -> tuple[Membership, int, dict]:
+    s = services()
+    version = expected_version()
+    with s.uow() as uow:
+        view = admin.restore(uow, s.clock, principal(), org, membership_id, version)
+    return _mutated(view, 200, MembershipWithGrants.of(view))
+
+
+@bp.delete("/organizations/<org>/deleted-users/<membership_id>")
+@bp.output(Membership, status_code=202, description="Accepted: data removal has started.")
+@bp.doc(
+    summary="Delete a deleted user permanently",
+    description="Irrevocable: the membership becomes `purge-pending` and its data is removed "
+    f"within the data-removal window. {ORG}",
+    responses={
+        **problems(*MUTATION_PROBLEMS, "transition-not-allowed"),
+        **_with_etag(202, "Accepted: data removal has started."),
+    },
+)
+def purge_deleted_user(org: str, membership_id: str) -> tuple[Membership, int, dict]:
+    s = services()
+    version = expected_version()
+    with s.uow() as uow:
+        view = admin.purge(uow, s.clock, principal(), org, membership_id, version)
+    return _mutated(view, 202, Membership.of(view))

@@ -1,0 +1,310 @@
+"""The API's JSON shapes (Pydantic): what requests may hold and what responses promise.
+
+Inputs forbid unknown fields and accept only the camelCase names; outputs are built
+from the use cases' views with ``of`` and are serialized with their camelCase names.
+The OpenAPI document is generated from these classes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic.alias_generators import to_camel
+
+from memberships.views import (
+    AuditEventView,
+    GrantView,
+    MembershipView,
+    OrganizationEntry,
+    OrganizationView,
+    Page,
+)
+
+MembershipStateName = Literal[
+    "active", "leave-pending", "soft-deleted", "restored", "purge-pending", "purged"
+]
+MembershipKindName = Literal["home", "b2b-collaboration", "b2b-direct-connect"]
+GuestKindName = Literal["b2b-collaboration", "b2b-direct-connect"]
+LeaveBlockedReason = Literal[
+    "home-organization", "account-disabled", "leave-disabled", "transition-not-allowed"
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid"
+    )
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid"
+    )
+
+
+# ---- inputs -----------------------------------------------------------------------------
+
+
+class PrivacyProfileIn(Input):
+    contact_email: str = Field(max_length=320, description="The privacy contact's e-mail.")
+    statement_url: str = Field(max_length=255, description="The privacy statement, an http(s) URL.")
+
+
+class ExternalCollaborationIn(Input):
+    external_user_leave_allowed: StrictBool = Field(
+        description="Whether external users may leave on their own (needs a privacy profile)."
+    )
+
+
+class GuestIn(Input):
+    user: str = Field(min_length=1, max_length=320, description="The user's id or e-mail.")
+    kind: GuestKindName
+
+
+class PageQuery(BaseModel):
+    """Query parameters; unknown ones are ignored (caches and proxies add their own)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cursor: str | None = Field(default=None, max_length=200, description="From `nextCursor`.")
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class MembershipQuery(PageQuery):
+    state: MembershipStateName | None = None
+    kind: MembershipKindName | None = None
+
+
+# ---- outputs ----------------------------------------------------------------------------
+
+
+class OrganizationRef(Output):
+    id: str
+    domain: str
+    display_name: str
+
+    @classmethod
+    def of(cls, org: OrganizationView) -> OrganizationRef:
+        return cls(id=org.id, domain=org.domain, display_name=org.display_name)
+
+
+class MyMembership(Output):
+    """A member's own view of a membership: where it is in its lifecycle."""
+
+    id: str
+    organization_id: str
+    kind: MembershipKindName
+    state: MembershipStateName
+    leave_requested_at: datetime | None
+    soft_deleted_at: datetime | None
+    purge_due_at: datetime | None
+    purge_started_at: datetime | None
+    removal_due_by: datetime | None
+
+    @classmethod
+    def of(cls, m: MembershipView) -> MyMembership:
+        return cls(
+            id=m.id,
+            organization_id=m.organization_id,
+            kind=m.kind,  # type: ignore[arg-type]  # validated against the Literal
+            state=m.state,  # type: ignore[arg-type]
+            leave_requested_at=m.leave_requested_at,
+            soft_deleted_at=m.soft_deleted_at,
+            purge_due_at=m.purge_due_at,
+            purge_started_at=m.purge_started_at,
+            removal_due_by=m.removal_due_by,
+        )
+
+
+class MyOrganization(Output):
+    organization: OrganizationRef
+    membership: MyMembership
+    is_home: bool
+    can_leave: bool
+    leave_blocked_reason: LeaveBlockedReason | None = Field(
+        description="Why `canLeave` is false; null when it is true."
+    )
+
+    @classmethod
+    def of(cls, entry: OrganizationEntry) -> MyOrganization:
+        return cls(
+            organization=OrganizationRef.of(entry.organization),
+            membership=MyMembership.of(entry.membership),
+            is_home=entry.is_home,
+            can_leave=entry.can_leave,
+            leave_blocked_reason=entry.leave_blocked_reason,  # type: ignore[arg-type]
+        )
+
+
+class MyOrganizationList(Output):
+    items: list[MyOrganization]
+
+
+class PrivacyProfile(Output):
+    contact_email: str | None
+    statement_url: str | None
+
+    @classmethod
+    def of(cls, org: OrganizationView) -> PrivacyProfile:
+        return cls(contact_email=org.privacy_contact_email, statement_url=org.privacy_statement_url)
+
+
+class ExternalCollaboration(Output):
+    external_user_leave_allowed: bool
+
+    @classmethod
+    def of(cls, org: OrganizationView) -> ExternalCollaboration:
+        return cls(external_user_leave_allowed=org.external_user_leave_allowed)
+
+
+class OrganizationSettings(Output):
+    external_collaboration: ExternalCollaboration
+
+
+class Organization(Output):
+    id: str
+    domain: str
+    display_name: str
+    privacy_profile: PrivacyProfile
+    has_privacy_profile: bool
+    settings: OrganizationSettings
+
+    @classmethod
+    def of(cls, org: OrganizationView) -> Organization:
+        return cls(
+            id=org.id,
+            domain=org.domain,
+            display_name=org.display_name,
+            privacy_profile=PrivacyProfile.of(org),
+            has_privacy_profile=org.has_privacy_profile,
+            settings=OrganizationSettings(external_collaboration=ExternalCollaboration.of(org)),
+        )
+
+
+class Grant(Output):
+    id: str
+    kind: Literal["group", "app-role"]
+    name: str
+    granted_at: datetime
+
+    @classmethod
+    def of(cls, grant: GrantView) -> Grant:
+        return cls(id=grant.id, kind=grant.kind, name=grant.name, granted_at=grant.granted_at)  # type: ignore[arg-type]
+
+
+class Membership(Output):
+    """A membership as its organization's admin sees it. After a purge, a tombstone:
+    ``email`` and ``displayName`` are null."""
+
+    id: str
+    user_id: str
+    organization_id: str
+    kind: MembershipKindName
+    state: MembershipStateName
+    version: int = Field(description="Also the `ETag`; send it back in `If-Match`.")
+    enabled: bool
+    email: str | None
+    display_name: str | None
+    created_at: datetime
+    leave_requested_at: datetime | None
+    soft_deleted_at: datetime | None
+    purge_due_at: datetime | None
+    restored_at: datetime | None
+    purge_started_at: datetime | None
+    removal_due_by: datetime | None
+    purged_at: datetime | None
+    removed_rows: int
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def fields_of(cls, m: MembershipView) -> dict[str, Any]:
+        return {name: getattr(m, name) for name in Membership.model_fields if hasattr(m, name)}
+
+    @classmethod
+    def of(cls, m: MembershipView) -> Membership:
+        return cls(**cls.fields_of(m))
+
+
+class MembershipWithGrants(Membership):
+    grants: list[Grant] = Field(description="Group memberships and app-role assignments.")
+
+    @classmethod
+    def of(cls, m: MembershipView) -> MembershipWithGrants:
+        return cls(**cls.fields_of(m), grants=[Grant.of(g) for g in m.grants])
+
+
+class MembershipPage(Output):
+    items: list[Membership]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+    @classmethod
+    def of(cls, page: Page) -> MembershipPage:
+        return cls(items=[Membership.of(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+class AuditEvent(Output):
+    id: int
+    occurred_at: datetime
+    organization_id: str | None
+    membership_id: str | None
+    actor: str
+    action: str
+    outcome: Literal["allowed", "denied"]
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    request_id: str | None
+
+    @classmethod
+    def of(cls, e: AuditEventView) -> AuditEvent:
+        return cls(
+            id=e.id,
+            occurred_at=e.occurred_at,
+            organization_id=e.organization_id,
+            membership_id=e.membership_id,
+            actor=e.actor,
+            action=e.action,
+            outcome=e.outcome,  # type: ignore[arg-type]
+            from_state=e.from_state,
+            to_state=e.to_state,
+            reason=e.reason,
+            request_id=e.request_id,
+        )
+
+
+class AuditEventList(Output):
+    items: list[AuditEvent]
+
+
+class AuditEventPage(Output):
+    items: list[AuditEvent]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page) -> AuditEventPage:
+        return cls(items=[AuditEvent.of(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+class Health(Output):
+    status: Literal["ok"]
+
+
+class Readiness(Output):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extension members vary by ``type`` (see docs/errors.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A stable URI per error code.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = Field(default=None, alias="requestId")
