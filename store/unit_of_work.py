@@ -26,6 +26,18 @@ class Dispatcher(Protocol):
     def send(self, actor_name: str, membership_id: str) -> None: ...
 
 
+def send_message(
+    dispatcher: Dispatcher, actor_name: str, membership_id: str, request_id: str | None = None
+) -> None:
+    """Send through ``dispatcher``, carrying ``request_id`` to the worker when the dispatcher
+    says it can (``carries_request_id = True``, as the broker's does), so the worker's logs
+    and audit rows name the request that caused the work."""
+    if request_id is not None and getattr(dispatcher, "carries_request_id", False):
+        dispatcher.send(actor_name, membership_id, request_id=request_id)  # type: ignore[call-arg]  # checked above
+    else:
+        dispatcher.send(actor_name, membership_id)
+
+
 class NullDispatcher:
     """Sends nothing: the sweep's re-drive picks the work up (CLI without a broker)."""
 
@@ -99,7 +111,8 @@ class UnitOfWork:
         self._callbacks.append(callback)
 
     def send_after_commit(self, actor_name: str, membership_id: str) -> None:
-        self.on_commit(lambda: self.dispatcher.send(actor_name, membership_id))
+        request_id = self.request_id
+        self.on_commit(lambda: send_message(self.dispatcher, actor_name, membership_id, request_id))
 
     def commit(self) -> None:
         self.session.commit()

@@ -1,0 +1,183 @@
+"""The operators' view of the durable timers, read from the database that holds them.
+
+``lifecycle timers``, ``GET /v1/ops/timers`` and the metrics all read here, so
+they agree. Nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+
+from memberships.clock import Clock
+from memberships.decisions import require_operator
+from memberships.principal import Principal
+from statemachines.membership import EVENTS, MembershipState
+from store.models import AuditEvent, Membership
+from store.unit_of_work import UnitOfWork
+
+IN_PROGRESS = (MembershipState.LEAVE_PENDING.value, MembershipState.PURGE_PENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerEntry:
+    """One membership in a timer list: what is due, since when, and how it is going."""
+
+    membership_id: str
+    organization_id: str
+    state: str
+    due_at: datetime | None
+    last_progress_at: datetime | None
+    removed_rows: int
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimersReport:
+    """Where every timer stands at ``now``.
+
+    - ``overdue_purges``: soft-deleted past ``purge_due_at``, not yet taken by the sweep
+      (more than a sweep interval's worth means the scheduler is not running).
+    - ``overdue_removals``: purge-pending past ``removal_due_by`` (the window was missed).
+    - ``stalled``: in progress with no progress for ``redrive_after`` (the sweep re-drives
+      them; a count that stays high means the workers are down or failing).
+    - ``failing``: in progress with at least one recorded failed attempt.
+    """
+
+    now: datetime
+    by_state: dict[str, int]
+    overdue_purges: int
+    overdue_removals: int
+    stalled: dict[str, int]
+    failing: int
+    next_due_purges: tuple[TimerEntry, ...]
+    overdue_removal_list: tuple[TimerEntry, ...]
+    oldest_leave_pending: TimerEntry | None
+
+
+def _entry(m: Membership, due_at: datetime | None) -> TimerEntry:
+    return TimerEntry(
+        membership_id=m.id,
+        organization_id=m.organization_id,
+        state=m.state,
+        due_at=due_at,
+        last_progress_at=m.last_progress_at,
+        removed_rows=m.removed_rows,
+        attempts=m.attempts,
+        last_error=m.last_error,
+    )
+
+
+def count_by_state(uow: UnitOfWork) -> dict[str, int]:
+    """Memberships per stored state, every state present (zero included)."""
+    counts = {state.value: 0 for state in MembershipState}
+    rows = uow.session.execute(
+        select(Membership.state, func.count()).group_by(Membership.state)
+    ).all()
+    counts.update({state: int(count) for state, count in rows})
+    return counts
+
+
+def _count(uow: UnitOfWork, *where: object) -> int:
+    return int(uow.session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0)
+
+
+def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
+    """The timer gauges: purges past due (not yet swept) and removals past their window."""
+    return {
+        "overdue_purges": _count(
+            uow,
+            Membership.state == MembershipState.SOFT_DELETED.value,
+            Membership.purge_due_at <= now,
+        ),
+        "overdue_removals": _count(
+            uow,
+            Membership.state == MembershipState.PURGE_PENDING.value,
+            Membership.removal_due_by < now,
+        ),
+    }
+
+
+def stalled_and_failing(uow: UnitOfWork, now: datetime) -> dict[str, int]:
+    """In-progress work with no progress for ``redrive_after`` (``stalled:<state>``), and
+    in-progress work with recorded failures (``failing``)."""
+    stalled_before = now - uow.policy.redrive_after
+    counts = {
+        f"stalled:{state}": _count(
+            uow,
+            Membership.state == state,
+            or_(
+                Membership.last_progress_at.is_(None), Membership.last_progress_at < stalled_before
+            ),
+        )
+        for state in IN_PROGRESS
+    }
+    counts["failing"] = _count(uow, Membership.state.in_(IN_PROGRESS), Membership.attempts > 0)
+    return counts
+
+
+def timers_report(
+    uow: UnitOfWork, clock: Clock, principal: Principal, *, limit: int = 5
+) -> TimersReport:
+    """Memberships by state, the next ``limit`` due purges, overdue purges and removals,
+    stalled and failing work, and the oldest ``leave-pending``.
+
+    Raises ``Forbidden`` unless ``principal`` is a platform operator (or the service).
+    """
+    require_operator(uow, principal)
+    now = clock()
+    work = stalled_and_failing(uow, now)
+    next_due = uow.session.scalars(
+        select(Membership)
+        .where(Membership.state == MembershipState.SOFT_DELETED.value)
+        .order_by(Membership.purge_due_at, Membership.id)
+        .limit(limit)
+    ).all()
+    overdue = uow.session.scalars(
+        select(Membership)
+        .where(
+            Membership.state == MembershipState.PURGE_PENDING.value,
+            Membership.removal_due_by < now,
+        )
+        .order_by(Membership.removal_due_by, Membership.id)
+        .limit(limit)
+    ).all()
+    oldest_leave = uow.session.scalar(
+        select(Membership)
+        .where(Membership.state == MembershipState.LEAVE_PENDING.value)
+        .order_by(Membership.leave_requested_at, Membership.id)
+        .limit(1)
+    )
+    gauges = due_and_overdue(uow, now)
+    return TimersReport(
+        now=now,
+        by_state=count_by_state(uow),
+        overdue_purges=gauges["overdue_purges"],
+        overdue_removals=gauges["overdue_removals"],
+        stalled={state: work[f"stalled:{state}"] for state in IN_PROGRESS},
+        failing=work["failing"],
+        next_due_purges=tuple(_entry(m, m.purge_due_at) for m in next_due),
+        overdue_removal_list=tuple(_entry(m, m.removal_due_by) for m in overdue),
+        oldest_leave_pending=(
+            _entry(oldest_leave, oldest_leave.leave_requested_at) if oldest_leave else None
+        ),
+    )
+
+
+def transitions_by_event(uow: UnitOfWork) -> dict[str, int]:
+    """Allowed transitions ever made, per lifecycle event, counted from the audit log.
+
+    The audit log is shared by every process, so this is a counter that is right under
+    any number of web and worker processes (and survives their restarts).
+    """
+    counts = dict.fromkeys(EVENTS, 0)
+    rows = uow.session.execute(
+        select(AuditEvent.action, func.count())
+        .where(AuditEvent.outcome == "allowed", AuditEvent.action.in_(EVENTS))
+        .group_by(AuditEvent.action)
+    ).all()
+    counts.update({action: int(count) for action, count in rows})
+    return counts

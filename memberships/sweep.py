@@ -1,0 +1,333 @@
+"""The durable timers: claim due memberships in batches and move them on, set-based.
+
+The database holds every due time; the sweep is what makes them happen. Each
+batch is one transaction: claim up to ``sweep_batch_size`` due rows (on
+PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so several sweepers share the work
+and never take the same row), apply the lifecycle transition to the whole batch
+with one UPDATE, write the audit rows with one INSERT, commit, and only then
+send the follow-up work. A million memberships due at once is a few hundred such
+batches, not a million machines.
+
+The transition applied is not written here: ``transition_table`` asks
+``MembershipLifecycle`` itself, once, what each (state, event, kind) leads to,
+and a test proves the batch path and ``memberships.decisions.apply_event`` agree
+on every one of them.
+
+The sweep also re-drives lost work: a ``leave-pending`` or ``purge-pending``
+membership with no progress for ``redrive_after`` has lost its message (a crash
+between commit and send, a flushed Redis), so it is sent again and its
+``last_progress_at`` touched so the next tick does not send it once more.
+Memberships still ``purge-pending`` past ``removal_due_by`` are counted as
+*overdue*; they stay in the re-drive, never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from statemachine.exceptions import TransitionNotAllowed
+
+from memberships.clock import Clock
+from memberships.decisions import FOLLOW_UP, entry_fields
+from memberships.timers import WORKER
+from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
+from store.models import AuditEvent, Membership
+from store.unit_of_work import Dispatcher, UnitOfWork, send_message
+
+TransitionKey = tuple[str, str, str]
+"""(from state, event, kind)."""
+
+
+@cache
+def transition_table() -> Mapping[TransitionKey, str]:
+    """Every allowed (state, event, kind) → target state, read off the machine once.
+
+    Each event is fired on a fresh machine in each state for each kind; what the
+    machine refuses is simply absent from the table.
+    """
+    table: dict[TransitionKey, str] = {}
+    for state in MembershipState:
+        for kind in MembershipKind:
+            for event in EVENTS:
+                try:
+                    table[(state.value, event, kind.value)] = next_state(
+                        state.value, kind.value, event
+                    )
+                except TransitionNotAllowed:
+                    continue
+    return MappingProxyType(table)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed row: just what a set-based transition needs."""
+
+    id: str
+    kind: str
+    organization_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    id: str
+    organization_id: str
+    from_state: str
+    to_state: str
+
+
+def apply_event_to_batch(
+    uow: UnitOfWork,
+    now: datetime,
+    event: str,
+    from_state: str,
+    rows: Sequence[Claimed],
+    *,
+    actor: str = WORKER.id,
+) -> list[Moved]:
+    """Fire ``event`` on every claimed row in ``from_state``: one UPDATE per target state,
+    one INSERT of audit rows, and the follow-up work registered for after the commit.
+
+    The UPDATE matches ``state = from_state`` as well as the ids, so a row that changed
+    since it was claimed (only possible without row locks) is left alone and not
+    audited. Rows whose kind the machine refuses ``event`` for are skipped. The caller
+    commits.
+    """
+    table = transition_table()
+    by_target: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        target = table.get((from_state, event, row.kind))
+        if target is not None:
+            by_target[target].append(row.id)
+    organization_of = {row.id: row.organization_id for row in rows}
+    moved: list[Moved] = []
+    for target, ids in by_target.items():
+        statement = (
+            update(Membership)
+            .where(Membership.id.in_(ids), Membership.state == from_state)
+            .values(state=target, version=Membership.version + 1, **entry_fields(target, now, uow))
+            .execution_options(synchronize_session=False)
+        )
+        if uow.session.get_bind().dialect.update_returning:
+            updated = list(uow.session.scalars(statement.returning(Membership.id)))
+        else:  # the rows are locked (or the database is), so every id matched
+            uow.session.execute(statement)
+            updated = ids
+        moved.extend(Moved(i, organization_of[i], from_state, target) for i in updated)
+    if moved:
+        uow.session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "occurred_at": now,
+                    "organization_id": m.organization_id,
+                    "membership_id": m.id,
+                    "actor": actor,
+                    "action": event,
+                    "outcome": "allowed",
+                    "from_state": m.from_state,
+                    "to_state": m.to_state,
+                    "reason": None,
+                    "request_id": uow.request_id,
+                }
+                for m in moved
+            ],
+        )
+    follow_ups: dict[str, list[str]] = defaultdict(list)
+    for m in moved:
+        if m.to_state in FOLLOW_UP:
+            follow_ups[FOLLOW_UP[m.to_state]].append(m.id)
+    request_id = uow.request_id
+    for actor_name, ids in follow_ups.items():
+        uow.on_commit(lambda a=actor_name, i=ids: send_all(uow.dispatcher, a, i, request_id))
+    return moved
+
+
+def send_all(
+    dispatcher: Dispatcher, actor_name: str, ids: Sequence[str], request_id: str | None = None
+) -> None:
+    """Send one message per id, in one round trip when the dispatcher can (``send_many``)."""
+    send_many = getattr(dispatcher, "send_many", None)
+    if send_many is not None:
+        send_many(actor_name, ids, request_id=request_id)
+        return
+    for membership_id in ids:
+        send_message(dispatcher, actor_name, membership_id, request_id)
+
+
+def _locked(statement: Any) -> Any:
+    # SKIP LOCKED lets several sweepers claim disjoint batches on PostgreSQL. SQLite
+    # renders no FOR UPDATE: its BEGIN IMMEDIATE already makes each batch exclusive.
+    return statement.with_for_update(skip_locked=True)
+
+
+def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed]:
+    """Up to ``limit`` soft-deleted memberships whose retention period has ended, oldest due
+    first, locked for this transaction."""
+    statement = (
+        select(Membership.id, Membership.kind, Membership.organization_id)
+        .where(
+            Membership.state == MembershipState.SOFT_DELETED.value,
+            Membership.purge_due_at <= now,
+        )
+        .order_by(Membership.purge_due_at)
+        .limit(limit)
+    )
+    return [Claimed(*row) for row in uow.session.execute(_locked(statement))]
+
+
+def expire_due_retentions(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> tuple[int, int]:
+    """Move every soft-deleted membership past ``purge_due_at`` to ``purge-pending``, batch by
+    committed batch, and send data removal for each after its batch commits.
+
+    Returns (memberships moved, batches committed).
+    """
+    limit = uow.policy.sweep_batch_size
+    moved = batches = 0
+    while should_continue():
+        claimed = claim_due_purges(uow, clock(), limit)
+        if not claimed:
+            uow.rollback()
+            break
+        moved += len(
+            apply_event_to_batch(
+                uow, clock(), "expire_retention", MembershipState.SOFT_DELETED.value, claimed
+            )
+        )
+        uow.commit()
+        batches += 1
+        if len(claimed) < limit:
+            break
+    return moved, batches
+
+
+# What a stalled membership is waiting for, and the message that makes it happen.
+REDRIVEN: Mapping[str, str] = MappingProxyType(
+    {
+        MembershipState.LEAVE_PENDING.value: "complete_leave",
+        MembershipState.PURGE_PENDING.value: "remove_data",
+    }
+)
+
+
+def redrive_stalled(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> dict[str, int]:
+    """Send again the work of every in-progress membership with no progress for
+    ``redrive_after``; touch ``last_progress_at`` so it waits another period before the
+    next re-send. Returns how many were re-sent per actor name.
+    """
+    limit = uow.policy.sweep_batch_size
+    sent: dict[str, int] = {}
+    for state, actor_name in REDRIVEN.items():
+        sent[actor_name] = 0
+        while should_continue():
+            now = clock()
+            cutoff = now - uow.policy.redrive_after
+            statement = (
+                select(Membership.id)
+                .where(
+                    Membership.state == state,
+                    or_(
+                        Membership.last_progress_at.is_(None), Membership.last_progress_at < cutoff
+                    ),
+                )
+                .order_by(Membership.last_progress_at)
+                .limit(limit)
+            )
+            ids = list(uow.session.scalars(_locked(statement)))
+            if not ids:
+                uow.rollback()
+                break
+            uow.session.execute(
+                update(Membership)
+                .where(Membership.id.in_(ids), Membership.state == state)
+                .values(last_progress_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            uow.on_commit(
+                lambda a=actor_name, i=ids, r=uow.request_id: send_all(uow.dispatcher, a, i, r)
+            )
+            uow.commit()
+            sent[actor_name] += len(ids)
+            if len(ids) < limit:
+                break
+    return sent
+
+
+def count_overdue_removals(uow: UnitOfWork, now: datetime) -> int:
+    """``purge-pending`` memberships past ``removal_due_by``: the data-removal window missed."""
+    return (
+        uow.session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(
+                Membership.state == MembershipState.PURGE_PENDING.value,
+                Membership.removal_due_by < now,
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did; ``overdue_removals`` is the alert, not an action."""
+
+    tick_id: str
+    expired: int
+    batches: int
+    redriven: Mapping[str, int] = field(default_factory=dict)
+    overdue_removals: int = 0
+    seconds: float = 0.0
+
+
+def new_tick_id() -> str:
+    """The id a sweep writes into its audit rows and messages, like a request id."""
+    return f"sweep-{uuid.uuid4().hex[:16]}"
+
+
+def sweep(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> SweepReport:
+    """One tick of the durable timers: expire due retention periods, re-drive stalled work,
+    count overdue removals. Commits batch by batch; safe to run in several processes at
+    once on PostgreSQL (each row is taken by one sweeper only).
+
+    ``should_continue`` is asked between batches, so a stopping scheduler finishes the
+    batch in hand and leaves the rest to the next sweeper.
+    """
+    started = time.perf_counter()
+    tick_id = uow.request_id or new_tick_id()
+    uow.request_id = tick_id
+    expired, batches = expire_due_retentions(uow, clock, should_continue=should_continue)
+    redriven = redrive_stalled(uow, clock, should_continue=should_continue)
+    overdue = count_overdue_removals(uow, clock())
+    uow.rollback()
+    return SweepReport(
+        tick_id=tick_id,
+        expired=expired,
+        batches=batches,
+        redriven=MappingProxyType(redriven),
+        overdue_removals=overdue,
+        seconds=time.perf_counter() - started,
+    )

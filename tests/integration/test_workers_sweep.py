@@ -1,0 +1,333 @@
+"""The durable timers' sweep: set-based transitions that agree with the per-row rules,
+batches, re-drive of lost work, overdue removals, and concurrent sweepers."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, insert, select
+from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
+
+from memberships import self_service, sweep, timers
+from memberships.decisions import apply_event
+from memberships.errors import TransitionNotAllowed
+from memberships.timers import WORKER
+from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
+from store.models import AuditEvent, Membership, Organization, User
+from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
+
+COMPARED_FIELDS = (
+    "state",
+    "version",
+    "leave_requested_at",
+    "soft_deleted_at",
+    "purge_due_at",
+    "restored_at",
+    "purge_started_at",
+    "removal_due_by",
+    "purged_at",
+    "last_progress_at",
+    "attempts",
+    "last_error",
+)
+
+
+def insert_memberships(session_factory, clock, specs, **fields) -> list[str]:
+    """Bulk-insert one membership per (state, kind) spec, each for a user of its own."""
+    now = clock()
+    org_id = str(uuid.uuid4())
+    rows, users = [], []
+    for state, kind in specs:
+        user_id = str(uuid.uuid4())
+        users.append(
+            {"id": user_id, "email": f"{user_id}@x.example", "display_name": "U", "created_at": now}
+        )
+        rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": user_id,
+                "organization_id": org_id,
+                "kind": kind,
+                "state": state,
+                "version": 3,
+                "email": f"{user_id}@x.example",
+                "display_name": "U",
+                "created_at": now,
+                "attempts": 2,
+                "last_error": "earlier failure",
+                "last_progress_at": now - timedelta(hours=1),
+                **fields,
+            }
+        )
+    with session_factory() as session, session.begin():
+        session.execute(
+            insert(Organization),
+            [{"id": org_id, "domain": f"{org_id}.example", "display_name": "O", "created_at": now}],
+        )
+        for start in range(0, len(users), 5000):
+            session.execute(insert(User), users[start : start + 5000])
+            session.execute(insert(Membership), rows[start : start + 5000])
+    return [r["id"] for r in rows]
+
+
+def _snapshot(session, membership_id):
+    m = session.get(Membership, membership_id)
+    fields = {name: getattr(m, name) for name in COMPARED_FIELDS}
+    fields["personal_fields_erased"] = (m.email, m.display_name) == (None, None)
+    trail = [
+        (e.actor, e.action, e.outcome, e.from_state, e.to_state)
+        for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.membership_id == membership_id)
+        )
+    ]
+    return fields, trail
+
+
+def test_transition_table_is_read_off_the_machine():
+    # Given the machine, When the table is derived
+    table = sweep.transition_table()
+    # Then it holds exactly what next_state allows, e.g. both kinds of expire_retention
+    for state, kind, event in itertools.product(MembershipState, MembershipKind, EVENTS):
+        try:
+            expected = next_state(state.value, kind.value, event)
+        except MachineTransitionNotAllowed:
+            assert (state.value, event, kind.value) not in table
+        else:
+            assert table[(state.value, event, kind.value)] == expected
+    assert table[("soft-deleted", "expire_retention", "b2b-collaboration")] == "purge-pending"
+    assert table[("leave-pending", "complete_leave", "b2b-collaboration")] == "soft-deleted"
+    assert table[("leave-pending", "complete_leave", "b2b-direct-connect")] == "purge-pending"
+
+
+def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
+    session_factory, clock, policy
+):
+    # Given two identical memberships for every (state, kind), one per path and per event
+    combos = list(itertools.product(MembershipState, MembershipKind, EVENTS))
+    specs = [(state.value, kind.value) for state, kind, _ in combos]
+    per_row_ids = insert_memberships(session_factory, clock, specs)
+    batch_ids = insert_memberships(session_factory, clock, specs)
+    now = clock()
+    # When each event is applied per row (memberships.decisions.apply_event) ...
+    for (_state, _kind, event), membership_id in zip(combos, per_row_ids, strict=True):
+        with UnitOfWork(session_factory, RecordingDispatcher(), policy) as uow:
+            membership = uow.session.get(Membership, membership_id)
+            try:
+                apply_event(uow, now, WORKER, membership, event)
+                uow.commit()
+            except TransitionNotAllowed:
+                pass
+    # ... and to the batch twins, one batch per (state, event) with every kind in it
+    dispatcher = RecordingDispatcher()
+    by_state_event = {}
+    for (state, kind, event), membership_id in zip(combos, batch_ids, strict=True):
+        by_state_event.setdefault((state.value, event), []).append(
+            sweep.Claimed(membership_id, kind.value, "")
+        )
+    with UnitOfWork(session_factory, dispatcher, policy) as uow:
+        for (state, event), rows in by_state_event.items():
+            org = uow.session.get(Membership, rows[0].id).organization_id
+            claimed = [sweep.Claimed(r.id, r.kind, org) for r in rows]
+            sweep.apply_event_to_batch(uow, now, event, state, claimed)
+        uow.commit()
+    # Then every pair ends identical: state, version, timestamps, erased fields, audit
+    # rows for allowed transitions (denials are the per-row path's business only)
+    allowed = 0
+    with session_factory() as session:
+        for (state, kind, event), a, b in zip(combos, per_row_ids, batch_ids, strict=True):
+            fields_a, trail_a = _snapshot(session, a)
+            fields_b, trail_b = _snapshot(session, b)
+            assert fields_a == fields_b, (state, kind, event)
+            assert [t for t in trail_a if t[2] == "allowed"] == trail_b, (state, kind, event)
+            allowed += bool(trail_b)
+    assert allowed == len(sweep.transition_table())
+    # And the follow-up work is the same as the per-row path registers (FOLLOW_UP)
+    assert sorted(set(a for a, _ in dispatcher.sent)) == ["complete_leave", "remove_data"]
+
+
+def _soft_delete_by_leaving(world, user="ann", org="open"):
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal(user), org + ".example")
+    membership_id = world.membership(org, user)
+    with world.uow() as uow:
+        timers.complete_leave(uow, world.clock, membership_id)
+    return membership_id
+
+
+def _audit_count(world, membership_id, action):
+    with world.uow() as uow:
+        return uow.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.membership_id == membership_id,
+                AuditEvent.action == action,
+                AuditEvent.outcome == "allowed",
+            )
+        )
+
+
+def test_sweep_expires_a_retention_period_only_once_it_has_ended(world, dispatcher):
+    # Given ann left open: soft-deleted, purge due in 30 days
+    membership_id = _soft_delete_by_leaving(world)
+    dispatcher.sent.clear()
+    # When the sweep runs a second before the due time
+    world.clock.advance(timedelta(days=30) - timedelta(seconds=1))
+    with world.uow() as uow:
+        early = sweep.sweep(uow, world.clock)
+    # Then nothing happens
+    assert early.expired == 0 and dispatcher.sent == []
+    # When it runs two seconds later, twice
+    world.clock.advance(timedelta(seconds=2))
+    with world.uow() as uow:
+        due = sweep.sweep(uow, world.clock)
+    with world.uow() as uow:
+        again = sweep.sweep(uow, world.clock)
+    # Then the membership is purge-pending once, audited once, and data removal was sent
+    assert (due.expired, again.expired) == (1, 0)
+    with world.uow() as uow:
+        m = uow.session.get(Membership, membership_id)
+        assert m.state == "purge-pending"
+        assert m.removal_due_by == world.clock() + timedelta(days=30)
+    assert _audit_count(world, membership_id, "expire_retention") == 1
+    assert dispatcher.sent == [("remove_data", membership_id)]
+
+
+def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock):
+    # Given 120 memberships past their purge due time and batches of 50
+    ids = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 120,
+        purge_due_at=clock() - timedelta(minutes=1),
+    )
+    dispatcher = RecordingDispatcher()
+    # When one sweep runs
+    with UnitOfWork(session_factory, dispatcher, Policy(sweep_batch_size=50)) as uow:
+        report = sweep.sweep(uow, clock)
+    # Then all 120 moved in 3 committed batches, each with its data removal sent once
+    assert (report.expired, report.batches) == (120, 3)
+    assert sorted(i for _, i in dispatcher.sent) == sorted(ids)
+    with session_factory() as session:
+        states = session.scalars(select(Membership.state).where(Membership.id.in_(ids))).all()
+        audited = session.scalar(
+            select(func.count(func.distinct(AuditEvent.membership_id))).where(
+                AuditEvent.action == "expire_retention"
+            )
+        )
+    assert set(states) == {"purge-pending"} and audited == 120
+
+
+def test_sweep_redrives_stalled_work_once_per_redrive_period(session_factory, clock):
+    # Given a leave-pending and a purge-pending membership whose messages were lost an
+    # hour ago, and a fresh leave-pending one
+    stalled = insert_memberships(
+        session_factory,
+        clock,
+        [("leave-pending", "b2b-collaboration"), ("purge-pending", "b2b-direct-connect")],
+    )
+    fresh = insert_memberships(
+        session_factory, clock, [("leave-pending", "b2b-collaboration")], last_progress_at=clock()
+    )
+    dispatcher = RecordingDispatcher()
+    policy = Policy(redrive_after=timedelta(minutes=1))
+
+    def tick():
+        with UnitOfWork(session_factory, dispatcher, policy) as uow:
+            return sweep.sweep(uow, clock)
+
+    # When the sweep runs, again right away, and again after the re-drive period
+    first = tick()
+    second = tick()
+    clock.advance(timedelta(minutes=1, seconds=1))
+    third = tick()
+    # Then the stalled ones are sent once per period; the fresh one only once it stalls
+    assert dict(first.redriven) == {"complete_leave": 1, "remove_data": 1}
+    assert dict(second.redriven) == {"complete_leave": 0, "remove_data": 0}
+    assert dict(third.redriven) == {"complete_leave": 2, "remove_data": 1}
+    assert dispatcher.sent[:2] == [("complete_leave", stalled[0]), ("remove_data", stalled[1])]
+    assert ("complete_leave", fresh[0]) in dispatcher.sent[2:]
+    # And re-driving is not a transition: no version change, no audit row
+    with session_factory() as session:
+        assert session.get(Membership, stalled[0]).version == 3
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def test_removals_past_their_window_are_counted_and_still_redriven(session_factory, clock):
+    # Given a purge-pending membership whose removal window ended yesterday
+    [late] = insert_memberships(
+        session_factory,
+        clock,
+        [("purge-pending", "b2b-collaboration")],
+        removal_due_by=clock() - timedelta(days=1),
+    )
+    dispatcher = RecordingDispatcher()
+    # When the sweep runs
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        report = sweep.sweep(uow, clock)
+    # Then it is counted overdue, and its removal is sent again rather than dropped
+    assert report.overdue_removals == 1
+    assert dispatcher.sent == [("remove_data", late)]
+
+
+def test_a_sweep_writes_its_tick_id_into_the_audit_rows(session_factory, clock):
+    # Given one due membership
+    [due] = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")],
+        purge_due_at=clock() - timedelta(seconds=1),
+    )
+    # When a sweep runs
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow:
+        report = sweep.sweep(uow, clock)
+    # Then the audit row carries the tick's id, like a request id
+    with session_factory() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.membership_id == due))
+    assert report.tick_id.startswith("sweep-") and event.request_id == report.tick_id
+
+
+@pytest.mark.postgres
+def test_two_sweepers_at_once_transition_each_due_membership_exactly_once(
+    database_url, session_factory, clock
+):
+    # Given 3000 due memberships on PostgreSQL, and small batches so the sweepers interleave
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SKIP LOCKED concurrency is a PostgreSQL property")
+    ids = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 3000,
+        purge_due_at=clock() - timedelta(minutes=1),
+    )
+    dispatchers = [RecordingDispatcher(), RecordingDispatcher()]
+    reports = []
+    start = threading.Barrier(2)
+
+    def run(dispatcher):
+        with UnitOfWork(session_factory, dispatcher, Policy(sweep_batch_size=100)) as uow:
+            start.wait()
+            reports.append(sweep.sweep(uow, clock))
+
+    # When two sweepers run at the same time
+    threads = [threading.Thread(target=run, args=(d,)) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Then each membership was moved, audited and sent for removal exactly once
+    assert sum(r.expired for r in reports) == 3000
+    assert all(r.expired > 0 for r in reports), "both sweepers should have taken batches"
+    sent = [i for d in dispatchers for _, i in d.sent]
+    assert sorted(sent) == sorted(ids)
+    with session_factory() as session:
+        rows = session.execute(
+            select(AuditEvent.membership_id, func.count())
+            .where(AuditEvent.action == "expire_retention")
+            .group_by(AuditEvent.membership_id)
+        ).all()
+    assert len(rows) == 3000 and {count for _, count in rows} == {1}
