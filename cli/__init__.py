@@ -111,4 +111,4 @@ def _broker_dispatcher(settings: Settings) -> Dispatcher:
     return broker_dispatcher(settings)  # type: ignore[no-any-return]
 
 
-from cli import diagram, provisioning, token  # noqa: E402,F401  (commands register on import)
+from cli import diagram, ops, provisioning, token  # noqa: E402,F401  (commands register on import)

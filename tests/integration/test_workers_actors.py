@@ -1,0 +1,253 @@
+"""The actors on a StubBroker and a real database: each message runs its use case,
+duplicates change nothing, failures are recorded on the membership and retried, and the
+request id travels from the use case that sent the message into the worker's logs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from dramatiq import Worker
+from sqlalchemy import func, select
+
+from memberships import self_service
+from memberships.removal import BUILT_IN_REMOVERS
+from settings import Settings
+from store.models import AuditEvent, Grant, MemberData, Membership
+from workers.broker import build_stub_broker
+from workers.dispatch import BrokerDispatcher
+from workers.messages import QUEUES
+from workers.runtime import Runtime
+from workers.tasks import MAX_RETRIES, declare_actors, should_retry
+
+
+class Stack:
+    """A stub broker with the actors declared on it, and a worker to run them."""
+
+    def __init__(self, session_factory, clock, settings, removers=BUILT_IN_REMOVERS):
+        self.broker = build_stub_broker()
+        self.dispatcher = BrokerDispatcher(self.broker)
+        self.runtime = Runtime(
+            settings,
+            self.dispatcher,
+            clock=clock,
+            removers=removers,
+            session_factory_override=session_factory,
+        )
+        self.actors = declare_actors(self.broker, self.runtime)
+
+    def uow(self, request_id=None):
+        return self.runtime.uow(request_id)
+
+    def run_until_idle(self, timeout_ms=20_000):
+        worker = Worker(self.broker, worker_timeout=50, worker_threads=2)
+        worker.start()
+        try:
+            # A message may send another (remove_data), so drain until every queue is still.
+            for _ in range(1000):
+                for queue in QUEUES:
+                    self.broker.join(queue, timeout=timeout_ms, fail_fast=False)
+                worker.join()
+                if all(self.broker.queues[q].qsize() == 0 for q in self.broker.queues):
+                    break
+        finally:
+            worker.stop()
+
+
+@pytest.fixture
+def stack(session_factory, clock):
+    broker_stack = Stack(session_factory, clock, Settings(removal_batch_size=25))
+    yield broker_stack
+    broker_stack.broker.close()
+
+
+def _leave(stack, world, user, org, request_id=None):
+    with stack.uow(request_id) as uow:
+        self_service.request_leave(uow, world.clock, world.principal(user), org + ".example")
+    return world.membership(org, user)
+
+
+def _transitions(session_factory, membership_id):
+    with session_factory() as session:
+        return [
+            (e.action, e.to_state)
+            for e in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.membership_id == membership_id, AuditEvent.outcome == "allowed")
+                .order_by(AuditEvent.id)
+            )
+            if e.to_state is not None
+        ]
+
+
+def test_complete_leave_soft_deletes_a_collaboration_guest(world, stack, session_factory):
+    # Given ann asked to leave open (a leave-pending membership and a message)
+    membership_id = _leave(stack, world, "ann", "open")
+    # When the worker runs
+    stack.run_until_idle()
+    # Then she is soft-deleted with the purge due after the retention period
+    with session_factory() as session:
+        m = session.get(Membership, membership_id)
+        assert m.state == "soft-deleted"
+        assert m.purge_due_at == world.clock() + timedelta(days=30)
+        assert session.scalar(select(func.count()).select_from(Grant)) == 2  # kept for restore
+
+
+def test_a_direct_connect_leave_is_carried_out_and_its_data_removed_batch_by_batch(
+    world, stack, session_factory
+):
+    # Given pat (direct connect, 30 data rows) leaves open, batches of 25
+    membership_id = _leave(stack, world, "pat", "open")
+    # When the worker runs until idle
+    stack.run_until_idle()
+    # Then the leave went straight to data removal, which took two batches, then purged
+    with session_factory() as session:
+        m = session.get(Membership, membership_id)
+        assert m.state == "purged" and m.removed_rows == 30
+        assert (m.email, m.display_name) == (None, None)
+        left = session.scalar(
+            select(func.count()).select_from(MemberData).where(MemberData.membership_id == m.id)
+        )
+        assert left == 0
+    assert _transitions(session_factory, membership_id) == [
+        ("add_guest", "active"),
+        ("request_leave", "leave-pending"),
+        ("complete_leave", "purge-pending"),
+        ("finish_removal", "purged"),
+    ]
+
+
+def test_the_same_messages_delivered_several_times_have_no_double_effect(
+    world, stack, session_factory
+):
+    # Given ann (collaboration) and pat (direct connect) left, and every message is
+    # delivered three times more
+    ann = _leave(stack, world, "ann", "open")
+    pat = _leave(stack, world, "pat", "open")
+    for _ in range(3):
+        stack.actors.complete_leave.send(ann)
+        stack.actors.complete_leave.send(pat)
+        stack.actors.remove_data.send(pat)
+    # When the worker (two threads) runs them all
+    stack.run_until_idle()
+    # Then each transition happened once, and the removal counted each row once
+    assert [a for a, _ in _transitions(session_factory, ann)].count("complete_leave") == 1
+    assert [a for a, _ in _transitions(session_factory, pat)] == [
+        "add_guest",
+        "request_leave",
+        "complete_leave",
+        "finish_removal",
+    ]
+    with session_factory() as session:
+        assert session.get(Membership, pat).removed_rows == 30
+        denied = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "denied")
+        )
+    assert denied == 0
+
+
+class FlakyRemover:
+    """A deployment's data store that is down for its first ``failures`` calls."""
+
+    name = "flaky-store"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def remove_batch(self, session, membership_id, limit):
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("flaky-store is unreachable")
+        return 0
+
+    def remaining(self, session, membership_id):
+        return 0
+
+
+def test_a_failure_is_recorded_on_the_membership_and_the_message_retried(
+    world, session_factory, clock
+):
+    # Given a deployment's store that fails once, and pat's leave carried out
+    stack = Stack(
+        session_factory,
+        clock,
+        Settings(removal_batch_size=100),
+        removers=(*BUILT_IN_REMOVERS, FlakyRemover(failures=1)),
+    )
+    membership_id = _leave(stack, world, "pat", "open")
+    with stack.uow() as uow:
+        uow.session.get(Membership, membership_id)  # the leave is committed
+    stack.actors.complete_leave.fn(membership_id)  # run inline: purge-pending now
+    with session_factory() as session:
+        assert session.get(Membership, membership_id).state == "purge-pending"
+    # When remove_data fails once (backoff shortened for the test)
+    stack.broker.flush_all()
+    stack.actors.remove_data.send_with_options(args=(membership_id,), min_backoff=10)
+    stack.run_until_idle()
+    # Then the failure was recorded, the retry finished the removal, and the tombstone
+    # keeps the attempt count but not the error text
+    with session_factory() as session:
+        m = session.get(Membership, membership_id)
+        assert m.state == "purged"
+        assert m.attempts == 1 and m.last_error is None
+    stack.broker.close()
+
+
+def test_a_failure_leaves_the_error_text_while_the_work_is_unfinished(
+    world, session_factory, clock
+):
+    # Given a store that is always down
+    stack = Stack(
+        session_factory, clock, Settings(), removers=(*BUILT_IN_REMOVERS, FlakyRemover(10**6))
+    )
+    membership_id = _leave(stack, world, "pat", "open")
+    stack.actors.complete_leave.fn(membership_id)
+    # When remove_data runs (inline, as a worker thread would)
+    with pytest.raises(ConnectionError):
+        stack.actors.remove_data.fn(membership_id)
+    # Then attempts and last_error say what happened, for operators
+    with session_factory() as session:
+        m = session.get(Membership, membership_id)
+        assert m.state == "purge-pending" and m.attempts == 1
+        assert m.last_error == "ConnectionError: flaky-store is unreachable"
+    stack.broker.close()
+
+
+def test_retry_policy_gives_up_on_a_wrong_message_and_after_max_retries():
+    from memberships.errors import Conflict, NotFound
+
+    # Given the retry rule, Then transient failures are retried up to MAX_RETRIES ...
+    assert should_retry(0, Conflict("lost the race"))
+    assert should_retry(MAX_RETRIES - 1, ConnectionError())
+    assert not should_retry(MAX_RETRIES, ConnectionError())
+    # ... and a message about nothing is given up at once
+    assert not should_retry(0, NotFound("no such membership"))
+
+
+def test_the_request_id_travels_into_the_worker_logs_and_audit(
+    world, stack, session_factory, caplog
+):
+    # Given ann leaves during HTTP request "req-42"
+    membership_id = _leave(stack, world, "ann", "open", request_id="req-42")
+    # When the worker carries the leave out
+    with caplog.at_level(logging.INFO, logger="workers.tasks"):
+        from workers.logs import ContextFilter
+
+        context = ContextFilter()
+        caplog.handler.addFilter(context)
+        try:
+            stack.run_until_idle()
+        finally:
+            caplog.handler.removeFilter(context)
+    # Then its log lines carry the membership and request ids
+    done = [r for r in caplog.records if r.getMessage() == "leave carried out"]
+    assert done and done[0].membership_id == membership_id and done[0].request_id == "req-42"
+    # And the worker's audit row names the same request
+    with session_factory() as session:
+        event = session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.membership_id == membership_id, AuditEvent.action == "complete_leave"
+            )
+        )
+    assert event.request_id == "req-42"

@@ -1,0 +1,68 @@
+"""The one place that builds the broker.
+
+Production and ``make run``: a Dramatiq ``RedisBroker`` on ``REDIS_URL``. Fast
+unit tests of actors: a ``StubBroker`` with the same middleware. Nothing here
+runs at import; ``workers.actors`` (what the ``dramatiq`` command imports) and
+``workers.dispatch`` (what web and cli send through) call ``build_broker``.
+
+The broker carries only work that is due now: no message is ever sent with a
+delay for a due time (the database holds those, the sweep acts on them). The
+only delayed messages are Dramatiq's own retries, with backoff of seconds to
+minutes.
+"""
+
+from __future__ import annotations
+
+import redis
+from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
+
+from settings import Settings
+
+NAMESPACE = "lifecycle"
+"""Prefix of every Redis key the broker writes (``lifecycle:removals``, ...); the queue
+inspection reads the same keys."""
+
+HEARTBEAT_TIMEOUT_MS = 60_000
+"""A worker silent for this long is dead: its unacknowledged messages go back to the
+queue (Dramatiq's maintenance) and the operators' view stops counting it."""
+
+SOCKET_TIMEOUT_SECONDS = 10.0
+
+
+def middleware() -> list[Middleware]:
+    """Dramatiq's defaults (age and time limits, retries with backoff, clean shutdown)
+    plus ``CurrentMessage`` so logs can name the message being processed."""
+    return [factory() for factory in default_middleware] + [CurrentMessage()]
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client for the broker's Redis with timeouts, so a dead Redis fails fast."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
+
+
+def build_broker(settings: Settings, *, namespace: str = NAMESPACE) -> RedisBroker:
+    """A ``RedisBroker`` on ``settings.redis_url``; connects lazily, on first use."""
+    return RedisBroker(
+        client=redis_client(settings),
+        namespace=namespace,
+        middleware=middleware(),
+        heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+    )
+
+
+def build_stub_broker() -> StubBroker:
+    """An in-memory broker with the same middleware, for fast unit tests of actors."""
+    broker = StubBroker(middleware=middleware())
+    broker.emit_after("process_boot")
+    return broker
+
+
+__all__ = ["NAMESPACE", "Broker", "build_broker", "build_stub_broker", "redis_client"]

@@ -1,0 +1,43 @@
+"""The messages workers accept: a public contract, kept in one place.
+
+Each message names its actor and queue explicitly and carries ids and
+primitives only; a new parameter may be added only with a default, so a message
+sent by an older web process still runs on a newer worker (and the other way
+round). ``dispatch`` sends by this table and ``tasks`` declares the actors by it,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContract:
+    actor_name: str
+    queue_name: str
+    doc: str
+
+
+COMPLETE_LEAVE = MessageContract(
+    "complete_leave", "leaves", "complete_leave(membership_id, request_id=None)"
+)
+REMOVE_DATA = MessageContract(
+    "remove_data", "removals", "remove_data(membership_id, request_id=None)"
+)
+SWEEP = MessageContract("sweep", "timers", "sweep(request_id=None)")
+
+CONTRACTS = MappingProxyType({c.actor_name: c for c in (COMPLETE_LEAVE, REMOVE_DATA, SWEEP)})
+"""By actor name."""
+
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys(c.queue_name for c in CONTRACTS.values()))
+"""Every queue the service uses, in a stable order (what operators see first)."""
+
+
+def contract_for(actor_name: str) -> MessageContract:
+    """The contract of ``actor_name``; raises ``KeyError`` naming it when there is none."""
+    try:
+        return CONTRACTS[actor_name]
+    except KeyError:
+        raise KeyError(f"no actor named {actor_name!r}; known: {', '.join(CONTRACTS)}") from None

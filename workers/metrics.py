@@ -1,0 +1,203 @@
+"""Prometheus metrics, computed when scraped, so they are right under any number of
+gunicorn workers, worker processes and machines.
+
+No process keeps a count in memory that another process would have to add up:
+
+- memberships by state, due and overdue timers, stalled and failing work are
+  counted in the database at scrape time;
+- transitions by event are counted from the audit log (every process writes it,
+  every transition is in it exactly once), so the counter is exact and survives
+  restarts;
+- queue depths, dead letters and workers seen are read from the broker's Redis;
+- HTTP requests are counted in one Redis hash (``HINCRBY`` per request), shared by
+  every web process. A ``FLUSHALL`` resets it, which Prometheus treats as a
+  counter reset.
+
+A source that does not answer is reported by ``lifecycle_scrape_source_up`` = 0;
+the other metrics are still served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from memberships import operations
+from memberships.clock import Clock, utc_now
+from settings import Settings
+from store.unit_of_work import UnitOfWork
+from workers.broker import NAMESPACE
+from workers.inspection import discover_queues, queue_stats, workers_seen
+
+log = logging.getLogger(__name__)
+
+# A request must never wait on metrics: counting gives up fast when Redis is slow.
+COUNTING_TIMEOUT_SECONDS = 0.25
+
+
+def http_requests_key(namespace: str = NAMESPACE) -> str:
+    return f"{namespace}:__metrics__.http_requests"
+
+
+def metrics_redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=COUNTING_TIMEOUT_SECONDS,
+        socket_connect_timeout=COUNTING_TIMEOUT_SECONDS,
+    )
+
+
+class HttpRequestCounter:
+    """Counts HTTP requests by method, route and status in Redis, for every web process."""
+
+    def __init__(self, client: redis.Redis, namespace: str = NAMESPACE) -> None:
+        self.client = client
+        self.key = http_requests_key(namespace)
+
+    def record(self, method: str, route: str, status: int) -> None:
+        """Add one request; a Redis failure loses this count, never the request."""
+        try:
+            self.client.hincrby(self.key, f"{method}|{route}|{status}", 1)
+        except redis.RedisError as error:
+            log.debug("HTTP request not counted", extra={"error": str(error)})
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        counts = {}
+        for field, value in self.client.hgetall(self.key).items():
+            method, route, status = (field.decode() if isinstance(field, bytes) else field).split(
+                "|", 2
+            )
+            counts[(method, route, status)] = int(value)
+        return counts
+
+
+class LifecycleCollector(Collector):
+    """Reads the database and Redis on every scrape."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        client: redis.Redis,
+        namespace: str = NAMESPACE,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.client = client
+        self.namespace = namespace
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "lifecycle_scrape_source_up",
+            "Whether a source of these metrics answered this scrape (1) or not (0).",
+            labels=["source"],
+        )
+        try:
+            yield from self._database_metrics()
+            up.add_metric(["database"], 1)
+        except Exception:
+            log.exception("metrics: the database did not answer")
+            up.add_metric(["database"], 0)
+        try:
+            yield from self._redis_metrics()
+            up.add_metric(["redis"], 1)
+        except redis.RedisError:
+            log.exception("metrics: Redis did not answer")
+            up.add_metric(["redis"], 0)
+        yield up
+
+    def _database_metrics(self) -> list[Metric]:
+        now = self.clock()
+        with self.uow_factory() as uow:
+            by_state = operations.count_by_state(uow)
+            timers = operations.due_and_overdue(uow, now)
+            work = operations.stalled_and_failing(uow, now)
+            transitions = operations.transitions_by_event(uow)
+        memberships = GaugeMetricFamily(
+            "lifecycle_memberships", "Memberships by lifecycle state.", labels=["state"]
+        )
+        for state, count in by_state.items():
+            memberships.add_metric([state], count)
+        overdue_purges = GaugeMetricFamily(
+            "lifecycle_purges_overdue",
+            "Soft-deleted memberships past purge_due_at not yet taken by the sweep "
+            "(stays above zero only when no scheduler runs).",
+            value=timers["overdue_purges"],
+        )
+        overdue_removals = GaugeMetricFamily(
+            "lifecycle_removals_overdue",
+            "Purge-pending memberships past removal_due_by: the data-removal window was "
+            "missed. Alert on > 0.",
+            value=timers["overdue_removals"],
+        )
+        stalled = GaugeMetricFamily(
+            "lifecycle_work_stalled",
+            "In-progress memberships with no progress for REDRIVE_AFTER (being re-driven).",
+            labels=["state"],
+        )
+        for key, count in work.items():
+            if key.startswith("stalled:"):
+                stalled.add_metric([key.removeprefix("stalled:")], count)
+        failing = GaugeMetricFamily(
+            "lifecycle_work_failing",
+            "In-progress memberships with at least one recorded failed attempt.",
+            value=work["failing"],
+        )
+        transitions_total = CounterMetricFamily(
+            "lifecycle_transitions",
+            "Lifecycle transitions made, by event (counted from the audit log).",
+            labels=["event"],
+        )
+        for event, count in transitions.items():
+            transitions_total.add_metric([event], count)
+        return [memberships, overdue_purges, overdue_removals, stalled, failing, transitions_total]
+
+    def _redis_metrics(self) -> list[Metric]:
+        stats = queue_stats(
+            self.client, discover_queues(self.client, self.namespace), self.namespace
+        )
+        messages = GaugeMetricFamily(
+            "lifecycle_queue_messages",
+            "Broker messages by queue and status (ready, delayed, in_flight).",
+            labels=["queue", "status"],
+        )
+        dead = GaugeMetricFamily(
+            "lifecycle_dead_letters", "Dead-lettered messages by queue.", labels=["queue"]
+        )
+        for q in stats:
+            messages.add_metric([q.name, "ready"], q.ready)
+            messages.add_metric([q.name, "delayed"], q.delayed)
+            messages.add_metric([q.name, "in_flight"], q.in_flight)
+            dead.add_metric([q.name], q.dead_letters)
+        workers = GaugeMetricFamily(
+            "lifecycle_workers_seen",
+            "Worker processes that announced themselves recently.",
+            value=len(workers_seen(self.client, self.namespace)),
+        )
+        http = CounterMetricFamily(
+            "lifecycle_http_requests",
+            "HTTP requests by method, route and status, over every web process.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in sorted(
+            HttpRequestCounter(self.client, self.namespace).counts().items()
+        ):
+            http.add_metric([method, route, status], count)
+        return [messages, dead, workers, http]
+
+
+def registry_for(collector: LifecycleCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The exposition text and its content type, for ``GET /metrics``."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

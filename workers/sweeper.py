@@ -1,0 +1,43 @@
+"""One sweep of the durable timers, as the scheduler, the ``sweep`` actor and
+``lifecycle sweep`` run it: open a unit of work, call the use case, log what it did."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from memberships.sweep import SweepReport, sweep
+from workers.logs import log_context
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_sweep(
+    runtime: Runtime,
+    request_id: str | None = None,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> SweepReport:
+    """Expire due retention periods, re-drive stalled work, count overdue removals.
+
+    Overdue removals are logged as a warning on every tick until they are done: the
+    removal window is a promise to the guest, and missing it must not go unseen.
+    Raises what the database raises (the scheduler logs it and tries next tick).
+    """
+    with runtime.uow(request_id) as uow:
+        report = sweep(uow, runtime.clock, should_continue=should_continue)
+    with log_context(request_id=report.tick_id):
+        fields = {
+            "expired": report.expired,
+            "batches": report.batches,
+            "redriven": dict(report.redriven),
+            "overdue_removals": report.overdue_removals,
+            "seconds": round(report.seconds, 3),
+        }
+        if report.expired or any(report.redriven.values()):
+            log.info("sweep moved memberships on", extra=fields)
+        else:
+            log.debug("sweep found nothing due", extra=fields)
+        if report.overdue_removals:
+            log.warning("data removals past their window", extra=fields)
+    return report

@@ -1,0 +1,157 @@
+"""The actors, declared on a given broker: thin edges around one use case each.
+
+An actor logs the id, opens a unit of work, calls one use case. Everything it
+decides is in ``memberships``; what is left here is delivery: which message
+means which use case, what a failure does (recorded on the membership, then
+retried with backoff, or given up), and ``remove_data`` sending itself again
+until nothing is left.
+
+``workers.actors`` declares these on the process's Redis broker for the
+``dramatiq`` command; tests declare them on a ``StubBroker`` or a private Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq import Broker
+from dramatiq.middleware import CurrentMessage, Interrupt
+
+from memberships import jobs
+from memberships.errors import Forbidden, InvalidInput, NotFound
+from memberships.failures import describe, record_failure
+from store.unit_of_work import send_message
+from workers.logs import log_context
+from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, SWEEP, MessageContract
+from workers.runtime import Runtime
+from workers.sweeper import run_sweep
+
+log = logging.getLogger(__name__)
+
+# Retry-or-give-up, in one place. A failure that says the message itself is wrong will
+# fail the same way again; anything else (a lost compare-and-set, a database or Redis
+# hiccup, a remover's store being down) is worth retrying with backoff. Given-up
+# messages go to the dead letters, and the sweep's re-drive sends the work again after
+# REDRIVE_AFTER anyway: the database, not the retry count, decides what is left to do.
+GIVE_UP_AT_ONCE: tuple[type[BaseException], ...] = (InvalidInput, NotFound, Forbidden)
+MAX_RETRIES = 8
+MIN_BACKOFF_MS = 1_000
+MAX_BACKOFF_MS = 300_000
+
+
+def should_retry(retries: int, error: BaseException) -> bool:
+    """Dramatiq's ``retry_when``: ``retries`` failures so far, ``error`` the last one."""
+    return retries < MAX_RETRIES and not isinstance(error, GIVE_UP_AT_ONCE)
+
+
+def _options(contract: MessageContract, **extra: Any) -> dict[str, Any]:
+    return {
+        "actor_name": contract.actor_name,
+        "queue_name": contract.queue_name,
+        "retry_when": should_retry,
+        "min_backoff": MIN_BACKOFF_MS,
+        "max_backoff": MAX_BACKOFF_MS,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class Actors:
+    complete_leave: dramatiq.Actor[Any, Any]
+    remove_data: dramatiq.Actor[Any, Any]
+    sweep: dramatiq.Actor[Any, Any]
+
+
+def _message_id() -> str | None:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else None
+
+
+@contextmanager
+def _handling(
+    runtime: Runtime, contract: MessageContract, membership_id: str, request_id: str | None
+) -> Iterator[None]:
+    """Log context for the message; on failure, record it on the membership and re-raise
+    (Dramatiq's retries take it from there). A time limit interrupts with an
+    ``Interrupt``, which is recorded too."""
+    with log_context(
+        actor=contract.actor_name,
+        membership_id=membership_id,
+        request_id=request_id,
+        message_id=_message_id(),
+    ):
+        try:
+            yield
+        except (Exception, Interrupt) as error:
+            text = describe(error)
+            try:
+                with runtime.uow(request_id) as uow:
+                    attempts = record_failure(uow, membership_id, text)
+            except Exception:
+                log.exception("could not record the failure in the database")
+                attempts = None
+            log.error("work failed", extra={"attempts": attempts, "error": text})
+            raise
+
+
+def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
+    """Declare the three actors on ``broker``, bound to ``runtime``."""
+
+    def complete_leave(membership_id: str, request_id: str | None = None) -> None:
+        """Carry out an accepted leave (idempotent: nothing to do unless leave-pending)."""
+        with _handling(runtime, COMPLETE_LEAVE, membership_id, request_id):
+            log.info("carrying out a leave")
+            with runtime.uow(request_id) as uow:
+                view = jobs.carry_out_leave(uow, runtime.clock, membership_id)
+            if view is None:
+                log.info("nothing to do: not leave-pending")
+            else:
+                log.info("leave carried out", extra={"state": view.state})
+
+    def remove_data(membership_id: str, request_id: str | None = None) -> None:
+        """Erase one bounded batch, then send itself again until the membership is purged."""
+        with _handling(runtime, REMOVE_DATA, membership_id, request_id):
+            with runtime.uow(request_id) as uow:
+                progress = jobs.remove_next_batch(
+                    uow, runtime.clock, membership_id, runtime.removers
+                )
+            fields = {
+                "state": progress.state,
+                "removed_now": progress.removed_now,
+                "removed_total": progress.removed_total,
+            }
+            if progress.done:
+                log.info("data removal done", extra=fields)
+                return
+            log.info("data removal batch committed", extra=fields)
+            send_message(runtime.dispatcher, REMOVE_DATA.actor_name, membership_id, request_id)
+
+    def sweep(request_id: str | None = None) -> None:
+        """One sweep of the durable timers on a worker (the scheduler runs its own)."""
+        with log_context(actor=SWEEP.actor_name, request_id=request_id):
+            run_sweep(runtime, request_id)
+
+    return Actors(
+        complete_leave=dramatiq.actor(
+            complete_leave, broker=broker, **_options(COMPLETE_LEAVE, time_limit=60_000)
+        ),
+        remove_data=dramatiq.actor(
+            remove_data, broker=broker, **_options(REMOVE_DATA, time_limit=300_000)
+        ),
+        sweep=dramatiq.actor(
+            sweep,
+            broker=broker,
+            **_options(
+                SWEEP,
+                time_limit=900_000,
+                max_age=300_000,
+                # The next tick is the retry: a failed sweep is not worth a backlog.
+                retry_when=lambda retries, error: False,
+            ),
+        ),
+    )
