@@ -102,9 +102,11 @@ def require_admin(
         now,
         principal,
         action,
+        # The message names no organization: a caller who addressed it by id learns
+        # nothing of it (not even its domain) from a refusal.
         Forbidden(
             "This needs the Global Administrator or External Identity Provider "
-            f"Administrator role in {org.domain}."
+            "Administrator role in this organization."
         ),
         organization_id=org.id,
     )
