@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from memberships.clock import Clock, utc_now
 from memberships.errors import LifecycleError
@@ -79,15 +80,57 @@ def services() -> Services:
 
 
 class LifecycleGroup(click.Group):
-    """Turns the service's errors into one readable line and exit status 1."""
+    """Turns every expected failure into one readable line on stderr, never a traceback.
+
+    The service's errors exit 1 (``error: <code>: <detail>``); bad usage (a missing or
+    malformed option, an unknown command) and bad settings exit 2; a database that
+    refuses or is not reachable exits 1 with the driver's first line.
+    """
+
+    # Subgroups (``db``, ``org``, ...) are made with this class too, so the rule holds
+    # at every level.
+    group_class = type
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            _usage_failure(error)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            _usage_failure(error)
         except LifecycleError as error:
             fail(f"{error.code}: {error.detail}")
         except SettingsError as error:
             fail(str(error), 2)
+        except DBAPIError as error:
+            fail(_database_failure(error))
+
+
+def _usage_failure(error: click.UsageError) -> NoReturn:
+    """One line naming the problem and where to read more; a bare group shows its help."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        raise error
+    message = " ".join(error.format_message().split())
+    where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    fail(f"{message}{where}", error.exit_code)
+
+
+def _database_failure(error: DBAPIError) -> str:
+    lines = str(error.orig).strip().splitlines() or [type(error.orig).__name__]
+    detail = lines[0]
+    if "no such table" in detail or "does not exist" in detail:
+        return f"database: {detail} (is the schema there? run 'lifecycle db upgrade')"
+    return f"database: {detail}"
 
 
 @click.group(cls=LifecycleGroup)
