@@ -1,0 +1,125 @@
+"""The member's pages: sign in, sign out, and the Organizations page with Leave.
+
+Leave is confirmed before it is sent: with scripts on, a ``<dialog>`` on the
+Organizations page; without, the Leave link opens a confirmation page. Every
+POST answers with a redirect (post/redirect/get), so a reload never sends a
+decision twice; the outcome travels in a flashed message.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from memberships.accounts import organizations_overview, users_to_sign_in_as
+from memberships.errors import LeaveDenied
+from memberships.self_service import get_my_organization, request_leave
+from web.auth import InvalidToken
+from web.pages import page_blueprint
+from web.pages import session as auth
+from web.pages.context import (
+    clock,
+    settings,
+    token_sign_in_available,
+    unit_of_work,
+    verify_token,
+)
+
+bp = page_blueprint("pages_account", __name__)
+
+
+def dev_sign_in_enabled() -> bool:
+    """Picking a user from a list is for development only: it needs both switches."""
+    current = settings()
+    return bool(current.dev_sign_in and current.jwt_secret)
+
+
+@bp.get("/")
+def home() -> Response:
+    return redirect(url_for("pages_account.organizations"))
+
+
+@bp.get("/sign-in")
+def sign_in() -> str:
+    users = []
+    if dev_sign_in_enabled():
+        with unit_of_work() as uow:
+            users = users_to_sign_in_as(uow)
+    return render_template(
+        "pages/sign_in.html",
+        users=users,
+        dev_sign_in=dev_sign_in_enabled(),
+        token_sign_in=token_sign_in_available(),
+        next=auth.safe_next(request.args.get("next")),
+    )
+
+
+@bp.post("/sign-in")
+def sign_in_submit() -> Response | tuple[str, int]:
+    next_page = auth.safe_next(request.form.get("next")) or url_for("pages_account.organizations")
+    now = clock()()
+    if "user_id" in request.form:
+        if not dev_sign_in_enabled():
+            abort(403, "Signing in by picking a user is only available in development.")
+        auth.sign_in(request.form["user_id"], now + auth.DEV_SESSION_LENGTH)
+        return redirect(next_page, 303)
+    token = request.form.get("token", "").strip().removeprefix("Bearer ").strip()
+    if not token_sign_in_available() or not token:
+        flash("Paste the access token your identity provider gave you.", "error")
+        return redirect(url_for("pages_account.sign_in", next=next_page), 303)
+    try:
+        user_id, expires = verify_token(token)
+    except InvalidToken as refused:
+        flash(f"That token was refused: {refused.reason} Get a new one and try again.", "error")
+        return redirect(url_for("pages_account.sign_in", next=next_page), 303)
+    until = datetime.fromtimestamp(expires, UTC) if expires else now + auth.DEV_SESSION_LENGTH
+    auth.sign_in(user_id, until)
+    return redirect(next_page, 303)
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    auth.sign_out()
+    flash("You are signed out.", "success")
+    return redirect(url_for("pages_account.sign_in"), 303)
+
+
+@bp.get("/account/organizations")
+@auth.requires_sign_in
+def organizations() -> str:
+    tenant = request.args.get("tenantId", "").strip() or None
+    with unit_of_work() as uow:
+        overview = organizations_overview(uow, auth.principal(), tenant)
+    return render_template("pages/organizations.html", overview=overview)
+
+
+@bp.get("/account/organizations/<org>/leave")
+@auth.requires_sign_in
+def confirm_leave(org: str) -> str:
+    with unit_of_work() as uow:
+        entry = get_my_organization(uow, auth.principal(), org)
+    return render_template("pages/confirm_leave.html", entry=entry)
+
+
+@bp.post("/account/organizations/<org>/leave")
+@auth.requires_sign_in
+def leave(org: str) -> Response:
+    try:
+        with unit_of_work() as uow:
+            left = request_leave(uow, clock(), auth.principal(), org)
+    except LeaveDenied as denied:
+        contacts = denied.extra.get("contacts", {})
+        flash(
+            {
+                "title": denied.title,
+                "detail": denied.detail,
+                "email": contacts.get("privacy_contact_email"),
+                "statement_url": contacts.get("privacy_statement_url"),
+            },
+            "leave-denied",
+        )
+        return redirect(url_for("pages_account.organizations", tenantId=org), 303)
+    flash("Your request to leave was accepted.", "success")
+    return redirect(url_for("pages_account.organizations", tenantId=left.organization_id), 303)

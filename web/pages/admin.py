@@ -1,0 +1,178 @@
+"""An organization admin's pages: external collaboration settings, deleted users, members
+and one membership's record.
+
+Whether the signed-in user may see or change anything here is decided by the use
+cases (an admin role in *that* organization); a refusal renders the 403 page.
+Form refusals the admin can fix on the spot (a bad e-mail, no privacy profile yet)
+come back as a message on the same page. Every POST answers with a redirect.
+"""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from memberships import admin, reading, selection, timeline
+from memberships.errors import InvalidInput, PrivacyProfileRequired
+from web.pages import page_blueprint
+from web.pages import session as auth
+from web.pages.context import clock, settings, unit_of_work
+from web.pages.diagram import lifecycle_diagram
+
+bp = page_blueprint("pages_admin", __name__, url_prefix="/admin")
+
+PAGE_SIZE = 50
+
+
+@bp.get("/")
+@auth.requires_sign_in
+def index() -> str:
+    return render_template("pages/admin_index.html")
+
+
+@bp.get("/<org>/settings")
+@auth.requires_sign_in
+def org_settings(org: str) -> str:
+    with unit_of_work() as uow:
+        organization = reading.get_organization(uow, clock(), auth.principal(), org)
+    return render_template("pages/admin_settings.html", org=organization)
+
+
+@bp.post("/<org>/settings/privacy-profile")
+@auth.requires_sign_in
+def save_privacy_profile(org: str) -> Response:
+    email = request.form.get("contact_email", "")
+    url = request.form.get("statement_url", "")
+    try:
+        with unit_of_work() as uow:
+            admin.set_privacy_profile(uow, clock(), auth.principal(), org, email, url)
+    except InvalidInput as error:
+        flash(
+            {"detail": error.detail, "field": error.extra.get("field"), "email": email, "url": url},
+            "form-error",
+        )
+        return redirect(url_for("pages_admin.org_settings", org=org, _anchor="privacy"), 303)
+    flash("The privacy profile is saved.", "success")
+    return redirect(url_for("pages_admin.org_settings", org=org), 303)
+
+
+@bp.post("/<org>/settings/external-user-leave")
+@auth.requires_sign_in
+def save_leave_setting(org: str) -> Response:
+    choice = request.form.get("allowed")
+    if choice not in ("yes", "no"):
+        flash("Choose Yes or No.", "error")
+        return redirect(url_for("pages_admin.org_settings", org=org), 303)
+    try:
+        with unit_of_work() as uow:
+            admin.set_external_user_leave_allowed(
+                uow, clock(), auth.principal(), org, choice == "yes"
+            )
+    except PrivacyProfileRequired as error:
+        flash(error.detail, "error")
+        return redirect(url_for("pages_admin.org_settings", org=org), 303)
+    flash("The external user leave setting is saved.", "success")
+    return redirect(url_for("pages_admin.org_settings", org=org), 303)
+
+
+@bp.get("/<org>/deleted-users")
+@auth.requires_sign_in
+def deleted_users(org: str) -> str:
+    cursor = request.args.get("cursor") or None
+    with unit_of_work() as uow:
+        organization = reading.get_organization(uow, clock(), auth.principal(), org)
+        page = reading.list_deleted_users(
+            uow, clock(), auth.principal(), org, cursor=cursor, limit=PAGE_SIZE
+        )
+    return render_template(
+        "pages/deleted_users.html",
+        org=organization,
+        page=page,
+        retention_period=settings().retention_period,
+        removal_window=settings().removal_window,
+    )
+
+
+@bp.post("/<org>/deleted-users/<membership_id>/restore")
+@auth.requires_sign_in
+def restore(org: str, membership_id: str) -> Response:
+    with unit_of_work() as uow:
+        restored = admin.restore(uow, clock(), auth.principal(), org, membership_id)
+    flash(
+        f"{restored.display_name or restored.email} is restored with "
+        f"{len(restored.grants)} group and role assignment(s).",
+        "success",
+    )
+    return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+
+
+@bp.post("/<org>/deleted-users/delete-permanently")
+@auth.requires_sign_in
+def delete_permanently(org: str) -> Response | str:
+    """Without ``confirmed=yes`` (no scripts, so no dialog) show the confirmation page."""
+    selected = request.form.getlist("membership_id")
+    if not selected:
+        flash("Select at least one deleted user to delete permanently.", "error")
+        return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+    if request.form.get("confirmed") != "yes":
+        with unit_of_work() as uow:
+            organization = reading.get_organization(uow, clock(), auth.principal(), org)
+            page = reading.list_deleted_users(uow, clock(), auth.principal(), org, limit=200)
+        chosen = [m for m in page.items if m.id in set(selected)]
+        return render_template(
+            "pages/confirm_delete.html", org=organization, chosen=chosen, selected=selected
+        )
+    with unit_of_work() as uow:
+        outcomes = selection.purge_selected(uow, clock(), auth.principal(), org, selected)
+    done = [o for o in outcomes if o.membership is not None]
+    if done:
+        flash(
+            f"{len(done)} user(s) permanently deleted. Removal of their data has started.",
+            "success",
+        )
+    for outcome in outcomes:
+        if outcome.error is not None:
+            flash(f"Not deleted ({outcome.membership_id}): {outcome.error.detail}", "error")
+    return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+
+
+@bp.get("/<org>/memberships")
+@auth.requires_sign_in
+def memberships(org: str) -> str:
+    state = request.args.get("state") or None
+    cursor = request.args.get("cursor") or None
+    with unit_of_work() as uow:
+        organization = reading.get_organization(uow, clock(), auth.principal(), org)
+        page = reading.list_memberships(
+            uow, clock(), auth.principal(), org, state=state, cursor=cursor, limit=PAGE_SIZE
+        )
+    return render_template("pages/memberships.html", org=organization, page=page, state=state)
+
+
+@bp.get("/<org>/memberships/<membership_id>")
+@auth.requires_sign_in
+def membership(org: str, membership_id: str) -> str:
+    with unit_of_work() as uow:
+        details = timeline.membership_details(uow, clock(), auth.principal(), org, membership_id)
+    return render_template(
+        "pages/membership.html",
+        details=details,
+        diagram=lifecycle_diagram(details.membership.state),
+        now=clock()(),
+    )
+
+
+@bp.post("/<org>/memberships/<membership_id>/remove")
+@auth.requires_sign_in
+def remove(org: str, membership_id: str) -> Response | str:
+    """Without ``confirmed=yes`` show the confirmation page; then remove the guest."""
+    if request.form.get("confirmed") != "yes":
+        with unit_of_work() as uow:
+            details = timeline.membership_details(
+                uow, clock(), auth.principal(), org, membership_id
+            )
+        return render_template("pages/confirm_remove.html", details=details)
+    with unit_of_work() as uow:
+        removed = admin.remove(uow, clock(), auth.principal(), org, membership_id)
+    flash(f"{removed.display_name or removed.email} is removed ({removed.state}).", "success")
+    return redirect(url_for("pages_admin.membership", org=org, membership_id=membership_id), 303)

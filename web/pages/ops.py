@@ -1,0 +1,71 @@
+"""The operators' page: the durable timers (from the database) and the queues (from the
+broker's Redis), refreshed every few seconds.
+
+Timers come from ``memberships.operations.timers_report``, which also checks the
+platform operator role. The queue figures come from ``workers.inspection``; when
+Redis cannot be reached the page still shows the timers and says so, because the
+timers are what matter for correctness (losing Redis loses nothing). Both are
+imported when the page is shown, so that the rest of the pages never depend on them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+import redis
+from flask import render_template
+
+from web.pages import page_blueprint
+from web.pages import session as auth
+from web.pages.context import clock, unit_of_work
+from web.services import services
+
+log = logging.getLogger(__name__)
+
+bp = page_blueprint("pages_ops", __name__, url_prefix="/ops")
+
+REFRESH_SECONDS = 5
+TIMERS_MISSING = "Timers are not available (memberships/operations.py is missing)."
+
+
+def _module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        log.warning("the operations page cannot use %s: it is not installed", name)
+        return None
+
+
+def _queues() -> tuple[Any, str | None]:
+    """The queue report, or ``None`` and why it is not available."""
+    inspection = _module("workers.inspection")
+    if inspection is None:
+        return None, "Queue inspection is not available (workers/inspection.py is missing)."
+    try:
+        return inspection.queues_report(services().redis), None
+    except redis.RedisError as error:
+        log.warning("queue inspection failed: %s", error)
+        return None, f"The queues could not be read from Redis ({type(error).__name__})."
+
+
+@bp.get("")
+@auth.requires_sign_in
+def overview() -> str:
+    operations = _module("memberships.operations")
+    timers = None
+    if operations is not None:
+        with unit_of_work() as uow:
+            timers = operations.timers_report(uow, clock(), auth.principal(), limit=10)
+    queues, queues_unavailable = _queues()
+    return render_template(
+        "pages/ops.html",
+        timers=timers,
+        timers_unavailable=None if operations else TIMERS_MISSING,
+        queues=queues,
+        queues_unavailable=queues_unavailable,
+        refresh_seconds=REFRESH_SECONDS,
+        now=clock()(),
+    )
