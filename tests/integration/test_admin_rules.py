@@ -4,9 +4,9 @@ who may administer an organization, removal, restore and permanent deletion."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import World
 from sqlalchemy import func, select
 
 from memberships import admin
@@ -21,6 +21,9 @@ from memberships.errors import (
 )
 from memberships.principal import SYSTEM, Principal
 from store.models import AuditEvent, Grant, MemberData, Membership, Organization
+
+if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
+    from conftest import World
 
 RETENTION = timedelta(days=30)
 REMOVAL_WINDOW = timedelta(days=30)

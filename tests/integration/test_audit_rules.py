@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import World
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,9 @@ from memberships.removal import remove_all_data
 from store import queries
 from store.models import AuditEvent, Membership, Organization
 from store.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
+    from conftest import World
 
 Snapshot = tuple[list[tuple[str, str, int]], list[tuple[str, bool, str | None]]]
 

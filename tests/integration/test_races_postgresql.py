@@ -11,11 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import FakeClock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +24,9 @@ from memberships.principal import SYSTEM, Principal
 from store import queries
 from store.models import AuditEvent, Membership
 from store.unit_of_work import RecordingDispatcher, UnitOfWork
+
+if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
+    from conftest import FakeClock
 
 pytestmark = [
     pytest.mark.postgres,
@@ -78,8 +80,12 @@ def _decision(directory: Directory, action: str, membership_id: str) -> Callable
     """One decision as its caller makes it, with the clock that caller would have: admins
     act within the retention period, the retention timer exactly at ``purge_due_at``."""
     due = directory.clock() + RETENTION
-    just_before_due = FakeClock(due - timedelta(seconds=1))
-    at_due = FakeClock(due)
+
+    def just_before_due() -> datetime:
+        return due - timedelta(seconds=1)
+
+    def at_due() -> datetime:
+        return due
 
     def decide() -> Any:
         with directory.uow() as uow:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import World
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,9 @@ from memberships.removal import (
 )
 from memberships.views import to_dict
 from store.models import AuditEvent, Base, Grant, MemberData, Membership
+
+if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
+    from conftest import World
 
 RETENTION = timedelta(days=30)
 REMOVAL_WINDOW = timedelta(days=30)

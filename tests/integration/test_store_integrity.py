@@ -5,6 +5,7 @@ compare-and-set, and a unit of work that commits only when told to."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,12 +13,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import FakeClock, World
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from memberships import provisioning
+from memberships.clock import Clock
 from memberships.principal import SYSTEM
 from store import queries
 from store.database import make_engine
@@ -26,8 +27,22 @@ from store.models import AuditEvent, Base, Membership, Organization
 from store.unit_of_work import UnitOfWork
 
 
+@dataclass
+class World:
+    """The slice of the shared ``world`` fixture's interface these tests use."""
+
+    uow: Callable[[], UnitOfWork]
+    clock: Clock
+    orgs: dict[str, str]
+    users: dict[str, str]
+    memberships: dict[tuple[str, str], str]
+
+    def membership(self, org: str, user: str) -> str:
+        return self.memberships[(org, user)]
+
+
 @pytest.fixture
-def world(uow_factory: Callable[[], UnitOfWork], clock: FakeClock) -> World:
+def world(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> World:
     """Just what the store's guarantees need, so these tests stay fast: the organization
     ``open``, and ``ann``, a collaboration guest of it with one grant (which leaves a few
     audit entries)."""
