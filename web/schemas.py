@@ -68,7 +68,12 @@ class PageQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    cursor: str | None = Field(default=None, max_length=200, description="From `nextCursor`.")
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `nextCursor` of the previous page.",
+    )
     limit: int = Field(default=50, ge=1, le=200)
 
 

@@ -101,7 +101,6 @@ def make_app(
             "clock": clock,
             "dispatcher": dispatcher,
             "rate_limit_key_prefix": rate_limit_prefix,
-            "pages": False,  # TEMP while web.pages cannot be built twice
         }
         options.update(overrides)
         return create_app(settings, **options)
