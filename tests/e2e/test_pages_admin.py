@@ -205,7 +205,7 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
     # Then the state, the grants and the timeline are there
     assert 'data-testid="state">Soft deleted<' in html
     assert "Group: Sales" in text and "App role: Reader" in text
-    assert "Request leave by the member" in text
+    assert "Request leave by the member: Active → Leave pending" in text
     assert "Complete leave by the service" in text
     # and the lifecycle shows the current state highlighted
     assert 'aria-current="step"' in html

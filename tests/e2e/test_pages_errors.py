@@ -4,6 +4,7 @@ problem+json. Every page form needs its CSRF token. The operations page is for o
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -150,7 +151,7 @@ def test_an_unexpected_failure_is_a_500_page_without_details(visitor, world, mon
 
 
 def test_operators_see_timers_and_queues(visitor, world):
-    # Given ann was removed from open (one soft-deleted membership)
+    # Given ann was removed from open, and her retention period has passed unnoticed
     with world.uow() as uow:
         admin.remove(
             uow,
@@ -159,14 +160,17 @@ def test_operators_see_timers_and_queues(visitor, world):
             "open.example",
             world.membership("open", "ann"),
         )
+    world.clock.advance(timedelta(days=31))
     # When the operator opens Operations
     page = _signed_in(visitor, world, "ops").get("/ops")
-    text = text_of(page)
+    html, text = page.get_data(as_text=True), text_of(page)
     # Then the timers are shown with the memberships by state, and the page refreshes itself
     assert page.status_code == 200
     assert "Memberships by state" in text
-    assert 'data-refresh-seconds="5"' in page.get_data(as_text=True)
+    assert 'data-refresh-seconds="5"' in html
     assert "Soft deleted 1" in text
+    # and the purge that is due but not started is counted
+    assert 'data-testid="overdue-purges">1<' in html
     # and the queues section is there (figures, or why Redis could not be read)
     assert "Queues" in text
 

@@ -9,6 +9,7 @@ decision twice; the outcome travels in a flashed message.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -111,15 +112,14 @@ def leave(org: str) -> Response:
             left = request_leave(uow, clock(), auth.principal(), org)
     except LeaveDenied as denied:
         contacts = denied.extra.get("contacts", {})
-        flash(
-            {
-                "title": denied.title,
-                "detail": denied.detail,
-                "email": contacts.get("privacy_contact_email"),
-                "statement_url": contacts.get("privacy_statement_url"),
-            },
-            "leave-denied",
-        )
-        return redirect(url_for("pages_account.organizations", tenantId=org), 303)
+        # Flask's session stores any JSON value, not only text: base.html reads the fields.
+        notice: Any = {
+            "title": denied.title,
+            "detail": denied.detail,
+            "email": contacts.get("privacy_contact_email"),
+            "statement_url": contacts.get("privacy_statement_url"),
+        }
+        flash(notice, "leave-denied")
+        return redirect(url_for("pages_account.organizations"), 303)
     flash("Your request to leave was accepted.", "success")
     return redirect(url_for("pages_account.organizations", tenantId=left.organization_id), 303)

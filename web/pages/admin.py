@@ -9,6 +9,8 @@ come back as a message on the same page. Every POST answers with a redirect.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -47,10 +49,14 @@ def save_privacy_profile(org: str) -> Response:
         with unit_of_work() as uow:
             admin.set_privacy_profile(uow, clock(), auth.principal(), org, email, url)
     except InvalidInput as error:
-        flash(
-            {"detail": error.detail, "field": error.extra.get("field"), "email": email, "url": url},
-            "form-error",
-        )
+        # Flask's session stores any JSON value: the settings form reads these fields back.
+        entered: Any = {
+            "detail": error.detail,
+            "field": error.extra.get("field"),
+            "email": email,
+            "url": url,
+        }
+        flash(entered, "form-error")
         return redirect(url_for("pages_admin.org_settings", org=org, _anchor="privacy"), 303)
     flash("The privacy profile is saved.", "success")
     return redirect(url_for("pages_admin.org_settings", org=org), 303)

@@ -1,0 +1,124 @@
+"""Browser fixtures: the real app in a real HTTP server, driven by headless Chromium.
+
+One server and one browser serve the whole session (starting Chromium is the slow
+part); each test gets a fresh browser context, so cookies never leak between
+tests. The server runs in a thread on a free port over a temporary SQLite database
+seeded with the demo (``cli.demo.seed``); follow-up work is recorded, not sent, and
+tests carry it out by calling the use cases themselves.
+
+Chromium is Debian's (``/usr/bin/chromium``): ``playwright install`` cannot download
+browsers here. Without it, the browser tests are skipped with how to enable them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from cli.demo import seed
+from memberships.clock import utc_now
+from settings import PROJECT_ROOT, Settings
+from store.database import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.unit_of_work import RecordingDispatcher, UnitOfWork
+from web import create_app
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    uow: Callable[[], UnitOfWork]
+    dispatcher: RecordingDispatcher
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'lifecycle.db'}"
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    session_factory = make_session_factory(engine)
+    dispatcher = RecordingDispatcher()
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(session_factory, dispatcher)
+
+    seed(uow, utc_now)
+    settings = Settings(
+        database_url=database_url,
+        redis_url=os.environ.get("REDIS_URL", "").strip() or Settings().redis_url,
+        jwt_secret="browser-test-secret-long-enough-for-hs256",
+        dev_sign_in=True,
+        rate_limits_enabled=False,
+    )
+    app = create_app(
+        settings,
+        session_factory=session_factory,
+        dispatcher=dispatcher,
+        rate_limit_key_prefix=f"browser-{uuid.uuid4().hex}",
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", uow, dispatcher)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"browser tests need Chromium at {CHROMIUM}: install it with "
+            "`apt-get install chromium` (or set CHROMIUM_PATH), then run `make test` again"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 1200, "height": 900}
+    )
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def screenshot(page: Any) -> Callable[[str], Path]:
+    """``screenshot("name")`` saves the whole page as ``var/screenshots/name.png``."""
+
+    def save(name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
