@@ -1,0 +1,283 @@
+"""``lifecycle seed-demo``, ``lifecycle diagram`` and ``lifecycle db upgrade``, in process;
+and what every command does with bad settings or a database without its schema."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, inspect, select
+
+from cli import Services, main
+from memberships import admin, reading, self_service
+from memberships.errors import PrivacyProfileRequired
+from memberships.principal import SYSTEM, Principal
+from settings import Settings
+from statemachines import docs
+from store import queries
+from store.database import make_engine
+from store.models import Base
+
+if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
+    from conftest import FakeClock
+
+
+def _invoke(services: Services | None, *args: str, **kwargs: Any) -> Result:
+    return CliRunner().invoke(main, list(args), obj=services, **kwargs)
+
+
+def _one_line_error(result: Result, exit_code: int) -> str:
+    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+@pytest.fixture
+def services(database_url: str, clock: FakeClock) -> Iterator[Services]:
+    made = Services(settings=Settings(database_url=database_url), clock=clock)
+    yield made
+    if "session_factory" in made.__dict__:
+        made.session_factory.kw["bind"].dispose()
+
+
+# --- seed-demo -----------------------------------------------------------------------------
+
+
+def _row_counts(services: Services) -> dict[str, int]:
+    with services.uow() as uow:
+        return {
+            name: uow.session.scalar(select(func.count()).select_from(table)) or 0
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def _user_id(services: Services, email: str) -> str:
+    with services.uow() as uow:
+        user = queries.find_user(uow.session, email)
+        assert user is not None, email
+        return user.id
+
+
+def _organizations_of(services: Services, email: str) -> list[tuple[str, bool, str | None, str]]:
+    member = Principal.user(_user_id(services, email))
+    with services.uow() as uow:
+        return [
+            (e.organization.domain, e.is_home, e.leave_blocked_reason, e.membership.kind)
+            for e in self_service.list_organizations(uow, member)
+        ]
+
+
+def _roles(services: Services, email: str, domain: str | None) -> set[str]:
+    with services.uow() as uow:
+        user = queries.find_user(uow.session, email)
+        org = queries.find_organization(uow.session, domain) if domain else None
+        assert user is not None and (org is not None or domain is None)
+        return queries.roles_of(uow.session, user.id, org.id if org else None)
+
+
+def test_seed_demo_covers_every_situation_and_can_run_twice(services: Services) -> None:
+    # Given an empty database
+    # When the demo is seeded twice
+    first = _invoke(services, "seed-demo")
+    counts = _row_counts(services)
+    second = _invoke(services, "seed-demo")
+    # Then the second run makes nothing new
+    assert first.exit_code == 0 and second.exit_code == 0, (first.stderr, second.stderr)
+    made = re.search(r"demo: (\d+) objects created", first.stderr)
+    assert made is not None and int(made.group(1)) > 20
+    assert "demo: 0 objects created" in second.stderr
+    assert _row_counts(services) == counts
+    # And every situation of the rules is there: a work account with a home organization
+    # first, an organization that lets guests leave, one that does not, one without a
+    # privacy profile
+    assert _organizations_of(services, "alice@woodgrove.example") == [
+        ("woodgrove.example", True, "home-organization", "home"),
+        ("contoso.example", False, None, "b2b-collaboration"),
+        ("fabrikam.example", False, "leave-disabled", "b2b-collaboration"),
+        ("northwind.example", False, None, "b2b-collaboration"),
+    ]
+    # a personal account without a home, a collaboration and a direct-connect guest
+    assert _organizations_of(services, "bob@personal.example") == [
+        ("contoso.example", False, None, "b2b-collaboration"),
+        ("northwind.example", False, None, "b2b-direct-connect"),
+    ]
+    assert _organizations_of(services, "dan@personal.example") == [
+        ("contoso.example", False, None, "b2b-direct-connect"),
+    ]
+    # a guest disabled in the organization, and one whose account is disabled at home
+    assert ("contoso.example", False, "account-disabled", "b2b-collaboration") in (
+        _organizations_of(services, "carol@woodgrove.example")
+    )
+    assert ("contoso.example", False, "account-disabled", "b2b-collaboration") in (
+        _organizations_of(services, "erin@woodgrove.example")
+    )
+    # the privacy contacts a refused leave shows
+    with services.uow() as uow:
+        contoso = reading.get_organization(uow, services.clock, SYSTEM, "contoso.example")
+        northwind = reading.get_organization(uow, services.clock, SYSTEM, "northwind.example")
+    assert contoso.has_privacy_profile and not northwind.has_privacy_profile
+    # admins with each role, and the platform operator
+    roles = {
+        (email, domain): _roles(services, email, domain)
+        for email, domain in [
+            ("admin@contoso.example", "contoso.example"),
+            ("idp-admin@fabrikam.example", "fabrikam.example"),
+            ("admin@northwind.example", "northwind.example"),
+            ("ops@woodgrove.example", None),
+        ]
+    }
+    assert roles == {
+        ("admin@contoso.example", "contoso.example"): {"global-administrator"},
+        ("idp-admin@fabrikam.example", "fabrikam.example"): {
+            "external-identity-provider-administrator"
+        },
+        ("admin@northwind.example", "northwind.example"): {"global-administrator"},
+        ("ops@woodgrove.example", None): {"operator"},
+    }
+    # grants and data that a removal erases
+    with services.uow() as uow:
+        shown = reading.show_membership(
+            uow, services.clock, SYSTEM, "contoso.example", "alice@woodgrove.example"
+        )
+    assert {g.name for g in shown["membership"].grants} == {"Sales", "Expenses.Reader"}
+    assert shown["member_data_rows"] == 25
+    # and northwind's admin cannot change the leave setting without a privacy profile
+    northwind_admin = Principal.user(_user_id(services, "admin@northwind.example"))
+    with services.uow() as uow, pytest.raises(PrivacyProfileRequired):
+        admin.set_external_user_leave_allowed(
+            uow, services.clock, northwind_admin, "northwind.example", False
+        )
+
+
+# --- diagram -------------------------------------------------------------------------------
+
+NO_DATABASE = Services(settings=Settings(database_url="sqlite:///unused-by-diagrams.db"))
+
+DESIGN_TRANSITIONS = {
+    ("active", "leave_pending"),
+    ("restored", "leave_pending"),
+    ("leave_pending", "soft_deleted"),
+    ("leave_pending", "purge_pending"),
+    ("active", "soft_deleted"),
+    ("active", "purge_pending"),
+    ("restored", "soft_deleted"),
+    ("restored", "purge_pending"),
+    ("soft_deleted", "restored"),
+    ("soft_deleted", "purge_pending"),
+    ("purge_pending", "purged"),
+}
+
+
+def test_diagram_prints_the_six_state_mermaid_diagram() -> None:
+    # When the Mermaid diagram is asked for
+    result = _invoke(NO_DATABASE, "diagram", "--format", "mermaid")
+    # Then it is a state diagram of exactly the six states and the design's transitions
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("stateDiagram-v2")
+    states = set(re.findall(r'^\s*state "[^"]+" as (\w+)$', text, re.M))
+    assert states == {
+        "active",
+        "leave_pending",
+        "soft_deleted",
+        "restored",
+        "purge_pending",
+        "purged",
+    }
+    arrows = set(re.findall(r"^\s*(\w+) --> (\w+) :", text, re.M))
+    assert arrows == DESIGN_TRANSITIONS
+    assert "[*] --> active" in text and "purged --> [*]" in text
+
+
+def test_diagram_md_is_the_generated_docs_page() -> None:
+    result = _invoke(NO_DATABASE, "diagram", "--format", "md")
+    assert result.exit_code == 0
+    assert result.stdout == docs.lifecycle_markdown()
+    assert "```mermaid" in result.stdout
+
+
+def test_diagram_writes_to_a_file(tmp_path: Path) -> None:
+    # When the diagram is written to a file in a directory that does not exist yet
+    target = tmp_path / "out" / "lifecycle.mmd"
+    result = _invoke(NO_DATABASE, "diagram", "--format", "mermaid", "-o", str(target))
+    # Then the file holds it, and stdout stays empty
+    assert result.exit_code == 0, result.stderr
+    assert target.read_text().startswith("stateDiagram-v2")
+    assert result.stdout == ""
+    assert f"wrote {target}" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed here")
+def test_diagram_svg_is_rendered_where_graphviz_is_installed() -> None:
+    result = _invoke(NO_DATABASE, "diagram", "--format", "svg")
+    assert result.exit_code == 0, result.stderr
+    assert "<svg" in result.stdout
+    assert "Soft deleted" in result.stdout
+
+
+def test_diagram_svg_without_graphviz_is_a_clear_one_line_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a machine without Graphviz's dot
+    monkeypatch.setattr(docs.shutil, "which", lambda _name: None)
+    # When an SVG is asked for, Then one line says what to install and what to use instead
+    line = _one_line_error(_invoke(NO_DATABASE, "diagram", "--format", "svg"), 1)
+    assert "Graphviz is not installed" in line
+    assert "--format mermaid" in line
+
+
+def test_diagram_refuses_an_unknown_format() -> None:
+    line = _one_line_error(_invoke(NO_DATABASE, "diagram", "--format", "png"), 2)
+    assert "Invalid value for '--format'" in line
+
+
+# --- db upgrade, settings, a database without its schema -----------------------------------
+
+
+def test_db_upgrade_builds_a_fresh_sqlite_database(tmp_path: Path) -> None:
+    # Given a path where no database exists yet (nor its directory)
+    url = f"sqlite:///{tmp_path / 'var' / 'fresh.db'}"
+    services = Services(settings=Settings(database_url=url))
+    # When the schema is upgraded, twice
+    first = _invoke(services, "db", "upgrade")
+    second = _invoke(services, "db", "upgrade")
+    # Then every table exists and both runs report the head revision
+    assert first.exit_code == 0 and second.exit_code == 0, (first.stderr, second.stderr)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+    assert set(Base.metadata.tables) <= tables
+    assert re.search(r"database at revision \w+", first.stderr)
+    assert first.stderr == second.stderr
+
+
+def test_a_command_on_a_database_without_its_schema_says_to_upgrade(tmp_path: Path) -> None:
+    services = Services(settings=Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
+    result = _invoke(services, "org", "create", "--domain", "a.example", "--name", "A")
+    line = _one_line_error(result, 1)
+    assert "lifecycle db upgrade" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("RETENTION_PERIOD", "soon"), ("DATABASE_URL", "lifecycle.db"), ("SWEEP_INTERVAL", "0s")],
+)
+def test_bad_settings_stop_every_command_with_a_line_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    # Given a malformed variable in the environment, When any command runs without
+    # prepared services, Then it stops at once naming the variable
+    result = _invoke(None, "diagram", env={variable: value})
+    line = _one_line_error(result, 2)
+    assert variable in line
