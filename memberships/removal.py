@@ -22,7 +22,7 @@ from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from memberships.timers import WORKER
 from statemachines.membership import MembershipState
-from store.models import Grant, MemberData, Membership
+from store.models import Grant, IdempotencyKey, MemberData, Membership
 from store.unit_of_work import UnitOfWork
 
 
@@ -48,7 +48,7 @@ class TableRemover:
     """Deletes rows of one of this service's own tables keyed by ``membership_id``."""
 
     name: str
-    model: type[Grant] | type[MemberData]
+    model: type[Grant] | type[MemberData] | type[IdempotencyKey]
 
     def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
         ids = select(self.model.id).where(self.model.membership_id == membership_id).limit(limit)
@@ -69,6 +69,8 @@ class TableRemover:
 BUILT_IN_REMOVERS: tuple[Remover, ...] = (
     TableRemover("grants", Grant),
     TableRemover("member-data", MemberData),
+    # Responses stored for Idempotency-Key replays can hold the membership's e-mail and name.
+    TableRemover("idempotency-keys", IdempotencyKey),
 )
 
 

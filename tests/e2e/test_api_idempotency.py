@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 from api_helpers import problem
+from sqlalchemy import select
 
-from memberships import idempotency, provisioning
+from memberships import idempotency, provisioning, removal
 from memberships.principal import Principal
+from store.models import IdempotencyKey
 
 GUESTS = "/v1/organizations/closed.example/guests"
 PAT = {"user": "pat@mail.example", "kind": "b2b-collaboration"}
@@ -147,3 +149,30 @@ def test_keys_expire_after_a_day(api, world):
 def test_a_malformed_key_is_a_bad_request(api, key):
     response = api("cadmin").post(GUESTS, json=PAT, headers={"Idempotency-Key": key})
     problem(response, 400, "bad-request")
+
+
+def test_a_purge_erases_the_stored_responses_that_hold_personal_data(api, world):
+    # Given an admin restored ann with an Idempotency-Key: the stored response holds her e-mail
+    membership_id = world.membership("open", "ann")
+    base = "/v1/organizations/open.example"
+    api("gadmin").delete(f"{base}/memberships/{membership_id}")
+    restore = f"{base}/deleted-users/{membership_id}/restore"
+    first = api("gadmin").post(restore, headers={"Idempotency-Key": "restore-ann"})
+    assert first.get_json()["email"] == "ann@mail.example"
+    # When the membership is removed again, deleted permanently and its data erased
+    api("gadmin").delete(f"{base}/memberships/{membership_id}")
+    api("gadmin").delete(f"{base}/deleted-users/{membership_id}")
+    with world.uow() as uow:
+        removal.remove_all_data(uow, world.clock, membership_id)
+    # Then no stored response mentions her any more
+    with world.uow() as uow:
+        stored = uow.session.scalars(
+            select(IdempotencyKey.response_body).where(
+                IdempotencyKey.membership_id == membership_id
+            )
+        ).all()
+    assert stored == []
+    # And a retry with the key is decided afresh: a purged membership cannot be restored
+    retry = api("gadmin").post(restore, headers={"Idempotency-Key": "restore-ann"})
+    problem(retry, 409, "transition-not-allowed")
+    assert "ann@mail.example" not in retry.get_data(as_text=True)
