@@ -11,7 +11,7 @@ from flask import g
 
 from memberships import admin, reading
 from memberships.views import MembershipView
-from web.openapi import header, problems
+from web.openapi import ResponsesDoc, header, problems
 from web.preconditions import etag, expected_version
 from web.schemas import (
     AuditEvent,
@@ -31,7 +31,7 @@ ORG = "`{org}` is the organization's id (a GUID) or its domain name."
 MUTATION_PROBLEMS = ("not-found", "forbidden", "precondition-failed", "conflict", "bad-request")
 
 
-def _with_etag(status: int, description: str) -> dict[int, dict[str, object]]:
+def _with_etag(status: int, description: str) -> ResponsesDoc:
     return {status: {"description": description, "headers": {"ETag": header("Its version.")}}}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import jwt
 from flask import g, request
+from jwt.types import Options
 
 from memberships.principal import Principal
 from settings import Settings
@@ -53,7 +54,7 @@ def verify_token(token: str, settings: Settings, jwks_client: jwt.PyJWKClient | 
     """The user id (``sub``) of a valid token. Raises ``InvalidToken`` otherwise."""
     if not token:
         raise InvalidToken("No token was given.")
-    options: dict[str, Any] = {
+    options: Options = {
         "require": ["exp", "sub"],
         "verify_aud": settings.jwt_audience is not None,
         "verify_iss": settings.jwt_issuer is not None,

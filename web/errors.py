@@ -207,7 +207,8 @@ def _validation_error(error: _ValidationError) -> Response:
 def _apiflask_http_error(error: HTTPError) -> Response:
     if isinstance(error, _ValidationError):
         return _validation_error(error)
-    return _http_status(error.status_code, error.message or "", dict(error.headers or {}))
+    headers = {str(k): str(v) for k, v in dict(error.headers or {}).items()}  # type: ignore[arg-type]  # APIFlask types headers loosely; they are str pairs
+    return _http_status(error.status_code, error.message or "", headers)
 
 
 def _http_status(status: int, detail: str, headers: dict[str, str]) -> Response:

@@ -34,7 +34,12 @@ def _problem_response(codes: list[str]) -> dict[str, Any]:
     }
 
 
-def problems(*codes: str) -> dict[int, dict[str, Any]]:
+# APIFlask's annotation of ``doc(responses=...)`` is narrower than the OpenAPI response
+# objects it accepts (and copies into the document as they are).
+ResponsesDoc = Any
+
+
+def problems(*codes: str) -> ResponsesDoc:
     """``responses=`` for ``@bp.doc``: the listed error codes grouped by status."""
     by_status: dict[int, list[str]] = defaultdict(list)
     for code in codes:
@@ -58,8 +63,10 @@ def _add(operation: dict[str, Any], status: int, codes: list[str]) -> None:
         existing["description"] = f"{existing.get('description', '')} Also {', '.join(missing)}."
 
 
-def process_spec(spec: dict[str, Any]) -> dict[str, Any]:
+def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Complete the generated document (an APIFlask ``spec_processor``)."""
+    if isinstance(spec, str):  # only with SPEC_FORMAT yaml, which this app does not use
+        return spec
     components = spec.setdefault("components", {})
     schema = Problem.model_json_schema(by_alias=True)
     schema["properties"]["type"]["examples"] = [problem_type("not-found")]
