@@ -112,72 +112,68 @@ def test_an_admin_sets_the_privacy_profile(world: World) -> None:
     assert stored.privacy_statement_url == "https://bare.example/privacy"
 
 
-@pytest.mark.parametrize(
-    ("email", "url", "field"),
-    [
-        ("not-an-email", "https://bare.example/privacy", "contactEmail"),
-        ("", "https://bare.example/privacy", "contactEmail"),
-        ("privacy@", "https://bare.example/privacy", "contactEmail"),
-        ("privacy@bare.example", "ftp://bare.example/privacy", "statementUrl"),
-        ("privacy@bare.example", "javascript:alert(1)", "statementUrl"),
-        ("privacy@bare.example", "bare.example/privacy", "statementUrl"),
-        ("privacy@bare.example", "https://", "statementUrl"),
-        ("privacy@bare.example", "https://bare.example/" + "p" * 235, "statementUrl"),
-    ],
-)
-def test_an_invalid_privacy_profile_is_refused_and_changes_nothing(
-    world: World, email: str, url: str, field: str
-) -> None:
+INVALID_PRIVACY_PROFILES = [
+    ("not-an-email", "https://bare.example/privacy", "contactEmail"),
+    ("", "https://bare.example/privacy", "contactEmail"),
+    ("privacy@", "https://bare.example/privacy", "contactEmail"),
+    ("privacy@bare.example", "ftp://bare.example/privacy", "statementUrl"),
+    ("privacy@bare.example", "javascript:alert(1)", "statementUrl"),
+    ("privacy@bare.example", "bare.example/privacy", "statementUrl"),
+    ("privacy@bare.example", "https://", "statementUrl"),
+    ("privacy@bare.example", "https://bare.example/" + "p" * 235, "statementUrl"),
+]
+
+
+def test_an_invalid_privacy_profile_is_refused_and_changes_nothing(world: World) -> None:
     # Given bare without a privacy profile
-    # When its admin gives a bad e-mail or a URL that is not http(s) or longer than 255
-    with world.uow() as uow, pytest.raises(InvalidInput) as refused:
-        admin.set_privacy_profile(
-            uow, world.clock, world.principal("bareadmin"), "bare.example", email, url
-        )
-    # Then the error names the field and the organization is unchanged
-    assert refused.value.extra["field"] == field
-    stored = _org(world, "bare")
-    assert (stored.privacy_contact_email, stored.privacy_statement_url) == (None, None)
+    for email, url, field in INVALID_PRIVACY_PROFILES:
+        # When its admin gives a bad e-mail, or a URL that is not http(s) or longer than 255
+        with world.uow() as uow, pytest.raises(InvalidInput) as refused:
+            admin.set_privacy_profile(
+                uow, world.clock, world.principal("bareadmin"), "bare.example", email, url
+            )
+        # Then the error names the field and the organization is unchanged
+        assert refused.value.extra["field"] == field, (email, url)
+        stored = _org(world, "bare")
+        assert (stored.privacy_contact_email, stored.privacy_statement_url) == (None, None)
 
 
-@pytest.mark.parametrize("scheme", ["http", "https"])
-def test_a_statement_url_of_255_characters_is_accepted(world: World, scheme: str) -> None:
-    # Given an http(s) URL exactly 255 characters long
-    prefix = f"{scheme}://bare.example/"
-    url = prefix + "p" * (255 - len(prefix))
-    assert len(url) == 255
-    # When it is set, Then it is kept as given
-    with world.uow() as uow:
-        admin.set_privacy_profile(
-            uow, world.clock, world.principal("bareadmin"), "bare.example", "p@bare.example", url
-        )
-    assert _org(world, "bare").privacy_statement_url == url
+def test_a_statement_url_of_255_characters_is_accepted(world: World) -> None:
+    for scheme in ("http", "https"):
+        # Given an http(s) URL exactly 255 characters long
+        prefix = f"{scheme}://bare.example/"
+        url = prefix + "p" * (255 - len(prefix))
+        assert len(url) == 255
+        # When it is set, Then it is kept as given
+        with world.uow() as uow:
+            admin.set_privacy_profile(
+                uow, world.clock, world.principal("bareadmin"), "bare.example", "p@bare.ex", url
+            )
+        assert _org(world, "bare").privacy_statement_url == url
 
 
 # --- the external user leave setting -------------------------------------------------------
 
 
-@pytest.mark.parametrize("allowed", [True, False])
-def test_the_leave_setting_is_refused_without_a_privacy_profile(
-    world: World, allowed: bool
-) -> None:
+def test_the_leave_setting_is_refused_without_a_privacy_profile(world: World) -> None:
     # Given bare has no privacy profile
-    before = _last_audit_id(world)
-    # When its admin changes the external user leave setting
-    with world.uow() as uow, pytest.raises(PrivacyProfileRequired) as refused:
-        admin.set_external_user_leave_allowed(
-            uow, world.clock, world.principal("bareadmin"), "bare.example", allowed
+    for allowed in (False, True):
+        before = _last_audit_id(world)
+        # When its admin changes the external user leave setting, either way
+        with world.uow() as uow, pytest.raises(PrivacyProfileRequired) as refused:
+            admin.set_external_user_leave_allowed(
+                uow, world.clock, world.principal("bareadmin"), "bare.example", allowed
+            )
+        # Then the change is refused with a clear error, nothing changed, and it is audited
+        assert "privacy profile" in refused.value.detail
+        assert _org(world, "bare").external_user_leave_allowed is True
+        [denial] = _audit_after(world, before)
+        assert (denial.action, denial.outcome, denial.reason, denial.organization_id) == (
+            "set_external_user_leave_allowed",
+            "denied",
+            "privacy-profile-required",
+            world.orgs["bare"],
         )
-    # Then the change is refused with a clear error, nothing changed, and it is audited
-    assert "privacy profile" in refused.value.detail
-    assert _org(world, "bare").external_user_leave_allowed is True
-    [denial] = _audit_after(world, before)
-    assert (denial.action, denial.outcome, denial.reason, denial.organization_id) == (
-        "set_external_user_leave_allowed",
-        "denied",
-        "privacy-profile-required",
-        world.orgs["bare"],
-    )
 
 
 def test_the_leave_setting_can_change_once_a_privacy_profile_exists(world: World) -> None:
