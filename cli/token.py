@@ -12,7 +12,12 @@ import click
 from cli import fail, main, services
 from settings import format_duration, parse_duration
 from store import queries
-from web.auth import TokenSigningUnavailable, issue_token
+from web.auth import (
+    TokenSigningUnavailable,
+    issue_token,
+    silence_key_length_warnings,
+    weak_secret_warning,
+)
 
 
 @main.command("token")
@@ -24,6 +29,10 @@ def token(user_ref: str, ttl: str) -> None:
     lifetime = parse_duration(ttl, "--ttl")
     if not s.settings.jwt_secret:
         fail("JWT_SECRET is not set: this service signs no tokens (the identity provider does).", 2)
+    weak_secret = weak_secret_warning(s.settings)
+    if weak_secret:
+        click.echo(f"warning: {weak_secret}", err=True)
+        silence_key_length_warnings()
     with s.uow() as uow:
         user = queries.find_user(uow.session, user_ref)
         user_id = user.id if user else None

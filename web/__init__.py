@@ -8,6 +8,7 @@ sessions, clock, dispatcher and Redis client, so tests build as many as they lik
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import fields
 from typing import Any
 
@@ -19,9 +20,11 @@ from memberships.clock import utc_now
 from settings import Settings
 from store.unit_of_work import Dispatcher, NullDispatcher
 from web import errors, rate_limits, request_id
-from web.auth import jwks_client_for
+from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
 from web.openapi import process_spec
 from web.services import EXTENSION_KEY, WebServices, policy_from
+
+log = logging.getLogger(__name__)
 
 TITLE = "Membership Lifecycle Service"
 VERSION = "1.0.0"
@@ -102,6 +105,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         jwks_client=overrides.get("jwks_client") or jwks_client_for(settings),
     )
     app.extensions[EXTENSION_KEY] = services
+    weak_secret = weak_secret_warning(settings)
+    if weak_secret:
+        log.warning(weak_secret)
+        silence_key_length_warnings()
 
     request_id.install(app)
     rate_limits.install(

@@ -14,6 +14,7 @@ and ``sub`` are required; ``iss`` and ``aud`` are checked when ``JWT_ISSUER`` an
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from settings import Settings
 from web.errors import REALM, ProblemError
 
 LEEWAY = timedelta(seconds=10)
+MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 
 class InvalidToken(Exception):
@@ -41,6 +43,26 @@ class InvalidToken(Exception):
 
 class TokenSigningUnavailable(Exception):
     """Tokens can be issued only with ``JWT_SECRET`` set."""
+
+
+def weak_secret_warning(settings: Settings) -> str | None:
+    """A sentence to report once when ``JWT_SECRET`` is too short for production, else ``None``.
+
+    PyJWT warns about a short HMAC key on every encode and decode; a process reports it
+    once at its composition point instead (and then calls ``silence_key_length_warnings``).
+    """
+    secret = settings.jwt_secret
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        return (
+            f"JWT_SECRET is {len(secret.encode())} bytes long: fine for development, too weak "
+            f"for production (use at least {MIN_SECRET_BYTES} random bytes)."
+        )
+    return None
+
+
+def silence_key_length_warnings() -> None:
+    """Stop PyJWT's per-token warning about a short key (reported once already)."""
+    warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 
 def jwks_client_for(settings: Settings) -> jwt.PyJWKClient | None:
