@@ -112,10 +112,23 @@ def require_admin(
     )
 
 
-def require_operator(uow: UnitOfWork, principal: Principal) -> None:
+def require_operator(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    now: datetime | None = None,
+    action: str | None = None,
+) -> None:
+    """Platform operations need the ``operator`` role (or the service itself).
+
+    Raises ``Forbidden``; given ``now`` and ``action``, the denial is audited first.
+    """
     if principal.is_system or "operator" in queries.roles_of(uow.session, principal.id, None):
         return
-    raise Forbidden("This needs the platform operator role.")
+    error = Forbidden("This needs the platform operator role.")
+    if now is not None and action is not None:
+        deny(uow, now, principal, action, error)
+    raise error
 
 
 def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Membership:

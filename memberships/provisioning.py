@@ -42,9 +42,9 @@ def create_organization(
     privacy_statement_url: str | None = None,
     external_user_leave_allowed: bool = True,
 ) -> OrganizationView:
-    """Raises ``InvalidInput``, ``AlreadyExists`` (domain taken) or ``Forbidden``."""
-    require_operator(uow, principal)
+    """Raises ``InvalidInput``, ``AlreadyExists`` (domain taken) or ``Forbidden`` (audited)."""
     now = clock()
+    require_operator(uow, principal, now=now, action="create_organization")
     domain = valid_domain(domain)
     if queries.find_organization(uow.session, domain) is not None:
         raise AlreadyExists(f"An organization with the domain {domain!r} already exists.")
@@ -85,8 +85,8 @@ def create_user(
     enabled: bool = True,
 ) -> UserView:
     """A user, and with a home organization their ``home`` membership in it."""
-    require_operator(uow, principal)
     now = clock()
+    require_operator(uow, principal, now=now, action="create_user")
     email = valid_email(email)
     if queries.find_user(uow.session, email) is not None:
         raise AlreadyExists(f"A user with the e-mail {email!r} already exists.")
@@ -183,10 +183,10 @@ def add_grant(
     name: str,
 ) -> GrantView:
     """A group membership (``kind='group'``) or app-role assignment (``'app-role'``)."""
-    require_operator(uow, principal)
+    now = clock()
+    require_operator(uow, principal, now=now, action="add_grant")
     if kind not in ("group", "app-role"):
         raise InvalidInput("kind must be group or app-role", field="kind")
-    now = clock()
     membership = _usable_membership(uow, org_ref, user_ref)
     grant = Grant(
         membership_id=membership.id, kind=kind, name=valid_name(name, kind), granted_at=now
@@ -211,10 +211,10 @@ def add_member_data(
     category: str = "record",
 ) -> int:
     """``count`` records of the user's data in the organization (what data removal erases)."""
-    require_operator(uow, principal)
+    now = clock()
+    require_operator(uow, principal, now=now, action="add_member_data")
     if count < 1 or count > 1_000_000:
         raise InvalidInput("count must be between 1 and 1000000", field="count")
-    now = clock()
     membership = _usable_membership(uow, org_ref, user_ref)
     rows = [
         {
@@ -241,7 +241,7 @@ def grant_role(
     org_ref: str | None = None,
 ) -> dict[str, str | None]:
     """A directory role in an organization, or the platform ``operator`` role (no org)."""
-    require_operator(uow, principal)
+    require_operator(uow, principal, now=clock(), action="grant_role")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if role in ADMIN_ROLES and not org_ref:

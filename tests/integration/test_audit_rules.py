@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from memberships import admin, self_service, timers
+from memberships import admin, provisioning, self_service, timers
 from memberships.errors import LifecycleError
 from memberships.principal import SYSTEM
 from memberships.removal import remove_all_data
@@ -103,6 +103,15 @@ def case_forbidden(world: World) -> tuple[Attempt, str, str]:
     return attempt, "cadmin", "remove"
 
 
+def case_forbidden_provisioning(world: World) -> tuple[Attempt, str, str]:
+    def attempt(uow: UnitOfWork) -> object:
+        return provisioning.create_organization(
+            uow, world.clock, world.principal("gadmin"), "mine.example", "Mine"
+        )
+
+    return attempt, "gadmin", "create_organization"
+
+
 def case_transition_not_allowed(world: World) -> tuple[Attempt, str, str]:
     membership_id = world.membership("open", "ann")
 
@@ -176,6 +185,7 @@ CASES = {
     "leave-disabled": case_leave_disabled,
     "privacy-profile-required": case_privacy_profile_required,
     "forbidden": case_forbidden,
+    "forbidden-provisioning": case_forbidden_provisioning,
     "transition-not-allowed": case_transition_not_allowed,
     "restore-window-closed": case_restore_window_closed,
     "precondition-failed": case_precondition_failed,
@@ -198,11 +208,11 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
     with world.uow() as uow, pytest.raises(LifecycleError) as denied:
         attempt(uow)
     # Then the caller gets that code
-    assert denied.value.code == code
+    assert denied.value.code == code.removesuffix("-provisioning")
     # And exactly one audit entry records who, what, when and why
     [entry] = _audit_after(world, before)
     assert entry.outcome == "denied"
-    assert entry.reason == code
+    assert entry.reason == denied.value.code
     assert entry.action == action
     assert entry.actor == world.users[actor]
     assert entry.occurred_at == world.clock()
