@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from memberships.clock import Clock
 from memberships.decisions import require_operator
@@ -81,7 +81,7 @@ def count_by_state(uow: UnitOfWork) -> dict[str, int]:
     return counts
 
 
-def _count(uow: UnitOfWork, *where: object) -> int:
+def _count(uow: UnitOfWork, *where: ColumnElement[bool]) -> int:
     return int(uow.session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0)
 
 
