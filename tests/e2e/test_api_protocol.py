@@ -149,3 +149,22 @@ def test_the_api_keeps_serving_when_the_rate_limit_store_is_down(make_app, world
     # Then requests are still served (and /readyz reports Redis)
     assert client.get("/v1/me/organizations", headers=headers).status_code == 200
     assert client.get("/readyz").status_code == 503
+
+
+def test_every_error_code_is_documented_with_its_status():
+    # Every code the edge maps, and every code of the domain's error classes, has its row
+    from pathlib import Path
+
+    from memberships.errors import ALL_ERRORS
+    from memberships.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
+    from web.errors import STATUS, status_of
+
+    rows = {}
+    doc = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+    for line in doc.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[1].isdigit():
+            rows[cells[0].strip("`")] = int(cells[1])
+    assert rows == STATUS
+    for error_class in (*ALL_ERRORS, IdempotencyKeyReused, IdempotencyKeyInUse):
+        assert rows[error_class.code] == status_of(error_class("x"))
