@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 from apiflask import APIFlask
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 PROBLEM_TYPE_PREFIX = "tag:membership-lifecycle.example,2026:problem:"
 PROBLEM_JSON = "application/problem+json"
 
-# code -> (status, title). Titles of the domain codes come from their classes.
+# code -> HTTP status. Titles of the domain codes come from their classes, the edge's from
+# EDGE_TITLES.
 STATUS: dict[str, int] = {
     # memberships.errors
     "lifecycle-error": 400,
@@ -215,8 +217,6 @@ def _http_status(status: int, detail: str, headers: dict[str, str]) -> Response:
     code = _WERKZEUG_CODES.get(status)
     if code is not None:
         return edge_problem(code, detail, headers=headers)
-    from http import HTTPStatus
-
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
@@ -228,8 +228,11 @@ def _werkzeug_error(error: HTTPException) -> Response:
     status = error.code or 500
     if status == 429:
         return _rate_limited()
-    if status >= 500:
+    if status == 500:
         return _internal_error(error)
+    if status > 500:  # e.g. 501: keep the status, say nothing of the cause
+        log.error("HTTP %s (request %s)", status, g.get("request_id"), exc_info=error)
+        return _http_status(status, "The service could not carry out the request.", {})
     headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
     if isinstance(error, MalformedJSON):
         return edge_problem("malformed-json", error.description or "The body does not parse.")
@@ -259,9 +262,8 @@ def _rate_limited() -> Response:
 
 
 def _internal_error(error: BaseException) -> Response:
-    log.error(
-        "unexpected error (request %s)", g.get("request_id"), exc_info=(type(error), error, None)
-    )
+    # The cause goes to the log, under the request id; the caller gets only the id.
+    log.error("unexpected error (request %s)", g.get("request_id"), exc_info=error)
     return edge_problem(
         "internal-error",
         "The request failed unexpectedly. Retry later; if it keeps failing, tell the "
@@ -270,14 +272,7 @@ def _internal_error(error: BaseException) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    if isinstance(error, HTTPException):
-        return _werkzeug_error(error)
-    log.exception("unexpected error (request %s)", g.get("request_id"))
-    return edge_problem(
-        "internal-error",
-        "The request failed unexpectedly. Retry later; if it keeps failing, tell the "
-        "operators the request id.",
-    )
+    return _internal_error(error)
 
 
 def register_error_handlers(app: APIFlask) -> None:
