@@ -33,14 +33,15 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ARRAY, String, any_, bindparam, func, insert, literal, or_, select, update
 from statemachine.exceptions import TransitionNotAllowed
 
 from memberships.clock import Clock
 from memberships.decisions import FOLLOW_UP, entry_fields
 from memberships.timers import WORKER
 from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
-from store.models import AuditEvent, Membership
+from store.database import is_postgresql
+from store.models import AuditEvent, Membership, UTCDateTime
 from store.unit_of_work import Dispatcher, UnitOfWork, send_message
 
 TransitionKey = tuple[str, str, str]
@@ -102,26 +103,108 @@ def apply_event_to_batch(
     commits.
     """
     table = transition_table()
-    by_target: dict[str, list[str]] = defaultdict(list)
+    by_target: dict[str, list[Claimed]] = defaultdict(list)
     for row in rows:
         target = table.get((from_state, event, row.kind))
         if target is not None:
-            by_target[target].append(row.id)
-    organization_of = {row.id: row.organization_id for row in rows}
+            by_target[target].append(row)
+    move = _move_on_postgresql if is_postgresql(uow.session) else _move_generic
     moved: list[Moved] = []
-    for target, ids in by_target.items():
-        statement = (
-            update(Membership)
-            .where(Membership.id.in_(ids), Membership.state == from_state)
-            .values(state=target, version=Membership.version + 1, **entry_fields(target, now, uow))
-            .execution_options(synchronize_session=False)
+    for target, claimed in by_target.items():
+        moved.extend(move(uow, now, event, actor, from_state, target, claimed))
+    follow_ups: dict[str, list[str]] = defaultdict(list)
+    for m in moved:
+        if m.to_state in FOLLOW_UP:
+            follow_ups[FOLLOW_UP[m.to_state]].append(m.id)
+    request_id = uow.request_id
+    for actor_name, ids in follow_ups.items():
+        uow.on_commit(lambda a=actor_name, i=ids: send_all(uow.dispatcher, a, i, request_id))
+    return moved
+
+
+def _transition_values(uow: UnitOfWork, now: datetime, target: str) -> dict[str, Any]:
+    # The same fields memberships.decisions.apply_event stores, plus the version bump of
+    # its compare-and-set.
+    return {"state": target, "version": Membership.version + 1, **entry_fields(target, now, uow)}
+
+
+def _move_on_postgresql(
+    uow: UnitOfWork,
+    now: datetime,
+    event: str,
+    actor: str,
+    from_state: str,
+    target: str,
+    claimed: Sequence[Claimed],
+) -> list[Moved]:
+    """One round trip: the UPDATE's RETURNING feeds the audit INSERT in the same statement,
+    and the ids travel as one array parameter, not thousands of bound values."""
+    ids = bindparam("ids", [row.id for row in claimed], type_=ARRAY(String))
+    moved = (
+        update(Membership)
+        .where(Membership.id == any_(ids), Membership.state == from_state)
+        .values(**_transition_values(uow, now, target))
+        .returning(Membership.id, Membership.organization_id)
+        .cte("moved")
+    )
+    audit = (
+        insert(AuditEvent)
+        .from_select(
+            [
+                "occurred_at",
+                "organization_id",
+                "membership_id",
+                "actor",
+                "action",
+                "outcome",
+                "from_state",
+                "to_state",
+                "request_id",
+            ],
+            select(
+                literal(now, UTCDateTime()),
+                moved.c.organization_id,
+                moved.c.id,
+                literal(actor, String()),
+                literal(event, String()),
+                literal("allowed", String()),
+                literal(from_state, String()),
+                literal(target, String()),
+                literal(uow.request_id, String()),
+            ).select_from(moved),
         )
-        if uow.session.get_bind().dialect.update_returning:
-            updated = list(uow.session.scalars(statement.returning(Membership.id)))
-        else:  # the rows are locked (or the database is), so every id matched
-            uow.session.execute(statement)
-            updated = ids
-        moved.extend(Moved(i, organization_of[i], from_state, target) for i in updated)
+        .returning(AuditEvent.membership_id, AuditEvent.organization_id)
+    )
+    return [
+        Moved(membership_id, organization_id, from_state, target)
+        for membership_id, organization_id in uow.session.execute(audit)
+    ]
+
+
+def _move_generic(
+    uow: UnitOfWork,
+    now: datetime,
+    event: str,
+    actor: str,
+    from_state: str,
+    target: str,
+    claimed: Sequence[Claimed],
+) -> list[Moved]:
+    """An UPDATE (with RETURNING where the database has it), then one bulk INSERT."""
+    ids = [row.id for row in claimed]
+    statement = (
+        update(Membership)
+        .where(Membership.id.in_(ids), Membership.state == from_state)
+        .values(**_transition_values(uow, now, target))
+        .execution_options(synchronize_session=False)
+    )
+    if uow.session.get_bind().dialect.update_returning:
+        updated = list(uow.session.scalars(statement.returning(Membership.id)))
+    else:  # the rows are locked (or the database is), so every id matched
+        uow.session.execute(statement)
+        updated = ids
+    organization_of = {row.id: row.organization_id for row in claimed}
+    moved = [Moved(i, organization_of[i], from_state, target) for i in updated]
     if moved:
         uow.session.execute(
             insert(AuditEvent),
@@ -133,21 +216,14 @@ def apply_event_to_batch(
                     "actor": actor,
                     "action": event,
                     "outcome": "allowed",
-                    "from_state": m.from_state,
-                    "to_state": m.to_state,
+                    "from_state": from_state,
+                    "to_state": target,
                     "reason": None,
                     "request_id": uow.request_id,
                 }
                 for m in moved
             ],
         )
-    follow_ups: dict[str, list[str]] = defaultdict(list)
-    for m in moved:
-        if m.to_state in FOLLOW_UP:
-            follow_ups[FOLLOW_UP[m.to_state]].append(m.id)
-    request_id = uow.request_id
-    for actor_name, ids in follow_ups.items():
-        uow.on_commit(lambda a=actor_name, i=ids: send_all(uow.dispatcher, a, i, request_id))
     return moved
 
 

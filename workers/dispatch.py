@@ -13,17 +13,17 @@ re-drives the work later, because the committed state already says it is due.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from dramatiq import Broker, Message
+from dramatiq import Broker, Message, get_encoder
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 
 from settings import Settings
 from workers.broker import NAMESPACE, build_broker
-from workers.messages import SWEEP, contract_for
+from workers.messages import SWEEP, MessageContract, contract_for
 
 
 def message_for(actor_name: str, membership_id: str, request_id: str | None = None) -> Message[Any]:
@@ -71,43 +71,48 @@ class BrokerDispatcher:
     def send_many(
         self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
     ) -> None:
-        """Enqueue one message per id; on Redis in one pipelined round trip, so a sweep
-        batch of thousands costs one network exchange, not thousands."""
+        """Enqueue one message per id; on Redis in one atomic round trip, so a sweep batch
+        of thousands costs one network exchange, not thousands."""
         if not isinstance(self.broker, RedisBroker) or len(membership_ids) < 2:
             for membership_id in membership_ids:
                 self.send(actor_name, membership_id, request_id)
             return
-        _pipelined_enqueue(
-            self.broker, [message_for(actor_name, m, request_id) for m in membership_ids]
+        _enqueue_batch(self.broker, contract_for(actor_name), membership_ids, request_id)
+
+
+def _enqueue_batch(
+    broker: RedisBroker,
+    contract: MessageContract,
+    membership_ids: Sequence[str],
+    request_id: str | None,
+) -> None:
+    # What RedisBroker.enqueue does per message (its dispatch.lua "enqueue": HSET the
+    # encoded message under its redis_message_id in <ns>:<queue>.msgs, RPUSH the id on
+    # <ns>:<queue>), done for the whole batch as one HSET and one RPUSH inside MULTI, so a
+    # worker never sees an id without its message. The fields are those of
+    # message_for(...) after RedisBroker.enqueue's copy; the message id doubles as the
+    # Redis id (each is a fresh UUID). Enqueue middleware hooks are not run: ours have none.
+    encoder = get_encoder()
+    kwargs = {"request_id": request_id} if request_id else {}
+    timestamp = int(time.time() * 1000)
+    encoded: dict[str, bytes] = {}
+    for membership_id in membership_ids:
+        message_id = str(uuid.uuid4())
+        encoded[message_id] = encoder.encode(
+            {
+                "queue_name": contract.queue_name,
+                "actor_name": contract.actor_name,
+                "args": [membership_id],
+                "kwargs": kwargs,
+                "options": {"redis_message_id": message_id},
+                "message_id": message_id,
+                "message_timestamp": timestamp,
+            }
         )
-
-
-def _pipelined_enqueue(broker: RedisBroker, messages: Sequence[Message[Any]]) -> None:
-    # The same call RedisBroker.enqueue makes (its dispatch script's "enqueue" command,
-    # with a fresh redis_message_id per message), queued on a pipeline instead of sent
-    # one by one. Enqueue middleware hooks are not run: none of ours has any.
-    script = broker.scripts["dispatch"]
-    unpack_size = broker._max_unpack_size()
-    with broker.client.pipeline(transaction=False) as pipe:
-        for message in messages:
-            redis_message_id = str(uuid.uuid4())
-            encoded = message.copy(options={"redis_message_id": redis_message_id}).encode()
-            script(
-                keys=[broker.namespace],
-                args=[
-                    "enqueue",
-                    current_millis(),
-                    message.queue_name,
-                    broker.broker_id,
-                    broker.heartbeat_timeout,
-                    broker.dead_message_ttl,
-                    0,  # no queue maintenance from a sender
-                    unpack_size,
-                    redis_message_id,
-                    encoded,
-                ],
-                client=pipe,
-            )
+    key = f"{broker.namespace}:{contract.queue_name}"
+    with broker.client.pipeline(transaction=True) as pipe:
+        pipe.hset(f"{key}.msgs", mapping=encoded)  # type: ignore[arg-type]  # bytes values
+        pipe.rpush(key, *encoded)
         pipe.execute()
 
 
