@@ -42,6 +42,16 @@ class Services:
             return NullDispatcher()
         return self.dispatcher_factory(self.settings)
 
+    def close(self) -> None:
+        """Release the database connections this invocation opened.
+
+        Called when the command ends; the engine stays usable, so services passed in
+        by a caller (tests, an embedding process) can serve the next command too.
+        """
+        factory = self.__dict__.get("session_factory")
+        if factory is not None:
+            factory.kw["bind"].dispose()
+
     def uow(self) -> UnitOfWork:
         s = self.settings
         return UnitOfWork(
@@ -143,6 +153,8 @@ def main(ctx: click.Context) -> None:
         except SettingsError as error:
             fail(str(error), 2)
         ctx.obj = Services(settings=settings, dispatcher_factory=_broker_dispatcher)
+    if isinstance(ctx.obj, Services):
+        ctx.call_on_close(ctx.obj.close)
 
 
 def _broker_dispatcher(settings: Settings) -> Dispatcher:
