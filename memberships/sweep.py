@@ -116,10 +116,14 @@ def apply_event_to_batch(
     for m in moved:
         if m.to_state in FOLLOW_UP:
             follow_ups[FOLLOW_UP[m.to_state]].append(m.id)
-    request_id = uow.request_id
     for actor_name, ids in follow_ups.items():
-        uow.on_commit(lambda a=actor_name, i=ids: send_all(uow.dispatcher, a, i, request_id))
+        _send_after_commit(uow, actor_name, ids)
     return moved
+
+
+def _send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> None:
+    request_id = uow.request_id
+    uow.on_commit(lambda: send_all(uow.dispatcher, actor_name, ids, request_id))
 
 
 def _transition_values(uow: UnitOfWork, now: datetime, target: str) -> dict[str, Any]:
@@ -176,7 +180,7 @@ def _move_on_postgresql(
         .returning(AuditEvent.membership_id, AuditEvent.organization_id)
     )
     return [
-        Moved(membership_id, organization_id, from_state, target)
+        Moved(str(membership_id), str(organization_id), from_state, target)
         for membership_id, organization_id in uow.session.execute(audit)
     ]
 
@@ -257,7 +261,10 @@ def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed
         .order_by(Membership.purge_due_at)
         .limit(limit)
     )
-    return [Claimed(*row) for row in uow.session.execute(_locked(statement))]
+    return [
+        Claimed(str(row.id), str(row.kind), str(row.organization_id))
+        for row in uow.session.execute(_locked(statement))
+    ]
 
 
 def expire_due_retentions(
@@ -337,9 +344,7 @@ def redrive_stalled(
                 .values(last_progress_at=now)
                 .execution_options(synchronize_session=False)
             )
-            uow.on_commit(
-                lambda a=actor_name, i=ids, r=uow.request_id: send_all(uow.dispatcher, a, i, r)
-            )
+            _send_after_commit(uow, actor_name, ids)
             uow.commit()
             sent[actor_name] += len(ids)
             if len(ids) < limit:

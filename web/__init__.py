@@ -119,12 +119,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     )
     errors.register_error_handlers(app)
 
-    from web import api_me, api_memberships, api_organizations, health
+    from web import api_me, api_memberships, api_organizations, health, ops
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api_me.bp)
     app.register_blueprint(api_organizations.bp)
     app.register_blueprint(api_memberships.bp)
+    ops.register(app)
 
     # ---- HTML pages hook ---------------------------------------------------------------
     # The server-rendered pages live in the ``web.pages`` package, which defines

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from dramatiq import Message
@@ -29,6 +29,9 @@ from dramatiq import Message
 from workers.broker import HEARTBEAT_TIMEOUT_MS, NAMESPACE
 from workers.messages import QUEUES
 from workers.presence import SEEN_WITHIN_MS, workers_info_key, workers_key
+
+# redis-py types every reply as "Awaitable | value" (one client class for sync and async);
+# these clients are synchronous, so replies are cast to what Redis returns.
 
 # Options Dramatiq's retries leave on a message; a retried dead letter starts afresh.
 _RETRY_OPTIONS = ("retries", "traceback", "eta", "requeue_timestamp")
@@ -114,12 +117,18 @@ def workers_seen(
     client: redis.Redis, namespace: str = NAMESPACE, now_ms: int | None = None
 ) -> list[WorkerSeen]:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    seen = client.zrangebyscore(
-        workers_key(namespace), now_ms - SEEN_WITHIN_MS, "+inf", withscores=True
+    seen: list[tuple[bytes, float]] = cast(
+        list[tuple[bytes, float]],
+        client.zrangebyscore(
+            workers_key(namespace), now_ms - SEEN_WITHIN_MS, "+inf", withscores=True
+        ),
     )
     if not seen:
         return []
-    infos = client.hmget(workers_info_key(namespace), [member for member, _ in seen])
+    infos = cast(
+        list[bytes | None],
+        client.hmget(workers_info_key(namespace), [member for member, _ in seen]),
+    )
     workers = []
     for (member, score), raw in zip(seen, infos, strict=True):
         info = json.loads(raw) if raw else {}
@@ -142,7 +151,9 @@ def queues_report(client: redis.Redis, namespace: str = NAMESPACE) -> QueuesRepo
     Raises ``redis.RedisError`` when Redis does not answer.
     """
     now_ms = int(time.time() * 1000)
-    clients = client.zcount(f"{namespace}:__heartbeats__", now_ms - HEARTBEAT_TIMEOUT_MS, "+inf")
+    clients = cast(
+        int, client.zcount(f"{namespace}:__heartbeats__", now_ms - HEARTBEAT_TIMEOUT_MS, "+inf")
+    )
     return QueuesReport(
         namespace=namespace,
         queues=tuple(queue_stats(client, discover_queues(client, namespace), namespace)),
@@ -162,10 +173,12 @@ def list_dead_letters(
     letters: list[DeadLetter] = []
     for q in _queues(client, queue, namespace):
         xq = f"{namespace}:{q}.XQ"
-        entries = client.zrevrange(xq, 0, limit - 1, withscores=True)
+        entries = cast(
+            list[tuple[bytes, float]], client.zrevrange(xq, 0, limit - 1, withscores=True)
+        )
         if not entries:
             continue
-        raws = client.hmget(f"{xq}.msgs", [member for member, _ in entries])
+        raws = cast(list[bytes | None], client.hmget(f"{xq}.msgs", [m for m, _ in entries]))
         for (member, score), raw in zip(entries, raws, strict=True):
             if raw is None:
                 continue
@@ -195,7 +208,9 @@ def retry_dead_letters(
     moved = 0
     for q in _queues(client, queue, namespace):
         xq, base = f"{namespace}:{q}.XQ", f"{namespace}:{q}"
-        for member, raw in client.hgetall(f"{xq}.msgs").items():
+        dead = cast(dict[bytes, bytes], client.hgetall(f"{xq}.msgs"))
+        for member_bytes, raw in dead.items():
+            member = _text(member_bytes)
             message = Message.decode(raw)
             fresh = dataclasses.replace(
                 message,
@@ -203,7 +218,7 @@ def retry_dead_letters(
                 options={k: v for k, v in message.options.items() if k not in _RETRY_OPTIONS},
             )
             with client.pipeline(transaction=True) as pipe:
-                pipe.hset(f"{base}.msgs", member, fresh.encode())
+                pipe.hset(f"{base}.msgs", member, fresh.encode())  # type: ignore[arg-type]  # bytes are fine
                 pipe.rpush(base, member)
                 pipe.zrem(xq, member)
                 pipe.hdel(f"{xq}.msgs", member)

@@ -20,12 +20,14 @@ the other metrics are still served.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # A request must never wait on metrics: counting gives up fast when Redis is slow.
 COUNTING_TIMEOUT_SECONDS = 0.25
+PAUSE_AFTER_FAILURE_SECONDS = 5.0
 
 
 def http_requests_key(namespace: str = NAMESPACE) -> str:
@@ -64,17 +67,26 @@ class HttpRequestCounter:
     def __init__(self, client: redis.Redis, namespace: str = NAMESPACE) -> None:
         self.client = client
         self.key = http_requests_key(namespace)
+        self._paused_until = 0.0
 
     def record(self, method: str, route: str, status: int) -> None:
-        """Add one request; a Redis failure loses this count, never the request."""
+        """Add one request; a Redis failure loses this count, never the request.
+
+        After a failure, counting pauses for ``PAUSE_AFTER_FAILURE_SECONDS``, so a Redis
+        that is down costs one timeout per pause, not one per request.
+        """
+        if time.monotonic() < self._paused_until:
+            return
         try:
             self.client.hincrby(self.key, f"{method}|{route}|{status}", 1)
         except redis.RedisError as error:
-            log.debug("HTTP request not counted", extra={"error": str(error)})
+            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+            log.warning("HTTP requests not counted for a while", extra={"error": str(error)})
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         counts = {}
-        for field, value in self.client.hgetall(self.key).items():
+        # A synchronous client: the reply is a dict, not an awaitable.
+        for field, value in cast(dict[bytes, bytes], self.client.hgetall(self.key)).items():
             method, route, status = (field.decode() if isinstance(field, bytes) else field).split(
                 "|", 2
             )
@@ -205,4 +217,5 @@ def registry_for(collector: LifecycleCollector) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:
     """The exposition text and its content type, for ``GET /metrics``."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    # The classic text format every Prometheus server reads (our names are plain ASCII).
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4

@@ -137,14 +137,13 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             run_sweep(runtime, request_id)
 
     return Actors(
-        complete_leave=dramatiq.actor(
-            complete_leave, broker=broker, **_options(COMPLETE_LEAVE, time_limit=60_000)
+        complete_leave=dramatiq.actor(broker=broker, **_options(COMPLETE_LEAVE, time_limit=60_000))(
+            complete_leave
         ),
-        remove_data=dramatiq.actor(
-            remove_data, broker=broker, **_options(REMOVE_DATA, time_limit=300_000)
+        remove_data=dramatiq.actor(broker=broker, **_options(REMOVE_DATA, time_limit=300_000))(
+            remove_data
         ),
         sweep=dramatiq.actor(
-            sweep,
             broker=broker,
             **_options(
                 SWEEP,
@@ -153,5 +152,5 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 # The next tick is the retry: a failed sweep is not worth a backlog.
                 retry_when=lambda retries, error: False,
             ),
-        ),
+        )(sweep),
     )

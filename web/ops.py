@@ -1,0 +1,230 @@
+"""Operations over HTTP: ``GET /v1/ops/queues`` and ``GET /v1/ops/timers`` for the platform
+operator role, ``GET /metrics`` for Prometheus, and the HTTP request counter behind it.
+
+The reports are computed elsewhere (``memberships.operations`` for the timers, from the
+database; ``workers.inspection`` for the queues, from the broker's Redis keys;
+``workers.metrics`` for Prometheus), so ``lifecycle timers``/``queues``, the operators'
+page and these endpoints say the same. Every number is read when asked, never kept in
+a process, so they are right under any number of gunicorn workers.
+
+``/metrics`` needs no token, like ``/healthz``: scrapers reach it from inside the
+network; expose it to the outside only behind the load balancer's own rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis
+from apiflask import APIBlueprint, APIFlask
+from flask import Response, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from memberships import operations
+from memberships.decisions import require_operator
+from memberships.operations import TimerEntry, TimersReport
+from store.unit_of_work import UnitOfWork
+from web.errors import edge_problem
+from web.openapi import problems
+from web.schemas import Output
+from web.services import principal, services
+from web.v1 import blueprint
+from workers.inspection import QueuesReport, queues_report
+from workers.metrics import (
+    HttpRequestCounter,
+    LifecycleCollector,
+    metrics_redis_client,
+    registry_for,
+    render,
+)
+
+log = logging.getLogger(__name__)
+
+v1 = blueprint("ops", __name__, tag="Operations")
+scrape = APIBlueprint("metrics", __name__, tag="Operations")
+
+METRICS_KEY = "lifecycle.metrics"
+
+
+# ---- shapes -----------------------------------------------------------------------------
+
+
+class QueueStatsOut(Output):
+    name: str
+    ready: int = Field(description="Messages waiting for a worker.")
+    delayed: int = Field(description="Retries waiting for their backoff to pass.")
+    in_flight: int = Field(description="Messages a worker has taken and not yet acknowledged.")
+    dead_letters: int = Field(description="Messages given up on (kept 7 days).")
+
+
+class WorkerSeenOut(Output):
+    id: str
+    host: str | None
+    pid: int | None
+    queues: list[str]
+    threads: int | None
+    seen_seconds_ago: float
+
+
+class QueuesOut(Output):
+    namespace: str
+    queues: list[QueueStatsOut]
+    workers: list[WorkerSeenOut]
+    broker_clients_seen: int = Field(
+        description="Processes that talked to the broker lately, senders included."
+    )
+
+    @classmethod
+    def of(cls, report: QueuesReport) -> QueuesOut:
+        return cls(
+            namespace=report.namespace,
+            queues=[QueueStatsOut.model_validate(q, from_attributes=True) for q in report.queues],
+            workers=[
+                WorkerSeenOut(
+                    id=w.id,
+                    host=w.host,
+                    pid=w.pid,
+                    queues=list(w.queues),
+                    threads=w.threads,
+                    seen_seconds_ago=w.seen_seconds_ago,
+                )
+                for w in report.workers
+            ],
+            broker_clients_seen=report.broker_clients_seen,
+        )
+
+
+class TimerEntryOut(Output):
+    membership_id: str
+    organization_id: str
+    state: str
+    due_at: datetime | None
+    last_progress_at: datetime | None
+    removed_rows: int
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def of(cls, entry: TimerEntry) -> TimerEntryOut:
+        return cls.model_validate(entry, from_attributes=True)
+
+
+class TimersOut(Output):
+    now: datetime
+    by_state: dict[str, int]
+    overdue_purges: int = Field(description="Soft-deleted past purge_due_at, not yet swept.")
+    overdue_removals: int = Field(description="Purge-pending past removal_due_by.")
+    stalled: dict[str, int] = Field(description="In progress with no progress for a while.")
+    failing: int = Field(description="In progress with recorded failed attempts.")
+    next_due_purges: list[TimerEntryOut]
+    overdue_removal_list: list[TimerEntryOut]
+    oldest_leave_pending: TimerEntryOut | None
+
+    @classmethod
+    def of(cls, report: TimersReport) -> TimersOut:
+        return cls(
+            now=report.now,
+            by_state=report.by_state,
+            overdue_purges=report.overdue_purges,
+            overdue_removals=report.overdue_removals,
+            stalled=report.stalled,
+            failing=report.failing,
+            next_due_purges=[TimerEntryOut.of(e) for e in report.next_due_purges],
+            overdue_removal_list=[TimerEntryOut.of(e) for e in report.overdue_removal_list],
+            oldest_leave_pending=(
+                TimerEntryOut.of(report.oldest_leave_pending)
+                if report.oldest_leave_pending
+                else None
+            ),
+        )
+
+
+class TimersQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=5, ge=1, le=100, description="Entries per list.")
+
+
+# ---- views ------------------------------------------------------------------------------
+
+
+@v1.get("/ops/queues")
+@v1.output(QueuesOut)
+@v1.doc(
+    summary="Queues: ready, delayed, in flight, dead letters; workers seen",
+    description="Read from the broker's Redis keys. Platform operators only.",
+    responses=problems("forbidden", "not-ready"),
+)
+def get_queues() -> Any:
+    with services().uow() as uow:
+        require_operator(uow, principal())
+    try:
+        report = queues_report(services().redis)
+    except redis.RedisError as error:
+        log.warning("queue inspection failed: %s", error)
+        return edge_problem("not-ready", f"Redis did not answer ({type(error).__name__}).")
+    return QueuesOut.of(report)
+
+
+@v1.get("/ops/timers")
+@v1.input(TimersQuery, location="query", arg_name="query")
+@v1.output(TimersOut)
+@v1.doc(
+    summary="Durable timers: memberships by state, due and overdue purges and removals",
+    description="Read from the database, which holds every due time. Platform operators only.",
+    responses=problems("forbidden"),
+)
+def get_timers(query: TimersQuery) -> TimersOut:
+    s = services()
+    with s.uow() as uow:
+        report = operations.timers_report(uow, s.clock, principal(), limit=query.limit)
+    return TimersOut.of(report)
+
+
+@scrape.get("/metrics")
+@scrape.output(
+    {},
+    content_type="text/plain",
+    description="The Prometheus text exposition format.",
+)
+@scrape.doc(
+    summary="Prometheus metrics",
+    description="HTTP requests, transitions by event, memberships by state, due and "
+    "overdue timers, queue depths and dead letters; computed at scrape time.",
+)
+def get_metrics() -> Response:
+    text, content_type = render(_metrics()["registry"])
+    return Response(text, mimetype=None, content_type=content_type)
+
+
+# ---- wiring -----------------------------------------------------------------------------
+
+
+def _metrics() -> dict[str, Any]:
+    """This app's collector and counter, built on first use from its settings."""
+    found: dict[str, Any] | None = current_app.extensions.get(METRICS_KEY)
+    if found is None:
+        s = services()
+        client = metrics_redis_client(s.settings)
+        collector = LifecycleCollector(
+            lambda: UnitOfWork(s.session_factory, policy=s.policy), client, clock=s.clock
+        )
+        found = {"registry": registry_for(collector), "counter": HttpRequestCounter(client)}
+        current_app.extensions[METRICS_KEY] = found
+    return found
+
+
+def _count_request(response: Response) -> Response:
+    # The route template, not the path: one series per endpoint, however many ids.
+    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    _metrics()["counter"].record(request.method, rule, response.status_code)
+    return response
+
+
+def register(app: APIFlask) -> None:
+    """Add the operations endpoints and count every request of ``app``."""
+    app.register_blueprint(v1)
+    app.register_blueprint(scrape)
+    app.after_request(_count_request)
