@@ -121,7 +121,27 @@ def test_the_openapi_document_describes_every_operation_with_problems_and_bearer
         for path, item in spec["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 18
+    api_operations = {(path, method) for path, method, _ in operations}
+    assert {
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/v1/me/organizations", "get"),
+        ("/v1/me/organizations/{org}", "get"),
+        ("/v1/me/organizations/{org}/leave", "post"),
+        ("/v1/organizations/{org}", "get"),
+        ("/v1/organizations/{org}/privacy-profile", "put"),
+        ("/v1/organizations/{org}/settings/external-collaboration", "get"),
+        ("/v1/organizations/{org}/settings/external-collaboration", "patch"),
+        ("/v1/organizations/{org}/memberships", "get"),
+        ("/v1/organizations/{org}/memberships/{membership_id}", "get"),
+        ("/v1/organizations/{org}/memberships/{membership_id}", "delete"),
+        ("/v1/organizations/{org}/memberships/{membership_id}/history", "get"),
+        ("/v1/organizations/{org}/deleted-users", "get"),
+        ("/v1/organizations/{org}/deleted-users/{membership_id}", "delete"),
+        ("/v1/organizations/{org}/deleted-users/{membership_id}/restore", "post"),
+        ("/v1/organizations/{org}/audit-events", "get"),
+        ("/v1/organizations/{org}/guests", "post"),
+    } <= api_operations
     for path, method, operation in operations:
         responses = operation["responses"]
         if path.startswith("/v1/"):
