@@ -5,8 +5,9 @@ This is the one module allowed to build things at import, because the dramatiq
 command gives it no other hook: it reads ``Settings.from_env()``, builds the
 Redis broker (``workers.broker``), sets it as Dramatiq's broker, and declares
 the actors on it (``workers.tasks``). Logs become JSON lines with the membership
-and request ids. Nothing else imports this module: web and cli send through
-``workers.dispatch``, tests declare the actors on their own broker.
+and request ids, and a stop delivered twice at once counts as one
+(``workers.shutdown``). Nothing else imports this module: web and cli send
+through ``workers.dispatch``, tests declare the actors on their own broker.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
 from workers.presence import WorkerPresence
 from workers.runtime import Runtime, load_removers
+from workers.shutdown import ignore_echoed_sigterm
 from workers.tasks import declare_actors
 
 settings = Settings.from_env()
 logs.configure(level=None)
+ignore_echoed_sigterm()
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 broker.add_middleware(WorkerPresence(broker.client, NAMESPACE))

@@ -9,6 +9,8 @@ whose messages go to the same Redis after the commit.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -206,3 +208,20 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     after = json.loads(stack.lifecycle("timers", "--json"))
     assert after["by_state"]["purged"] >= 1
     assert (after["overdue_purges"], after["overdue_removals"]) == (0, 0)
+
+
+def test_a_stop_sent_to_the_whole_process_group_stops_worker_and_scheduler_cleanly(stack):
+    # Given one more worker and scheduler (honcho and systemd signal whole process groups)
+    worker = stack.start_worker()
+    scheduler = stack.start_scheduler()
+    wait_for(lambda: "ready for action" in worker.log.read_text(), 30, "the worker to boot")
+    wait_for(lambda: "scheduler started" in scheduler.log.read_text(), 30, "the scheduler")
+    # When each whole group gets SIGTERM (the worker's children get it twice at once)
+    for process in (scheduler, worker):
+        os.killpg(process.popen.pid, signal.SIGTERM)
+    # Then both finish what they hold and exit 0, the worker without being "killed"
+    assert scheduler.popen.wait(timeout=20) == 0
+    assert worker.popen.wait(timeout=30) == 0
+    assert "scheduler stopped" in scheduler.log.read_text()
+    log = worker.log.read_text()
+    assert "Worker has been shut down." in log and "Killing worker process" not in log
