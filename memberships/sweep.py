@@ -374,7 +374,7 @@ class SweepReport:
     tick_id: str
     expired: int
     batches: int
-    redriven: Mapping[str, int] = field(default_factory=dict)
+    redriven: dict[str, int] = field(default_factory=dict)
     overdue_removals: int = 0
     seconds: float = 0.0
 
@@ -408,7 +408,7 @@ def sweep(
         tick_id=tick_id,
         expired=expired,
         batches=batches,
-        redriven=MappingProxyType(redriven),
+        redriven=redriven,
         overdue_removals=overdue,
         seconds=time.perf_counter() - started,
     )

@@ -251,3 +251,17 @@ def test_the_request_id_travels_into_the_worker_logs_and_audit(
             )
         )
     assert event.request_id == "req-42"
+
+
+def test_the_sweep_actor_runs_one_sweep_on_a_worker(world, stack, session_factory):
+    # Given ann soft-deleted and her retention period over
+    membership_id = _leave(stack, world, "ann", "open")
+    stack.run_until_idle()
+    world.clock.advance(timedelta(days=30, seconds=1))
+    # When a sweep message is sent (lifecycle sweep --enqueue) and the worker runs
+    stack.dispatcher.send_sweep(request_id="ops-1")
+    stack.run_until_idle()
+    # Then the sweep expired her retention and the follow-up removal purged her
+    with session_factory() as session:
+        assert session.get(Membership, membership_id).state == "purged"
+    assert ("expire_retention", "purge-pending") in _transitions(session_factory, membership_id)

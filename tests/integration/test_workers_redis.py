@@ -421,3 +421,18 @@ def test_metrics_still_answer_when_redis_does_not(session_factory, world):
             select(func.count()).select_from(Membership).where(Membership.state == "active")
         )
     assert samples[("lifecycle_memberships", (("state", "active"),))] == active > 0
+
+
+def test_lifecycle_sweep_runs_one_sweep_and_says_what_it_did(settings, session_factory, clock):
+    # Given two memberships past their purge due time
+    insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 2,
+        purge_due_at=clock() - timedelta(seconds=1),
+    )
+    # When an operator runs one sweep by hand
+    report = json.loads(_cli(settings, clock, "sweep"))
+    # Then both were moved on, in one batch
+    assert (report["expired"], report["batches"]) == (2, 1)
+    assert report["redriven"] == {"complete_leave": 0, "remove_data": 0}
