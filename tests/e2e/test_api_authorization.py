@@ -124,30 +124,30 @@ def test_a_non_bearer_authorization_header_is_no_token(anonymous, world):
     problem(response, 401, "authentication-required")
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["bad-signature", "expired", "alg-none", "no-exp", "no-sub", "garbage", "rs256-to-hs"],
-)
-def test_every_operation_refuses_a_bad_token(anonymous, world, case):
+def test_every_operation_refuses_a_bad_token(anonymous, world):
     user_id = world.users["gadmin"]
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     tokens = {
-        "bad-signature": jwt.encode(
+        "bad signature": jwt.encode(
             claims_for(user_id), "another-secret-of-32-bytes-length", "HS256"
         ),
         "expired": token_for(user_id, ttl=timedelta(seconds=-60)),
-        "alg-none": forged({"alg": "none", "typ": "JWT"}, claims_for(user_id), None),
-        "no-exp": forged({"alg": "HS256", "typ": "JWT"}, {"sub": user_id}, SECRET.encode()),
-        "no-sub": jwt.encode({"exp": int(time.time()) + 600}, SECRET, "HS256"),
+        "alg none": forged({"alg": "none", "typ": "JWT"}, claims_for(user_id), None),
+        "no exp": forged({"alg": "HS256", "typ": "JWT"}, {"sub": user_id}, SECRET.encode()),
+        "no sub": jwt.encode({"exp": int(time.time()) + 600}, SECRET, "HS256"),
         "garbage": "not.a.token",
-        "rs256-to-hs": jwt.encode(claims_for(user_id), private_key, "RS256"),
+        "RS256 where HS256 is expected": jwt.encode(claims_for(user_id), private_key, "RS256"),
     }
-    for method, path, body in paths(world):
-        response = send(anonymous.client, method, path, body, tokens[case])
-        problem(response, 401, "invalid-token")
-        challenge = response.headers["WWW-Authenticate"]
-        assert challenge.startswith('Bearer realm="membership-lifecycle", error="invalid_token"')
-        assert_leaks_nothing(response, open_secrets(world))
+    for case, token in tokens.items():
+        for method, path, body in paths(world):
+            response = send(anonymous.client, method, path, body, token)
+            assert response.status_code == 401, (case, method, path)
+            problem(response, 401, "invalid-token")
+            challenge = response.headers["WWW-Authenticate"]
+            assert challenge.startswith(
+                'Bearer realm="membership-lifecycle", error="invalid_token"'
+            )
+            assert_leaks_nothing(response, open_secrets(world))
 
 
 def test_audience_and_issuer_are_checked_when_configured(make_app, world):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from api_helpers import problem
 from sqlalchemy import select
 
@@ -145,10 +144,13 @@ def test_keys_expire_after_a_day(api, world):
     assert replay.get_json()["id"] == response.get_json()["id"]
 
 
-@pytest.mark.parametrize("key", ["", " ", "x" * 256, "naïve"])
-def test_a_malformed_key_is_a_bad_request(api, key):
-    response = api("cadmin").post(GUESTS, json=PAT, headers={"Idempotency-Key": key})
-    problem(response, 400, "bad-request")
+def test_a_malformed_key_is_a_bad_request(api):
+    for key in ("", " ", "x" * 256, "naïve"):
+        response = api("cadmin").post(GUESTS, json=PAT, headers={"Idempotency-Key": key})
+        problem(response, 400, "bad-request")
+    # And nothing was added meanwhile
+    listed = api("cadmin").get("/v1/organizations/closed.example/memberships").get_json()
+    assert "pat@mail.example" not in [m["email"] for m in listed["items"]]
 
 
 def test_a_purge_erases_the_stored_responses_that_hold_personal_data(api, world):
