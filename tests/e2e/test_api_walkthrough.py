@@ -69,6 +69,11 @@ def test_the_documented_walkthrough_holds_on_the_demo_data(client, uow_factory, 
     with uow_factory() as uow:
         removal.remove_all_data(uow, clock, membership_id)
     problem(alice.get("/v1/me/organizations/contoso.example"), 404, "not-found")
+    # and the admin sees a tombstone: ids, states and timestamps, nothing personal
+    tombstone = admin.get(f"{base}/memberships/{membership_id}").get_json()
+    assert tombstone["state"] == "purged"
+    assert (tombstone["email"], tombstone["displayName"], tombstone["grants"]) == (None, None, [])
+    assert tombstone["purgedAt"] is not None
     history = admin.get(f"{base}/memberships/{membership_id}/history").get_json()["items"]
     assert [e["action"] for e in history][-6:] == [
         "request_leave",
