@@ -32,15 +32,28 @@ LeaveBlockedReason = Literal[
 ]
 
 
+def _title(name: str, _info: Any) -> str:
+    """``leave_requested_at`` -> "Leave requested at" (the OpenAPI field titles)."""
+    return name.replace("_", " ").capitalize()
+
+
 class Input(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid"
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        extra="forbid",
+        field_title_generator=_title,
     )
 
 
 class Output(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid"
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        field_title_generator=_title,
     )
 
 
