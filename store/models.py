@@ -124,6 +124,21 @@ class Membership(Base):
             sqlite_where=text("state = 'soft-deleted'"),
             postgresql_where=text("state = 'soft-deleted'"),
         ),
+        # The sweep's re-drive (in-progress rows with no recent progress) and its count of
+        # removals past their window (migration 0003).
+        Index(
+            "ix_memberships_in_progress",
+            "state",
+            "last_progress_at",
+            sqlite_where=text("state IN ('leave-pending', 'purge-pending')"),
+            postgresql_where=text("state IN ('leave-pending', 'purge-pending')"),
+        ),
+        Index(
+            "ix_memberships_removal_due",
+            "removal_due_by",
+            sqlite_where=text("state = 'purge-pending'"),
+            postgresql_where=text("state = 'purge-pending'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
