@@ -110,13 +110,18 @@ def get_my_organization(uow: UnitOfWork, principal: Principal, org_ref: str) -> 
 
 
 def request_leave(
-    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    org_ref: str,
+    expected_version: int | None = None,
 ) -> MembershipView:
     """The member leaves ``org_ref``: the membership becomes ``leave-pending`` and a worker
     carries the leave out after the commit.
 
     Raises ``NotFound``, ``HomeOrganization``, ``AccountDisabled``, ``LeaveDisabled`` (each
-    with the organization's ``contacts``; audited), ``TransitionNotAllowed`` or ``Conflict``.
+    with the organization's ``contacts``; audited), ``PreconditionFailed`` (the membership
+    is no longer at ``expected_version``), ``TransitionNotAllowed`` or ``Conflict``.
     """
     now = clock()
     user = _caller(uow, principal)
@@ -136,6 +141,6 @@ def request_leave(
             membership_id=membership.id,
             from_state=membership.state,
         )
-    apply_event(uow, now, principal, membership, "request_leave")
+    apply_event(uow, now, principal, membership, "request_leave", expected_version=expected_version)
     uow.commit()
     return MembershipView.of(membership)

@@ -10,6 +10,7 @@ from flask import g, url_for
 
 from memberships import self_service
 from web.openapi import header, problems
+from web.preconditions import etag, expected_version
 from web.schemas import MyMembership, MyOrganization, MyOrganizationList
 from web.services import principal, services
 from web.v1 import blueprint
@@ -39,13 +40,17 @@ def list_my_organizations() -> MyOrganizationList:
 @bp.doc(
     summary="Show one of my organizations",
     description=f"{ORG} Answers with the membership's state (`leave-pending`, `soft-deleted`, "
-    "`purge-pending`, …) until it is purged, then `404`: poll it after leaving.",
-    responses=problems("not-found"),
+    "`purge-pending`, …) until it is purged, then `404`: poll it after leaving. The `ETag` "
+    "is the membership's version, for `If-Match` on leave.",
+    responses={
+        **problems("not-found"),
+        200: {"headers": {"ETag": header("The membership's version.")}},
+    },
 )
-def get_my_organization(org: str) -> MyOrganization:
+def get_my_organization(org: str) -> tuple[MyOrganization, int, dict[str, str]]:
     with services().uow() as uow:
         entry = self_service.get_my_organization(uow, principal(), org)
-    return MyOrganization.of(entry)
+    return MyOrganization.of(entry), 200, {"ETag": etag(entry.membership.version)}
 
 
 @bp.post("/me/organizations/<org>/leave")
@@ -67,14 +72,26 @@ def get_my_organization(org: str) -> MyOrganization:
             "leave-disabled",
             "transition-not-allowed",
             "conflict",
+            "precondition-failed",
+            "bad-request",
         ),
-        202: {"headers": {"Location": header("Where to poll the membership's state.")}},
+        202: {
+            "headers": {
+                "Location": header("Where to poll the membership's state."),
+                "ETag": header("The membership's new version."),
+            }
+        },
     },
 )
 def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
     s = services()
+    version = expected_version()
     with s.uow() as uow:
-        membership = self_service.request_leave(uow, s.clock, principal(), org)
+        membership = self_service.request_leave(uow, s.clock, principal(), org, version)
     g.membership_id = membership.id
     location = url_for("me.get_my_organization", org=membership.organization_id)
-    return MyMembership.of(membership), 202, {"Location": location}
+    return (
+        MyMembership.of(membership),
+        202,
+        {"Location": location, "ETag": etag(membership.version)},
+    )

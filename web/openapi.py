@@ -112,7 +112,9 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
                 )
                 _add(operation, 409, ["idempotency-key-in-use"])
                 _add(operation, 422, ["idempotency-key-reused"])
-            if method in ("post", "delete") and "{membership_id}" in path:
+            if method in ("post", "delete") and (
+                "{membership_id}" in path or path.endswith("/leave")
+            ):
                 operation.setdefault("parameters", []).append(IF_MATCH)
             _add(operation, 500, ["internal-error"])
             for response in operation.get("responses", {}).values():

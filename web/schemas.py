@@ -115,6 +115,7 @@ class MyMembership(Output):
     organization_id: str
     kind: MembershipKindName
     state: MembershipStateName
+    version: int = Field(description="Also the `ETag`; send it back in `If-Match`.")
     leave_requested_at: datetime | None
     soft_deleted_at: datetime | None
     purge_due_at: datetime | None
@@ -128,6 +129,7 @@ class MyMembership(Output):
             organization_id=m.organization_id,
             kind=m.kind,  # type: ignore[arg-type]  # validated against the Literal
             state=m.state,  # type: ignore[arg-type]
+            version=m.version,
             leave_requested_at=m.leave_requested_at,
             soft_deleted_at=m.soft_deleted_at,
             purge_due_at=m.purge_due_at,

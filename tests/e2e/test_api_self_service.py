@@ -225,3 +225,24 @@ def test_a_refused_leave_is_audited_with_the_request_id(api, world):
     assert [(e.outcome, e.reason, e.request_id) for e in denial] == [
         ("denied", "leave-disabled", "req-leave-1")
     ]
+
+
+def test_a_leave_with_a_stale_if_match_is_refused(api, world):
+    # Given ann read her membership in open (ETag), then an admin changed it
+    read = api("ann").get("/v1/me/organizations/open.example")
+    etag = read.headers["ETag"]
+    assert etag == f'"{read.get_json()["membership"]["version"]}"'
+    membership_id = world.membership("open", "ann")
+    api("gadmin").delete(f"/v1/organizations/open.example/memberships/{membership_id}")
+    api("gadmin").post(f"/v1/organizations/open.example/deleted-users/{membership_id}/restore")
+    # When she leaves with the old ETag, Then 412 and nothing changes
+    stale = api("ann").post("/v1/me/organizations/open.example/leave", headers={"If-Match": etag})
+    problem(stale, 412, "precondition-failed")
+    current = api("ann").get("/v1/me/organizations/open.example")
+    assert current.get_json()["membership"]["state"] == "restored"
+    # When she leaves with the current ETag, Then the leave is accepted
+    fresh = api("ann").post(
+        "/v1/me/organizations/open.example/leave", headers={"If-Match": current.headers["ETag"]}
+    )
+    assert fresh.status_code == 202
+    assert fresh.headers["ETag"] == f'"{fresh.get_json()["version"]}"'
