@@ -3,11 +3,14 @@ a sweep by hand. ``--json`` gives scripts the same data the tables show."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
+import redis
 
-from cli import emit, main, services
+from cli import emit, fail, main, services
 from memberships import operations
 from memberships.principal import SYSTEM
 from memberships.views import to_dict
@@ -34,13 +37,23 @@ def sweep(enqueue: bool) -> None:
 
     s = services()
     if enqueue:
-        broker_dispatcher(s.settings).send_sweep()
+        with _redis_answers():
+            broker_dispatcher(s.settings).send_sweep()
         click.echo("sweep message sent", err=True)
         return
     runtime = Runtime(
         s.settings, s.dispatcher, clock=s.clock, session_factory_override=s.session_factory
     )
     emit(to_dict(run_sweep(runtime)))
+
+
+@contextmanager
+def _redis_answers() -> Iterator[None]:
+    """A Redis that does not answer is one line on stderr and exit status 1."""
+    try:
+        yield
+    except redis.RedisError as error:
+        fail(f"Redis at {services().settings.redis_url} did not answer: {error}")
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> None:
@@ -57,7 +70,8 @@ def queues(as_json: bool) -> None:
     from workers.broker import redis_client
     from workers.inspection import queues_report
 
-    report = queues_report(redis_client(services().settings))
+    with _redis_answers():
+        report = queues_report(redis_client(services().settings))
     if as_json:
         emit(to_dict(report))
         return
@@ -133,14 +147,16 @@ def dead_letters(queue: str | None, retry: bool, purge: bool, as_json: bool) -> 
         raise click.UsageError("--retry and --purge exclude each other")
     client = redis_client(services().settings)
     if retry or purge:
-        count = (retry_dead_letters if retry else purge_dead_letters)(client, queue)
+        with _redis_answers():
+            count = (retry_dead_letters if retry else purge_dead_letters)(client, queue)
         action = "retried" if retry else "purged"
         if as_json:
             emit({action: count})
         else:
             click.echo(f"{count} dead letters {action}")
         return
-    letters = list_dead_letters(client, queue)
+    with _redis_answers():
+        letters = list_dead_letters(client, queue)
     if as_json:
         emit([to_dict(d) for d in letters])
         return

@@ -445,3 +445,13 @@ def test_lifecycle_sweep_runs_one_sweep_and_says_what_it_did(settings, session_f
     # Then both were moved on, in one batch
     assert (report["expired"], report["batches"]) == (2, 1)
     assert report["redriven"] == {"complete_leave": 0, "remove_data": 0}
+
+
+@pytest.mark.parametrize("command", [["queues"], ["dead-letters"], ["dead-letters", "--purge"]])
+def test_operators_commands_say_in_one_line_when_redis_does_not_answer(command):
+    # Given a Redis that is not there
+    settings = Settings(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    # When an operator looks at the queues, Then one line says so, with exit status 1
+    result = CliRunner().invoke(main, command, obj=Services(settings=settings))
+    assert result.exit_code == 1
+    assert "did not answer" in result.output and "Traceback" not in result.output
