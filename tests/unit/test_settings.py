@@ -99,3 +99,19 @@ def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name) as raised:
         Settings.from_env({name: value})
     assert repr(value) in str(raised.value)
+
+
+def test_the_readme_documents_every_variable_the_settings_read() -> None:
+    # Given every variable name Settings.from_env asks the environment for
+    import inspect
+    import re
+
+    import settings as settings_module
+
+    source = inspect.getsource(settings_module.Settings.from_env)
+    names = set(re.findall(r'\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    assert {"DATABASE_URL", "REDIS_URL", "RETENTION_PERIOD"} <= names
+    # Then the README's configuration table names each of them
+    readme = (settings_module.PROJECT_ROOT / "README.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert not missing, f"README.md does not document {missing}"
