@@ -24,18 +24,13 @@ from sqlalchemy.engine import make_url
 from memberships.principal import SYSTEM, Principal
 from store.database import make_engine, make_session_factory
 from store.migrate import upgrade
+from store.models import Base
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-TABLES = (
-    "audit_events",
-    "member_data",
-    "grants",
-    "role_assignments",
-    "memberships",
-    "users",
-    "organizations",
-)
+# Every table of the schema, read off the models so that a new table is emptied too
+# (alembic_version is not a model, so the migration state survives).
+TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
 class FakeClock:
