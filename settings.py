@@ -60,7 +60,9 @@ class Settings:
     # has lost its message; the sweep sends it again.
     redrive_after: timedelta = timedelta(minutes=1)
     # Rows erased per committed batch of data removal.
-    removal_batch_size: int = 500
+    removal_batch_size: int = 5000
+    # Memberships per data-removal message when many are sent at once (a sweep batch).
+    removal_chunk_size: int = 200
     # Rows claimed per committed batch of the due-timer sweep.
     sweep_batch_size: int = 2000
     jwt_secret: str | None = None
@@ -118,6 +120,7 @@ class Settings:
             sweep_interval=duration("SWEEP_INTERVAL", defaults.sweep_interval),
             redrive_after=duration("REDRIVE_AFTER", defaults.redrive_after),
             removal_batch_size=integer("REMOVAL_BATCH_SIZE", defaults.removal_batch_size),
+            removal_chunk_size=integer("REMOVAL_CHUNK_SIZE", defaults.removal_chunk_size),
             sweep_batch_size=integer("SWEEP_BATCH_SIZE", defaults.sweep_batch_size),
             jwt_secret=text("JWT_SECRET"),
             jwt_issuer=text("JWT_ISSUER"),

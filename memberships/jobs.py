@@ -1,4 +1,4 @@
-"""The work a message asks for, one membership at a time, safe to receive twice.
+"""The work a message asks for, safe to receive twice.
 
 Each function takes the membership's row lock first (PostgreSQL ``FOR UPDATE``;
 SQLite's ``BEGIN IMMEDIATE`` already serializes writers), then calls the use
@@ -6,18 +6,25 @@ case, which does nothing when the work is already done. So two deliveries of the
 same message, or a re-driven message racing the original, run one after the
 other: the second finds the work done instead of losing a compare-and-set and
 leaving a denied ``conflict`` in the audit log.
+
+A chunk of memberships (``remove_data_many``) is locked by the use case itself,
+``FOR UPDATE SKIP LOCKED``: a duplicate message skips what the first one holds
+rather than waiting for it, and nothing it skips is lost (the holder finishes it,
+or, if the holder dies, the sweep re-drives it after ``redrive_after``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from memberships import removal, timers
 from memberships.clock import Clock
-from memberships.removal import BUILT_IN_REMOVERS, RemovalProgress, Remover
+from memberships.failures import MAX_ERROR_LENGTH
+from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
 from memberships.views import MembershipView
+from statemachines.membership import MembershipState
 from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
@@ -53,3 +60,37 @@ def remove_next_batch(
     """
     lock_membership(uow, membership_id)
     return removal.remove_data_batch(uow, clock, membership_id, removers)
+
+
+def remove_next_chunk_batch(
+    uow: UnitOfWork,
+    clock: Clock,
+    membership_ids: Sequence[str],
+    removers: Sequence[Remover] = BUILT_IN_REMOVERS,
+) -> ChunkProgress:
+    """The ``remove_data_many`` message: one committed batch across the chunk, finishing
+    every membership it finds drained (see ``memberships.removal.remove_chunk_batch``).
+    ``progress.done`` says whether another batch is needed. Raises
+    ``TransitionNotAllowed`` naming the memberships a remover reports data for but
+    deletes none of (the others' batch is committed)."""
+    return removal.remove_chunk_batch(uow, clock, membership_ids, removers)
+
+
+def record_chunk_failure(uow: UnitOfWork, membership_ids: Sequence[str], error: str) -> int:
+    """One more failed attempt and ``error`` on each of ``membership_ids`` still
+    ``purge-pending`` (those purged or in another state are left alone), set-based; commits.
+    Returns how many were recorded. Like ``memberships.failures.record_failure``, changes no
+    state, no version and no ``last_progress_at``."""
+    if not membership_ids:
+        return 0
+    result = uow.session.execute(
+        update(Membership)
+        .where(
+            Membership.id.in_(list(membership_ids)),
+            Membership.state == MembershipState.PURGE_PENDING.value,
+        )
+        .values(attempts=Membership.attempts + 1, last_error=error[:MAX_ERROR_LENGTH])
+        .execution_options(synchronize_session=False)
+    )
+    uow.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of an UPDATE

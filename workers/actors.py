@@ -29,9 +29,12 @@ ignore_echoed_sigterm()
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 broker.add_middleware(WorkerPresence(broker.client, NAMESPACE))
-runtime = Runtime(settings, BrokerDispatcher(broker), removers=load_removers())
+runtime = Runtime(
+    settings, BrokerDispatcher(broker, settings.removal_chunk_size), removers=load_removers()
+)
 actors = declare_actors(broker, runtime)
 
 complete_leave = actors.complete_leave
 remove_data = actors.remove_data
+remove_data_many = actors.remove_data_many
 sweep = actors.sweep

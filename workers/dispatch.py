@@ -6,6 +6,11 @@ commit, the unit of work calls ``send`` here with an actor name from
 message contract in ``workers.messages``. Nothing here imports the actors, so a
 web process sends without declaring them.
 
+Many ids at once (a sweep batch) go in one Redis round trip; ``remove_data`` for
+many memberships is packed into ``remove_data_many`` messages of
+``removal_chunk_size`` ids each, so a worker erases a whole chunk per transaction
+instead of one membership per message.
+
 A failed send raises (Redis down): the unit of work logs it and the sweep
 re-drives the work later, because the committed state already says it is due.
 """
@@ -23,7 +28,9 @@ from dramatiq.brokers.redis import RedisBroker
 
 from settings import Settings
 from workers.broker import NAMESPACE, build_broker
-from workers.messages import SWEEP, MessageContract, contract_for
+from workers.messages import CHUNKED, SWEEP, MessageContract, contract_for
+
+DEFAULT_REMOVAL_CHUNK_SIZE = Settings().removal_chunk_size
 
 
 def message_for(actor_name: str, membership_id: str, request_id: str | None = None) -> Message[Any]:
@@ -48,8 +55,11 @@ class BrokerDispatcher:
     # store.unit_of_work.send_message passes the request id on when this is set.
     carries_request_id = True
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(
+        self, broker: Broker, removal_chunk_size: int = DEFAULT_REMOVAL_CHUNK_SIZE
+    ) -> None:
         self.broker = broker
+        self.removal_chunk_size = removal_chunk_size
 
     def send(self, actor_name: str, membership_id: str, request_id: str | None = None) -> None:
         """Enqueue one message now. Raises the broker's error when Redis does not answer."""
@@ -71,38 +81,60 @@ class BrokerDispatcher:
     def send_many(
         self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
     ) -> None:
-        """Enqueue one message per id; on Redis in one atomic round trip, so a sweep batch
-        of thousands costs one network exchange, not thousands."""
-        if not isinstance(self.broker, RedisBroker) or len(membership_ids) < 2:
-            for membership_id in membership_ids:
-                self.send(actor_name, membership_id, request_id)
+        """Enqueue the work for every id; on Redis in one atomic round trip, so a sweep batch
+        of thousands costs one network exchange, not thousands.
+
+        An actor with a chunked form (``remove_data`` → ``remove_data_many``) gets one
+        message per ``removal_chunk_size`` ids; any other, one message per id.
+        """
+        chunked = CHUNKED.get(actor_name)
+        if chunked is not None:
+            size = self.removal_chunk_size
+            ids = list(membership_ids)
+            contract = chunked
+            args: list[tuple[Any, ...]] = [(ids[i : i + size],) for i in range(0, len(ids), size)]
+        else:
+            contract = contract_for(actor_name)
+            args = [(membership_id,) for membership_id in membership_ids]
+        if not isinstance(self.broker, RedisBroker) or len(args) < 2:
+            kwargs = {"request_id": request_id} if request_id else {}
+            for one in args:
+                self.broker.enqueue(
+                    Message(
+                        queue_name=contract.queue_name,
+                        actor_name=contract.actor_name,
+                        args=one,
+                        kwargs=kwargs,
+                        options={},
+                    )
+                )
             return
-        _enqueue_batch(self.broker, contract_for(actor_name), membership_ids, request_id)
+        _enqueue_batch(self.broker, contract, args, request_id)
 
 
 def _enqueue_batch(
     broker: RedisBroker,
     contract: MessageContract,
-    membership_ids: Sequence[str],
+    args: Sequence[tuple[Any, ...]],
     request_id: str | None,
 ) -> None:
     # What RedisBroker.enqueue does per message (its dispatch.lua "enqueue": HSET the
     # encoded message under its redis_message_id in <ns>:<queue>.msgs, RPUSH the id on
     # <ns>:<queue>), done for the whole batch as one HSET and one RPUSH inside MULTI, so a
-    # worker never sees an id without its message. The fields are those of
-    # message_for(...) after RedisBroker.enqueue's copy; the message id doubles as the
-    # Redis id (each is a fresh UUID). Enqueue middleware hooks are not run: ours have none.
+    # worker never sees an id without its message. The fields are those of a Message after
+    # RedisBroker.enqueue's copy; the message id doubles as the Redis id (each is a fresh
+    # UUID). Enqueue middleware hooks are not run: ours have none.
     encoder = get_encoder()
     kwargs = {"request_id": request_id} if request_id else {}
     timestamp = int(time.time() * 1000)
     encoded: dict[str, bytes] = {}
-    for membership_id in membership_ids:
+    for one in args:
         message_id = str(uuid.uuid4())
         encoded[message_id] = encoder.encode(
             {
                 "queue_name": contract.queue_name,
                 "actor_name": contract.actor_name,
-                "args": [membership_id],
+                "args": list(one),
                 "kwargs": kwargs,
                 "options": {"redis_message_id": message_id},
                 "message_id": message_id,
@@ -126,5 +158,7 @@ def broker_dispatcher(settings: Settings) -> BrokerDispatcher:
     key = (settings.redis_url, NAMESPACE)
     with _lock:
         if key not in _dispatchers:
-            _dispatchers[key] = BrokerDispatcher(build_broker(settings))
+            _dispatchers[key] = BrokerDispatcher(
+                build_broker(settings), removal_chunk_size=settings.removal_chunk_size
+            )
         return _dispatchers[key]

@@ -26,10 +26,21 @@ COMPLETE_LEAVE = MessageContract(
 REMOVE_DATA = MessageContract(
     "remove_data", "removals", "remove_data(membership_id, request_id=None)"
 )
+REMOVE_DATA_MANY = MessageContract(
+    "remove_data_many", "removals", "remove_data_many(membership_ids, request_id=None)"
+)
+"""Data removal for a chunk of memberships at once: what ``send_many("remove_data", ids)``
+sends, ``REMOVAL_CHUNK_SIZE`` ids per message. ``remove_data`` stays for single sends and
+for messages already queued."""
 SWEEP = MessageContract("sweep", "timers", "sweep(request_id=None)")
 
-CONTRACTS = MappingProxyType({c.actor_name: c for c in (COMPLETE_LEAVE, REMOVE_DATA, SWEEP)})
+CONTRACTS = MappingProxyType(
+    {c.actor_name: c for c in (COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP)}
+)
 """By actor name."""
+
+CHUNKED = MappingProxyType({REMOVE_DATA.actor_name: REMOVE_DATA_MANY})
+"""Actor name → the message that carries many of its ids at once (``send_many`` uses it)."""
 
 QUEUES: tuple[str, ...] = tuple(dict.fromkeys(c.queue_name for c in CONTRACTS.values()))
 """Every queue the service uses, in a stable order (what operators see first)."""

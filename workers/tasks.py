@@ -6,6 +6,14 @@ means which use case, what a failure does (recorded on the membership, then
 retried with backoff, or given up), and ``remove_data`` sending itself again
 until nothing is left.
 
+``remove_data_many`` runs committed batches over its chunk for up to
+``CHUNK_WORK_SECONDS``, then sends itself again with what is still pending, so
+no message holds a worker thread for long. A failure in a chunk is recorded on
+the memberships it concerns: those a remover would not let finish when the error
+names them, otherwise every membership of the chunk still ``purge-pending``
+(purged ones and ones in other states are left alone). Dramatiq then retries the
+whole message; what was finished is skipped.
+
 ``workers.actors`` declares these on the process's Redis broker for the
 ``dramatiq`` command; tests declare them on a ``StubBroker`` or a private Redis.
 """
@@ -13,7 +21,8 @@ until nothing is left.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +34,10 @@ from dramatiq.middleware import CurrentMessage, Interrupt
 from memberships import jobs
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
+from memberships.sweep import send_all
 from store.unit_of_work import send_message
 from workers.logs import log_context
-from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, SWEEP, MessageContract
+from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
 from workers.runtime import Runtime
 from workers.sweeper import run_sweep
 
@@ -42,6 +52,9 @@ GIVE_UP_AT_ONCE: tuple[type[BaseException], ...] = (InvalidInput, NotFound, Forb
 MAX_RETRIES = 8
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 300_000
+# How long one remove_data_many message keeps erasing before it hands the rest of its
+# chunk to a new message (well inside its time limit; lets a stopping worker stop soon).
+CHUNK_WORK_SECONDS = 20.0
 
 
 def should_retry(retries: int, error: BaseException) -> bool:
@@ -64,6 +77,7 @@ def _options(contract: MessageContract, **extra: Any) -> dict[str, Any]:
 class Actors:
     complete_leave: dramatiq.Actor[Any, Any]
     remove_data: dramatiq.Actor[Any, Any]
+    remove_data_many: dramatiq.Actor[Any, Any]
     sweep: dramatiq.Actor[Any, Any]
 
 
@@ -99,8 +113,34 @@ def _handling(
             raise
 
 
+@contextmanager
+def _handling_chunk(
+    runtime: Runtime, membership_ids: Sequence[str], request_id: str | None
+) -> Iterator[None]:
+    """``_handling`` for a chunk: the failure is recorded on the memberships it concerns."""
+    with log_context(
+        actor=REMOVE_DATA_MANY.actor_name,
+        memberships=len(membership_ids),
+        request_id=request_id,
+        message_id=_message_id(),
+    ):
+        try:
+            yield
+        except (Exception, Interrupt) as error:
+            text = describe(error)
+            named = getattr(error, "extra", {}).get("membership_ids")
+            try:
+                with runtime.uow(request_id) as uow:
+                    recorded = jobs.record_chunk_failure(uow, named or membership_ids, text)
+            except Exception:
+                log.exception("could not record the failure in the database")
+                recorded = None
+            log.error("work failed", extra={"recorded_on": recorded, "error": text})
+            raise
+
+
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
-    """Declare the three actors on ``broker``, bound to ``runtime``."""
+    """Declare the actors on ``broker``, bound to ``runtime``."""
 
     def complete_leave(membership_id: str, request_id: str | None = None) -> None:
         """Carry out an accepted leave (idempotent: nothing to do unless leave-pending)."""
@@ -131,6 +171,32 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             log.info("data removal batch committed", extra=fields)
             send_message(runtime.dispatcher, REMOVE_DATA.actor_name, membership_id, request_id)
 
+    def remove_data_many(membership_ids: list[str], request_id: str | None = None) -> None:
+        """Erase the data of a chunk of memberships batch by batch and finish each one with
+        nothing left; after ``CHUNK_WORK_SECONDS``, send the rest on as a new message."""
+        with _handling_chunk(runtime, membership_ids, request_id):
+            ids: Sequence[str] = membership_ids
+            removed = purged = 0
+            deadline = time.monotonic() + CHUNK_WORK_SECONDS
+            while True:
+                with runtime.uow(request_id) as uow:
+                    progress = jobs.remove_next_chunk_batch(
+                        uow, runtime.clock, ids, runtime.removers
+                    )
+                removed += progress.removed_now
+                purged += len(progress.purged)
+                ids = progress.pending
+                if progress.done:
+                    log.info("data removal done", extra={"removed": removed, "purged": purged})
+                    return
+                if time.monotonic() > deadline:
+                    break
+            log.info(
+                "data removal continues in a new message",
+                extra={"removed": removed, "purged": purged, "pending": len(ids)},
+            )
+            send_all(runtime.dispatcher, REMOVE_DATA.actor_name, ids, request_id)
+
     def sweep(request_id: str | None = None) -> None:
         """One sweep of the durable timers on a worker (the scheduler runs its own)."""
         with log_context(actor=SWEEP.actor_name, request_id=request_id):
@@ -143,6 +209,9 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         remove_data=dramatiq.actor(broker=broker, **_options(REMOVE_DATA, time_limit=300_000))(
             remove_data
         ),
+        remove_data_many=dramatiq.actor(
+            broker=broker, **_options(REMOVE_DATA_MANY, time_limit=300_000)
+        )(remove_data_many),
         sweep=dramatiq.actor(
             broker=broker,
             **_options(

@@ -16,9 +16,12 @@ from memberships.errors import TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
     BUILT_IN_REMOVERS,
+    ChunkProgress,
+    Remover,
     TableRemover,
     finish_removal,
     remove_all_data,
+    remove_chunk_batch,
     remove_data_batch,
 )
 from memberships.views import to_dict
@@ -343,3 +346,227 @@ def test_a_purged_guest_can_be_invited_again(world: World) -> None:
     assert again.state == "active"
     assert _count(world, Grant, again.id) == 0
     assert _row(world, membership_id).state == "purged"
+
+
+# --- many memberships at once (the remove_data_many message) -------------------------------
+
+
+def _pat_purge_pending(world: World) -> str:
+    # pat is a direct-connect guest: removing him starts data removal at once
+    membership_id = world.membership("open", "pat")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], membership_id)
+    return membership_id
+
+
+def _chunk_until_done(
+    world: World, ids: list[str], removers: tuple[Remover, ...] = BUILT_IN_REMOVERS
+) -> list[ChunkProgress]:
+    seen = []
+    for _ in range(100):
+        world.clock.advance(timedelta(seconds=1))
+        with world.uow() as uow:
+            progress = remove_chunk_batch(uow, world.clock, ids, removers)
+        seen.append(progress)
+        if progress.done:
+            return seen
+    raise AssertionError("the chunk never finished")
+
+
+def _finishes(world: World, membership_id: str) -> list[tuple[str, str, str | None]]:
+    with world.uow() as uow:
+        return [
+            (e.actor, e.outcome, e.to_state)
+            for e in uow.session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.membership_id == membership_id,
+                    AuditEvent.action == "finish_removal",
+                )
+            )
+        ]
+
+
+def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
+    world: World,
+) -> None:
+    # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending, and in the
+    # same chunk memberships that are not: ann soft-deleted in closed, ann active in bare
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    soft_deleted = _soft_delete(world, "closed")
+    active = world.membership("bare", "ann")
+    others = {m: (_row(world, m).state, _row(world, m).version) for m in (soft_deleted, active)}
+    # When a worker runs the chunk batch by batch (50 rows per transaction)
+    seen = _chunk_until_done(world, [ann, pat, soft_deleted, active])
+    # Then every batch was bounded, and only the purge-pending memberships were worked on
+    assert [p.removed_now for p in seen] == [50, 50, 50, 2]
+    assert {m for p in seen for m in p.worked_on} == {ann, pat}
+    assert sorted(seen[-1].purged) == sorted([ann, pat])
+    # And both are tombstones with every row counted once and nothing personal left
+    for membership_id, rows in ((ann, 122), (pat, 30)):
+        row = _row(world, membership_id)
+        assert (row.state, row.removed_rows, row.email, row.display_name) == (
+            "purged",
+            rows,
+            None,
+            None,
+        )
+        assert row.purged_at == world.clock()
+        assert _count(world, Grant, membership_id) == 0
+        assert _count(world, MemberData, membership_id) == 0
+        assert _finishes(world, membership_id) == [("worker", "allowed", "purged")]
+    # And the others were left exactly as they were
+    assert {m: (_row(world, m).state, _row(world, m).version) for m in others} == others
+
+
+def test_progress_is_recorded_per_membership_after_each_chunk_batch(world: World) -> None:
+    # Given ann and pat purge-pending
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    # When one batch of 50 rows runs over both
+    at = world.clock.advance(timedelta(seconds=1))
+    with world.uow() as uow:
+        first = remove_chunk_batch(uow, world.clock, [ann, pat])
+    # Then the rows it deleted are on the memberships that had them, with the time
+    assert (first.removed_now, first.purged, first.done) == (50, (), False)
+    rows = {m: _row(world, m) for m in (ann, pat)}
+    assert sum(r.removed_rows for r in rows.values()) == 50
+    assert all(r.state == "purge-pending" for r in rows.values())
+    for membership_id, row in rows.items():
+        if row.removed_rows:
+            assert row.last_progress_at == at
+        left = _count(world, Grant, membership_id) + _count(world, MemberData, membership_id)
+        assert left == {ann: 122, pat: 30}[membership_id] - row.removed_rows
+
+
+def test_a_chunk_delivered_twice_does_nothing_the_second_time(world: World) -> None:
+    # Given a chunk whose data removal ran to the end
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    _chunk_until_done(world, [ann, pat])
+    with world.uow() as uow:
+        events = len(uow.session.scalars(select(AuditEvent.id)).all())
+    before = {m: _row(world, m).version for m in (ann, pat)}
+    # When the same message is delivered again (a retry, or re-driven by the sweep)
+    with world.uow() as uow:
+        again = remove_chunk_batch(uow, world.clock, [ann, pat])
+    # Then nothing is worked on, nothing audited, nothing changed
+    assert (again.worked_on, again.removed_now, again.done) == ((), 0, True)
+    with world.uow() as uow:
+        assert len(uow.session.scalars(select(AuditEvent.id)).all()) == events
+    assert {m: _row(world, m).version for m in (ann, pat)} == before
+
+
+class ReportsDataFor:
+    """A deployment's store that reports data it cannot delete for one membership."""
+
+    name = "stuck-store"
+
+    def __init__(self, membership_id: str) -> None:
+        self.membership_id = membership_id
+
+    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
+        return 0
+
+    def remaining(self, session: Session, membership_id: str) -> int:
+        return 1 if membership_id == self.membership_id else 0
+
+
+def test_a_remover_that_still_reports_data_blocks_only_its_memberships_finish(
+    world: World,
+) -> None:
+    # Given ann and pat purge-pending, and a store that keeps reporting data for pat
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    removers = (*BUILT_IN_REMOVERS, ReportsDataFor(pat))
+    # When the chunk is removed until a batch finds it drained
+    with pytest.raises(TransitionNotAllowed) as refused:
+        _chunk_until_done(world, [ann, pat], removers)
+    # Then ann is purged, pat is not: his finish is refused, audited, and named in the error
+    assert refused.value.extra["membership_ids"] == [pat]
+    assert refused.value.extra["remaining"] == ["stuck-store"]
+    assert _row(world, ann).state == "purged"
+    row = _row(world, pat)
+    assert (row.state, row.email, row.removed_rows) == ("purge-pending", "pat@mail.example", 30)
+    assert _finishes(world, pat) == [("worker", "denied", None)]
+    with world.uow() as uow:
+        denial = uow.session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.membership_id == pat, AuditEvent.outcome == "denied"
+            )
+        )
+        assert denial is not None and denial.reason == "transition-not-allowed"
+    # And once the store lets go, the next delivery finishes him
+    assert _chunk_until_done(world, [ann, pat])[-1].purged == (pat,)
+
+
+class PerMembershipRemover:
+    """Deletes member data with only the per-membership methods (the chunk path must fall
+    back to them); while ``crash`` is set it dies after deleting, before the commit."""
+
+    name = "member-data"
+
+    def __init__(self) -> None:
+        self.crash = False
+        self._inner = TableRemover("member-data", MemberData)
+
+    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
+        removed = self._inner.remove_batch(session, membership_id, limit)
+        if self.crash:
+            raise SimulatedCrash("killed mid-batch")
+        return removed
+
+    def remaining(self, session: Session, membership_id: str) -> int:
+        return self._inner.remaining(session, membership_id)
+
+
+def test_a_chunk_resumes_after_a_crash_and_falls_back_to_per_membership_removers(
+    world: World,
+) -> None:
+    # Given ann and pat purge-pending, and a member-data remover without the chunk methods
+    # that dies during the second batch, after deleting and before the commit
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    crashing = PerMembershipRemover()
+    assert not hasattr(crashing, "remove_many")
+    removers = (BUILT_IN_REMOVERS[0], crashing)
+    with world.uow() as uow:
+        first = remove_chunk_batch(uow, world.clock, [ann, pat], removers)
+    assert first.removed_now == BATCH
+    crashing.crash = True
+    with world.uow() as uow, pytest.raises(SimulatedCrash):
+        remove_chunk_batch(uow, world.clock, [ann, pat], removers)
+    crashing.crash = False
+    # Then the first batch stays committed and the interrupted one left nothing behind
+    assert sum(_row(world, m).removed_rows for m in (ann, pat)) == BATCH
+    assert all(_row(world, m).state == "purge-pending" for m in (ann, pat))
+    # When the chunk is picked up again, Then it finishes, counting every row exactly once
+    _chunk_until_done(world, [ann, pat], removers)
+    assert [_row(world, m).removed_rows for m in (ann, pat)] == [122, 30]
+    assert [_row(world, m).state for m in (ann, pat)] == ["purged", "purged"]
+
+
+def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: World) -> None:
+    # Given two collaboration guests purge-pending: ann in open, and ann in closed
+    by_row = _purge_pending(world)
+    by_chunk = _soft_delete(world, "closed")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("cadmin"), "closed.example", by_chunk)
+    # When one is finished by the per-membership path and the other by the chunk path
+    world.clock.advance(timedelta(minutes=1))
+    with world.uow() as uow:
+        remove_all_data(uow, world.clock, by_row)
+    _chunk_until_done(world, [by_chunk])
+
+    # Then both tombstones and their audit rows hold the same things
+    def shape(membership_id: str) -> tuple[object, ...]:
+        row = _row(world, membership_id)
+        with world.uow() as uow:
+            event = uow.session.scalar(
+                select(AuditEvent).where(
+                    AuditEvent.membership_id == membership_id,
+                    AuditEvent.action == "finish_removal",
+                )
+            )
+            assert event is not None
+            audited = (event.actor, event.outcome, event.from_state, event.to_state, event.reason)
+        return (row.state, row.version, row.email, row.display_name, row.last_error, audited)
+
+    assert shape(by_row) == shape(by_chunk)
+    assert _row(world, by_row).purged_at is not None
+    assert _row(world, by_chunk).purged_at == world.clock()

@@ -265,3 +265,149 @@ def test_the_sweep_actor_runs_one_sweep_on_a_worker(world, stack, session_factor
     with session_factory() as session:
         assert session.get(Membership, membership_id).state == "purged"
     assert ("expire_retention", "purge-pending") in _transitions(session_factory, membership_id)
+
+
+def _purge_pending_pair(world, stack):
+    """ann (open: 2 grants, 120 data rows) and pat (30 data rows), both purge-pending, with
+    their remove_data messages dropped so a test sends its own."""
+    from memberships import admin
+    from memberships.principal import SYSTEM
+
+    ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
+    with stack.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], ann)
+    with stack.uow() as uow:
+        admin.purge(uow, world.clock, SYSTEM, "open.example", ann)
+    with stack.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], pat)
+    stack.broker.flush_all()
+    return ann, pat
+
+
+def test_many_removals_sent_at_once_travel_as_chunks_and_purge_each_membership_once(
+    world, session_factory, clock
+):
+    # Given ann and pat purge-pending, an active membership, and chunks of 2 ids
+    stack = Stack(session_factory, clock, Settings(removal_batch_size=40))
+    stack.dispatcher.removal_chunk_size = 2
+    ann, pat = _purge_pending_pair(world, stack)
+    active = world.membership("bare", "ann")
+    # When removal is sent for all three (as a sweep batch is), and delivered twice more
+    for _ in range(3):
+        stack.dispatcher.send_many("remove_data", [ann, pat, active], request_id="sweep-1")
+    queued = list(stack.broker.queues["removals"].queue)
+    assert len(queued) == 6  # 2 chunk messages per send
+    stack.run_until_idle()
+    # Then both are purged with their rows counted once and one finish each, the active
+    # membership untouched, and no race lost
+    with session_factory() as session:
+        assert [session.get(Membership, m).removed_rows for m in (ann, pat)] == [122, 30]
+        assert session.get(Membership, active).state == "active"
+        denied = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "denied")
+        )
+        finishes = session.execute(
+            select(AuditEvent.membership_id, AuditEvent.request_id).where(
+                AuditEvent.action == "finish_removal"
+            )
+        ).all()
+    assert denied == 0
+    assert sorted(finishes) == sorted([(ann, "sweep-1"), (pat, "sweep-1")])
+    for membership_id in (ann, pat):
+        assert _transitions(session_factory, membership_id)[-1] == ("finish_removal", "purged")
+
+
+def test_a_chunk_that_runs_out_of_time_sends_the_rest_on(world, session_factory, clock):
+    # Given a chunk message with no time to spare (the budget is spent after one batch)
+    from workers import tasks
+
+    stack = Stack(session_factory, clock, Settings(removal_batch_size=40))
+    ann, pat = _purge_pending_pair(world, stack)
+    budget, tasks.CHUNK_WORK_SECONDS = tasks.CHUNK_WORK_SECONDS, -1.0
+    try:
+        stack.actors.remove_data_many.fn([ann, pat])
+    finally:
+        tasks.CHUNK_WORK_SECONDS = budget
+    # Then one batch is committed and the rest of the chunk is sent on as a new message
+    [message] = list(stack.broker.queues["removals"].queue)
+    from dramatiq import Message
+
+    sent = Message.decode(message)
+    assert sent.actor_name == "remove_data_many"
+    assert sorted(sent.args[0]) == sorted([ann, pat])
+    with session_factory() as session:
+        assert sum(session.get(Membership, m).removed_rows for m in (ann, pat)) == 40
+    # And a worker finishes it from there
+    stack.run_until_idle()
+    with session_factory() as session:
+        assert [session.get(Membership, m).state for m in (ann, pat)] == ["purged", "purged"]
+    stack.broker.close()
+
+
+def test_a_chunk_failure_is_recorded_on_its_purge_pending_memberships_and_retried(
+    world, session_factory, clock
+):
+    # Given a store that fails once, and a chunk of ann, pat and an active membership
+    stack = Stack(
+        session_factory,
+        clock,
+        Settings(removal_batch_size=200),
+        removers=(*BUILT_IN_REMOVERS, FlakyRemover(failures=1)),
+    )
+    ann, pat = _purge_pending_pair(world, stack)
+    active = world.membership("bare", "ann")
+    # When the chunk fails inline, Then the attempt and error are on the two purge-pending
+    # memberships, not on the active one
+    with pytest.raises(ConnectionError):
+        stack.actors.remove_data_many.fn([ann, pat, active])
+    with session_factory() as session:
+        rows = [session.get(Membership, m) for m in (ann, pat, active)]
+        assert [(r.attempts, r.last_error) for r in rows] == [
+            (1, "ConnectionError: flaky-store is unreachable"),
+            (1, "ConnectionError: flaky-store is unreachable"),
+            (0, None),
+        ]
+    # When Dramatiq retries the message, Then the chunk is purged
+    stack.actors.remove_data_many.send_with_options(args=([ann, pat, active],), min_backoff=10)
+    stack.run_until_idle()
+    with session_factory() as session:
+        assert [session.get(Membership, m).state for m in (ann, pat)] == ["purged", "purged"]
+        assert session.get(Membership, ann).attempts == 1
+    stack.broker.close()
+
+
+class StuckRemover:
+    """Reports data for one membership that it never deletes."""
+
+    name = "stuck-store"
+
+    def __init__(self, membership_id):
+        self.membership_id = membership_id
+
+    def remove_batch(self, session, membership_id, limit):
+        return 0
+
+    def remaining(self, session, membership_id):
+        return int(membership_id == self.membership_id)
+
+
+def test_a_chunk_records_a_blocked_finish_only_on_the_memberships_it_blocks(
+    world, session_factory, clock
+):
+    # Given a store that never lets go of pat's data
+    stack = Stack(session_factory, clock, Settings(removal_batch_size=500))
+    ann, pat = _purge_pending_pair(world, stack)
+    stack.runtime.removers = (*BUILT_IN_REMOVERS, StuckRemover(pat))
+    # When the chunk runs inline
+    from memberships.errors import TransitionNotAllowed
+
+    with pytest.raises(TransitionNotAllowed):
+        stack.actors.remove_data_many.fn([ann, pat])
+    # Then ann is purged, and the failure is on pat alone
+    with session_factory() as session:
+        assert session.get(Membership, ann).state == "purged"
+        assert session.get(Membership, ann).attempts == 0
+        blocked = session.get(Membership, pat)
+        assert (blocked.state, blocked.attempts) == ("purge-pending", 1)
+        assert "stuck-store" in blocked.last_error
+    stack.broker.close()

@@ -168,14 +168,19 @@ def test_a_sweep_batch_is_pipelined_to_redis_and_run_to_the_end_by_a_real_worker
         [("soft-deleted", "b2b-collaboration")] * 120,
         purge_due_at=clock() - timedelta(seconds=1),
     )
-    # When one sweep runs (batches of 50): its messages reach Redis in pipelines
-    with _uow(session_factory, broker, policy=Policy(sweep_batch_size=50)) as uow:
+    # When one sweep runs (batches of 50, removal chunks of 20): its messages reach Redis
+    # in pipelines
+    dispatcher = BrokerDispatcher(broker, removal_chunk_size=20)
+    with UnitOfWork(session_factory, dispatcher, Policy(sweep_batch_size=50)) as uow:
         from memberships.sweep import sweep
 
         report = sweep(uow, clock)
     assert report.expired == 120
+    # Then each sweep batch became remove_data_many messages of at most 20 ids each
     queued = _ready(client, "removals")
-    assert sorted(m.args[0] for m in queued) == sorted(ids)
+    assert {m.actor_name for m in queued} == {"remove_data_many"}
+    assert sorted(len(m.args[0]) for m in queued) == [10, 10, 20, 20, 20, 20, 20]
+    assert sorted(i for m in queued for i in m.args[0]) == sorted(ids)
     assert {m.kwargs["request_id"] for m in queued} == {report.tick_id}
     # And a real worker consumes them until every membership is purged
     with RunningWorker(settings, broker, session_factory, clock):
@@ -223,6 +228,44 @@ def test_duplicate_deliveries_to_concurrent_worker_threads_have_no_double_effect
     assert [a for m, a, _ in actions if m == ann].count("complete_leave") == 1
     assert [a for m, a, _ in actions if m == pat].count("complete_leave") == 1
     assert [a for m, a, _ in actions if m == pat].count("finish_removal") == 1
+    assert [o for *_, o in actions].count("denied") == 0
+
+
+def test_duplicate_chunks_on_concurrent_worker_threads_purge_each_membership_once(
+    world, settings, session_factory, broker
+):
+    # Given ann (122 rows) and pat (30 rows) purge-pending, and their chunk sent four times
+    # (a sweep batch, a retry, two re-drives)
+    ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
+    with _uow(session_factory, broker) as uow:
+        admin.remove(uow, world.clock, world.principal("gadmin"), world.orgs["open"], ann)
+    with _uow(session_factory, broker) as uow:
+        admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", ann)
+    with _uow(session_factory, broker) as uow:
+        admin.remove(uow, world.clock, world.principal("gadmin"), world.orgs["open"], pat)
+    client = broker.client
+    client.flushall()
+    dispatcher = BrokerDispatcher(broker, removal_chunk_size=2)
+    for _ in range(4):
+        dispatcher.send_many("remove_data", [ann, pat])
+    assert [m.actor_name for m in _ready(client, "removals")] == ["remove_data_many"] * 4
+    # When a worker with four threads runs them at once (batches of 25 rows)
+    with RunningWorker(settings, broker, session_factory, world.clock):
+
+        def purged():
+            with session_factory() as session:
+                return {session.get(Membership, m).state for m in (ann, pat)} == {"purged"}
+
+        _wait_until(purged, what="the chunk purged")
+        time.sleep(0.3)  # let the duplicates still in flight finish
+    # Then every row was counted once, each membership finished once, and no race was lost
+    with session_factory() as session:
+        assert [session.get(Membership, m).removed_rows for m in (ann, pat)] == [122, 30]
+        actions = session.execute(
+            select(AuditEvent.membership_id, AuditEvent.action, AuditEvent.outcome)
+        ).all()
+    assert [m for m, a, _ in actions if a == "finish_removal"].count(ann) == 1
+    assert [m for m, a, _ in actions if a == "finish_removal"].count(pat) == 1
     assert [o for *_, o in actions].count("denied") == 0
 
 
