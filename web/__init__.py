@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import weakref
 from dataclasses import fields
 from typing import Any
 
 import redis
 from apiflask import APIFlask
 from flask import Request
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from memberships.clock import utc_now
 from settings import Settings
@@ -30,6 +33,7 @@ TITLE = "Membership Lifecycle Service"
 VERSION = "1.0.0"
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_RATE_LIMIT_PREFIX = "lifecycle-rate"
+REDIS_TIMEOUT_SECONDS = 1.0
 
 _COMPONENTS = {
     "session_factory",
@@ -56,6 +60,19 @@ def _broker_dispatcher(settings: Settings) -> Dispatcher:
     except ImportError:
         return NullDispatcher()
     return broker_dispatcher(settings)  # type: ignore[no-any-return]
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The app's Redis client (readiness, queue inspection), built to fail fast: short
+    timeouts and one quick retry (a pooled connection Redis dropped on a restart gets one
+    fresh try), never redis-py's multi-second backoff, which a readiness probe or a
+    request must not wait for. Connects on first use."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
+    )
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
@@ -100,11 +117,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         clock=overrides.get("clock") or utc_now,
         dispatcher=overrides.get("dispatcher") or _broker_dispatcher(settings),
         policy=policy_from(settings),
-        redis=overrides.get("redis_client")
-        or redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1),
+        redis=overrides.get("redis_client") or redis_client(settings),
         jwks_client=overrides.get("jwks_client") or jwks_client_for(settings),
     )
     app.extensions[EXTENSION_KEY] = services
+    if "redis_client" not in overrides:
+        # Ours to close: its sockets go with the app, not whenever the collector gets to them.
+        weakref.finalize(app, services.redis.close)
     weak_secret = weak_secret_warning(settings)
     if weak_secret:
         log.warning(weak_secret)

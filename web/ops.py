@@ -14,6 +14,7 @@ network; expose it to the outside only behind the load balancer's own rules.
 from __future__ import annotations
 
 import logging
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -213,6 +214,9 @@ def _metrics() -> dict[str, Any]:
         )
         found = {"registry": registry_for(collector), "counter": HttpRequestCounter(client)}
         current_app.extensions[METRICS_KEY] = found
+        # Its own client (no retries, short timeouts): closed with the app, so its socket
+        # is not left for the garbage collector (a ResourceWarning).
+        weakref.finalize(current_app._get_current_object(), client.close)  # type: ignore[attr-defined]  # werkzeug LocalProxy
     return found
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 from api_helpers import problem
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
@@ -100,6 +103,20 @@ def test_readyz_is_503_when_redis_is_unreachable(make_app):
     client = make_app(redis_url="redis://127.0.0.1:1/0").test_client()
     body = problem(client.get("/readyz"), 503, "not-ready")
     assert body["checks"] == {"database": "ok", "redis": "unreachable"}
+
+
+def test_readyz_gives_up_on_a_redis_that_hangs_within_seconds(make_app):
+    # Given a Redis address that accepts connections and never answers
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port = silent.getsockname()[1]
+        client = make_app(redis_url=f"redis://127.0.0.1:{port}/0").test_client()
+        # When the readiness probe asks
+        started = time.monotonic()
+        body = problem(client.get("/readyz"), 503, "not-ready")
+        # Then it reports Redis within its timeouts and one quick retry, not after redis-py's
+        # multi-second backoff
+        assert body["checks"]["redis"] == "unreachable"
+        assert time.monotonic() - started < 4
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(make_app):
