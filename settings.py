@@ -65,6 +65,9 @@ class Settings:
     removal_chunk_size: int = 200
     # Rows claimed per committed batch of the due-timer sweep.
     sweep_batch_size: int = 2000
+    # Connections one sweep expires due retention periods on at once (PostgreSQL only):
+    # each is one database core at work.
+    sweep_concurrency: int = 2
     jwt_secret: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
@@ -122,6 +125,7 @@ class Settings:
             removal_batch_size=integer("REMOVAL_BATCH_SIZE", defaults.removal_batch_size),
             removal_chunk_size=integer("REMOVAL_CHUNK_SIZE", defaults.removal_chunk_size),
             sweep_batch_size=integer("SWEEP_BATCH_SIZE", defaults.sweep_batch_size),
+            sweep_concurrency=integer("SWEEP_CONCURRENCY", defaults.sweep_concurrency),
             jwt_secret=text("JWT_SECRET"),
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),

@@ -2,11 +2,15 @@
 
 The database holds every due time; the sweep is what makes them happen. Each
 batch is one transaction: claim up to ``sweep_batch_size`` due rows (on
-PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so several sweepers share the work
-and never take the same row), apply the lifecycle transition to the whole batch
-with one UPDATE, write the audit rows with one INSERT, commit, and only then
-send the follow-up work. A million memberships due at once is a few hundred such
-batches, not a million machines.
+PostgreSQL with ``FOR NO KEY UPDATE SKIP LOCKED``, so several sweepers share the
+work and never take the same row), apply the lifecycle transition to the whole
+batch with one UPDATE, write the audit rows with one INSERT, commit, and only
+then send the follow-up work. On PostgreSQL the claim, the UPDATE and the INSERT
+are one statement, so the ids cross to Python once, for the messages. A million
+memberships due at once is a few hundred such batches, not a million machines;
+a tick works through them on ``SWEEP_CONCURRENCY`` connections at once, since
+each batch is bound by one database core (the row's new version and its six
+index entries, the audit row and its three), not by Python.
 
 The transition applied is not written here: ``transition_table`` asks
 ``MembershipLifecycle`` itself, once, what each (state, event, kind) leads to,
@@ -18,11 +22,13 @@ membership with no progress for ``redrive_after`` has lost its message (a crash
 between commit and send, a flushed Redis), so it is sent again and its
 ``last_progress_at`` touched so the next tick does not send it once more.
 Memberships still ``purge-pending`` past ``removal_due_by`` are counted as
-*overdue*; they stay in the re-drive, never dropped.
+*overdue*; they stay in the re-drive, never dropped. Last, expired idempotency
+keys are deleted, a bounded number of batches per tick.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -33,11 +39,25 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from statemachine.exceptions import TransitionNotAllowed
 
 from memberships.clock import Clock
 from memberships.decisions import FOLLOW_UP, entry_fields
+from memberships.idempotency import forget_expired_keys
 from memberships.timers import WORKER
 from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
 from store.database import is_postgresql
@@ -46,6 +66,9 @@ from store.unit_of_work import Dispatcher, UnitOfWork, send_message
 
 TransitionKey = tuple[str, str, str]
 """(from state, event, kind)."""
+
+SOFT_DELETED = MembershipState.SOFT_DELETED.value
+EXPIRE = "expire_retention"
 
 
 @cache
@@ -112,13 +135,18 @@ def apply_event_to_batch(
     moved: list[Moved] = []
     for target, claimed in by_target.items():
         moved.extend(move(uow, now, event, actor, from_state, target, claimed))
+    _follow_up_after_commit(uow, moved)
+    return moved
+
+
+def _follow_up_after_commit(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
+    """The work each target state needs (``FOLLOW_UP``), sent once the batch commits."""
     follow_ups: dict[str, list[str]] = defaultdict(list)
     for m in moved:
         if m.to_state in FOLLOW_UP:
             follow_ups[FOLLOW_UP[m.to_state]].append(m.id)
     for actor_name, ids in follow_ups.items():
         _send_after_commit(uow, actor_name, ids)
-    return moved
 
 
 def _send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> None:
@@ -141,12 +169,27 @@ def _move_on_postgresql(
     target: str,
     claimed: Sequence[Claimed],
 ) -> list[Moved]:
-    """One round trip: the UPDATE's RETURNING feeds the audit INSERT in the same statement,
-    and the ids travel as one array parameter, not thousands of bound values."""
+    """One round trip: the ids travel as one array parameter, not thousands of bound
+    values."""
     ids = bindparam("ids", [row.id for row in claimed], type_=ARRAY(String))
+    return _update_and_audit(uow, now, event, actor, from_state, target, Membership.id == any_(ids))
+
+
+def _update_and_audit(
+    uow: UnitOfWork,
+    now: datetime,
+    event: str,
+    actor: str,
+    from_state: str,
+    target: str,
+    chosen: ColumnElement[bool],
+) -> list[Moved]:
+    """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
+    feeds its RETURNING to the INSERT of their audit rows, whose own RETURNING says what
+    moved. Nothing passes through Python between the two."""
     moved = (
         update(Membership)
-        .where(Membership.id == any_(ids), Membership.state == from_state)
+        .where(chosen, Membership.state == from_state)
         .values(**_transition_values(uow, now, target))
         .returning(Membership.id, Membership.organization_id)
         .cte("moved")
@@ -244,27 +287,67 @@ def send_all(
 
 
 def _locked(statement: Any) -> Any:
-    # SKIP LOCKED lets several sweepers claim disjoint batches on PostgreSQL. SQLite
-    # renders no FOR UPDATE: its BEGIN IMMEDIATE already makes each batch exclusive.
-    return statement.with_for_update(skip_locked=True)
+    # SKIP LOCKED lets several sweepers claim disjoint batches on PostgreSQL. NO KEY
+    # UPDATE is the strength an UPDATE that keeps the key takes anyway: it still excludes
+    # every other decision about the row, but not the inserts of rows that refer to it.
+    # SQLite renders no FOR UPDATE: its BEGIN IMMEDIATE already makes each batch exclusive.
+    return statement.with_for_update(skip_locked=True, key_share=True)
 
 
-def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed]:
-    """Up to ``limit`` soft-deleted memberships whose retention period has ended, oldest due
-    first, locked for this transaction."""
-    statement = (
+def targets_of(from_state: str, event: str) -> dict[str, tuple[str, ...]]:
+    """Target state → the kinds ``event`` leads there from ``from_state`` (the table's
+    view); a kind the machine refuses ``event`` for is in none of them."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for (state, name, kind), target in transition_table().items():
+        if (state, name) == (from_state, event):
+            found[target].append(kind)
+    return {target: tuple(kinds) for target, kinds in found.items()}
+
+
+def _due_purges(now: datetime, kinds: Sequence[str], limit: int) -> Any:
+    """Due soft-deleted memberships of ``kinds``, oldest due first (the partial index
+    ``ix_memberships_due_purge`` gives that order for free), locked, at most ``limit``."""
+    return _locked(
         select(Membership.id, Membership.kind, Membership.organization_id)
         .where(
             Membership.state == MembershipState.SOFT_DELETED.value,
             Membership.purge_due_at <= now,
+            # Every kind, as today, needs no filter.
+            true() if set(kinds) == set(MembershipKind) else Membership.kind.in_(kinds),
         )
         .order_by(Membership.purge_due_at)
         .limit(limit)
     )
+
+
+def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed]:
+    """Up to ``limit`` soft-deleted memberships whose retention period has ended, oldest due
+    first, locked for this transaction. Kinds the machine would refuse
+    ``expire_retention`` for are never claimed (they would be claimed again forever)."""
+    kinds = [k for ks in targets_of(SOFT_DELETED, EXPIRE).values() for k in ks]
     return [
         Claimed(str(row.id), str(row.kind), str(row.organization_id))
-        for row in uow.session.execute(_locked(statement))
+        for row in uow.session.execute(_due_purges(now, kinds, limit))
     ]
+
+
+def _expire_batch_on_postgresql(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, bool]:
+    """Claim, move and audit one batch in a single statement per target state (one in
+    practice): ``WITH claimed AS (SELECT … FOR NO KEY UPDATE SKIP LOCKED LIMIT n), moved AS
+    (UPDATE … FROM claimed RETURNING …) INSERT INTO audit_events … RETURNING``. The ids
+    come back once, for the follow-up messages. Returns (moved, whether a batch was full).
+    """
+    moved: list[Moved] = []
+    full = False
+    for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
+        claimed = _due_purges(now, kinds, limit).cte("claimed")
+        these = _update_and_audit(
+            uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target, Membership.id == claimed.c.id
+        )
+        full = full or len(these) >= limit
+        moved.extend(these)
+    _follow_up_after_commit(uow, moved)
+    return len(moved), full
 
 
 def expire_due_retentions(
@@ -279,20 +362,23 @@ def expire_due_retentions(
     Returns (memberships moved, batches committed).
     """
     limit = uow.policy.sweep_batch_size
+    on_postgresql = is_postgresql(uow.session)
     moved = batches = 0
     while should_continue():
-        claimed = claim_due_purges(uow, clock(), limit)
-        if not claimed:
+        now = clock()
+        if on_postgresql:
+            count, full = _expire_batch_on_postgresql(uow, now, limit)
+        else:
+            claimed = claim_due_purges(uow, now, limit)
+            count = len(apply_event_to_batch(uow, now, EXPIRE, SOFT_DELETED, claimed))
+            full = len(claimed) >= limit
+        if not count:
             uow.rollback()
             break
-        moved += len(
-            apply_event_to_batch(
-                uow, clock(), "expire_retention", MembershipState.SOFT_DELETED.value, claimed
-            )
-        )
         uow.commit()
+        moved += count
         batches += 1
-        if len(claimed) < limit:
+        if not full:
             break
     return moved, batches
 
@@ -376,6 +462,7 @@ class SweepReport:
     batches: int
     redriven: dict[str, int] = field(default_factory=dict)
     overdue_removals: int = 0
+    forgotten_keys: int = 0
     seconds: float = 0.0
 
 
@@ -384,15 +471,85 @@ def new_tick_id() -> str:
     return f"sweep-{uuid.uuid4().hex[:16]}"
 
 
+# At most this many batches of expired idempotency keys are deleted per tick, so a
+# backlog of them never delays the next tick's timers; the rest go on later ticks.
+KEY_BATCHES_PER_TICK = 10
+
+
+def forget_expired_idempotency_keys(
+    uow: UnitOfWork, clock: Clock, *, should_continue: Callable[[], bool] = lambda: True
+) -> int:
+    """Delete expired idempotency keys batch by committed batch, at most
+    ``KEY_BATCHES_PER_TICK`` batches of ``sweep_batch_size``. Returns how many."""
+    limit = uow.policy.sweep_batch_size
+    forgotten = 0
+    for _ in range(KEY_BATCHES_PER_TICK):
+        if not should_continue():
+            break
+        deleted = forget_expired_keys(uow, clock, limit)
+        forgotten += deleted
+        if deleted < limit:
+            break
+    return forgotten
+
+
+def expire_in_parallel(
+    uow: UnitOfWork,
+    clock: Clock,
+    open_uow: Callable[[], UnitOfWork],
+    concurrency: int,
+    *,
+    should_continue: Callable[[], bool] = lambda: True,
+) -> tuple[int, int]:
+    """``expire_due_retentions`` on ``concurrency`` connections at once: ``uow`` in this
+    thread and one more unit of work from ``open_uow`` per extra thread. Each claims its
+    own batches (``SKIP LOCKED``), so a tick uses as many database cores as it has
+    connections; several schedulers do the same across processes. PostgreSQL only.
+
+    Returns (memberships moved, batches committed); raises the first error a thread met.
+    """
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def run_extra() -> None:
+        try:
+            with open_uow() as other:
+                other.request_id = uow.request_id
+                results.append(expire_due_retentions(other, clock, should_continue=should_continue))
+        except BaseException as error:  # re-raised in the calling thread below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=run_extra, name=f"sweep-{i}", daemon=True)
+        for i in range(1, concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        results.append(expire_due_retentions(uow, clock, should_continue=should_continue))
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
 def sweep(
     uow: UnitOfWork,
     clock: Clock,
     *,
     should_continue: Callable[[], bool] = lambda: True,
+    open_uow: Callable[[], UnitOfWork] | None = None,
+    concurrency: int = 1,
 ) -> SweepReport:
     """One tick of the durable timers: expire due retention periods, re-drive stalled work,
-    count overdue removals. Commits batch by batch; safe to run in several processes at
-    once on PostgreSQL (each row is taken by one sweeper only).
+    count overdue removals, forget expired idempotency keys. Commits batch by batch; safe
+    to run in several processes at once on PostgreSQL (each row is taken by one sweeper
+    only).
+
+    With ``open_uow`` and ``concurrency`` > 1 on PostgreSQL, due retention periods are
+    expired on that many connections at once (``expire_in_parallel``).
 
     ``should_continue`` is asked between batches, so a stopping scheduler finishes the
     batch in hand and leaves the rest to the next sweeper.
@@ -400,15 +557,22 @@ def sweep(
     started = time.perf_counter()
     tick_id = uow.request_id or new_tick_id()
     uow.request_id = tick_id
-    expired, batches = expire_due_retentions(uow, clock, should_continue=should_continue)
+    if open_uow is not None and concurrency > 1 and is_postgresql(uow.session):
+        expired, batches = expire_in_parallel(
+            uow, clock, open_uow, concurrency, should_continue=should_continue
+        )
+    else:
+        expired, batches = expire_due_retentions(uow, clock, should_continue=should_continue)
     redriven = redrive_stalled(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
+    forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
     return SweepReport(
         tick_id=tick_id,
         expired=expired,
         batches=batches,
         redriven=redriven,
         overdue_removals=overdue,
+        forgotten_keys=forgotten,
         seconds=time.perf_counter() - started,
     )

@@ -18,20 +18,29 @@ def run_sweep(
     request_id: str | None = None,
     should_continue: Callable[[], bool] = lambda: True,
 ) -> SweepReport:
-    """Expire due retention periods, re-drive stalled work, count overdue removals.
+    """Expire due retention periods (on ``SWEEP_CONCURRENCY`` connections at once on
+    PostgreSQL), re-drive stalled work, count overdue removals, forget expired
+    idempotency keys.
 
     Overdue removals are logged as a warning on every tick until they are done: the
     removal window is a promise to the guest, and missing it must not go unseen.
     Raises what the database raises (the scheduler logs it and tries next tick).
     """
     with runtime.uow(request_id) as uow:
-        report = sweep(uow, runtime.clock, should_continue=should_continue)
+        report = sweep(
+            uow,
+            runtime.clock,
+            should_continue=should_continue,
+            open_uow=runtime.uow,
+            concurrency=runtime.settings.sweep_concurrency,
+        )
     with log_context(request_id=report.tick_id):
         fields = {
             "expired": report.expired,
             "batches": report.batches,
             "redriven": dict(report.redriven),
             "overdue_removals": report.overdue_removals,
+            "forgotten_keys": report.forgotten_keys,
             "seconds": round(report.seconds, 3),
         }
         if report.expired or any(report.redriven.values()):

@@ -17,7 +17,7 @@ from memberships.decisions import apply_event
 from memberships.errors import TransitionNotAllowed
 from memberships.timers import WORKER
 from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
-from store.models import AuditEvent, Membership, Organization, User
+from store.models import AuditEvent, IdempotencyKey, Membership, Organization, User
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
 COMPARED_FIELDS = (
@@ -113,8 +113,9 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
     batch_ids = insert_memberships(session_factory, clock, specs)
     now = clock()
     # When each event is applied per row (memberships.decisions.apply_event) ...
+    per_row_dispatcher = RecordingDispatcher()
     for (_state, _kind, event), membership_id in zip(combos, per_row_ids, strict=True):
-        with UnitOfWork(session_factory, RecordingDispatcher(), policy) as uow:
+        with UnitOfWork(session_factory, per_row_dispatcher, policy) as uow:
             membership = uow.session.get(Membership, membership_id)
             try:
                 apply_event(uow, now, WORKER, membership, event)
@@ -134,19 +135,32 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
             claimed = [sweep.Claimed(r.id, r.kind, org) for r in rows]
             sweep.apply_event_to_batch(uow, now, event, state, claimed)
         uow.commit()
+
     # Then every pair ends identical: state, version, timestamps, erased fields, audit
-    # rows for allowed transitions (denials are the per-row path's business only)
-    allowed = 0
+    # rows for allowed transitions (denials are the per-row path's business only), and
+    # the follow-up work sent after the commit; a refused pair changed nothing at all
+    def follow_ups(recorder, membership_id):
+        return [actor for actor, i in recorder.sent if i == membership_id]
+
+    allowed = refused = 0
     with session_factory() as session:
         for (state, kind, event), a, b in zip(combos, per_row_ids, batch_ids, strict=True):
             fields_a, trail_a = _snapshot(session, a)
             fields_b, trail_b = _snapshot(session, b)
-            assert fields_a == fields_b, (state, kind, event)
-            assert [t for t in trail_a if t[2] == "allowed"] == trail_b, (state, kind, event)
-            allowed += bool(trail_b)
+            where = (state, kind, event)
+            assert fields_a == fields_b, where
+            assert [t for t in trail_a if t[2] == "allowed"] == trail_b, where
+            assert follow_ups(per_row_dispatcher, a) == follow_ups(dispatcher, b), where
+            if (state.value, event, kind.value) in sweep.transition_table():
+                allowed += 1
+                assert trail_b and fields_b["version"] == 4, where
+            else:
+                refused += 1
+                assert not trail_b and fields_b["state"] == state.value, where
+                assert fields_b["version"] == 3, where
+    # And both kinds of pair were met: every allowed triple, and the refused rest
     assert allowed == len(sweep.transition_table())
-    # And the follow-up work is the same as the per-row path registers (FOLLOW_UP)
-    assert sorted(set(a for a, _ in dispatcher.sent)) == ["complete_leave", "remove_data"]
+    assert allowed + refused == len(combos) and refused > 0
 
 
 def _soft_delete_by_leaving(world, user="ann", org="open"):
@@ -331,3 +345,73 @@ def test_two_sweepers_at_once_transition_each_due_membership_exactly_once(
             .group_by(AuditEvent.membership_id)
         ).all()
     assert len(rows) == 3000 and {count for _, count in rows} == {1}
+
+
+def test_the_sweep_forgets_expired_idempotency_keys_batch_by_batch_and_keeps_live_ones(
+    session_factory, clock, monkeypatch
+):
+    # Given 120 idempotency keys that expired an hour ago and one still live, batches of
+    # 50 and at most two batches per tick
+    now = clock()
+    rows = [
+        {
+            "principal_id": "user-1",
+            "key": f"key-{i}",
+            "request_hash": "h",
+            "created_at": now - timedelta(days=2),
+            "expires_at": now - timedelta(hours=1),
+        }
+        for i in range(120)
+    ]
+    rows.append({**rows[0], "key": "live", "expires_at": now + timedelta(hours=1)})
+    with session_factory() as session, session.begin():
+        session.execute(insert(IdempotencyKey), rows)
+    monkeypatch.setattr(sweep, "KEY_BATCHES_PER_TICK", 2)
+
+    def tick():
+        with UnitOfWork(session_factory, RecordingDispatcher(), Policy(sweep_batch_size=50)) as uow:
+            return sweep.sweep(uow, clock)
+
+    # When the sweep ticks twice
+    first, second = tick(), tick()
+    # Then the first tick deletes two batches, the second the rest, and the live key stays
+    assert (first.forgotten_keys, second.forgotten_keys) == (100, 20)
+    with session_factory() as session:
+        assert session.scalars(select(IdempotencyKey.key)).all() == ["live"]
+
+
+def test_a_sweep_on_several_connections_moves_each_due_membership_exactly_once(
+    database_url, session_factory, clock
+):
+    # Given 1000 due memberships and a sweep allowed three connections, batches of 50
+    ids = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 1000,
+        purge_due_at=clock() - timedelta(minutes=1),
+    )
+    dispatcher = RecordingDispatcher()
+    policy = Policy(sweep_batch_size=50)
+    opened = []
+
+    def open_uow():
+        opened.append(1)
+        return UnitOfWork(session_factory, dispatcher, policy)
+
+    # When it runs
+    with UnitOfWork(session_factory, dispatcher, policy) as uow:
+        report = sweep.sweep(uow, clock, open_uow=open_uow, concurrency=3)
+    # Then every membership moved once, with one audit row and one removal sent, all under
+    # the tick's id; on PostgreSQL the extra connections were used, on SQLite not
+    assert report.expired == 1000 and report.batches >= 20
+    assert sorted(i for _, i in dispatcher.sent) == sorted(ids)
+    with session_factory() as session:
+        rows = session.execute(
+            select(AuditEvent.membership_id, func.count(), func.min(AuditEvent.request_id))
+            .where(AuditEvent.action == "expire_retention")
+            .group_by(AuditEvent.membership_id)
+        ).all()
+        versions = set(session.scalars(select(Membership.version).where(Membership.id.in_(ids))))
+    assert len(rows) == 1000 and {count for _, count, _ in rows} == {1}
+    assert {tick for _, _, tick in rows} == {report.tick_id} and versions == {4}
+    assert len(opened) == (2 if database_url.startswith("postgresql") else 0)
