@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import time
 import uuid
@@ -251,7 +252,16 @@ def run_plain_delete(url: str, batch: int) -> dict[str, Any]:
     return {"seconds": seconds, "rows": deleted}
 
 
+def _stop_on_sigterm() -> None:
+    # SIGTERM unwinds like Ctrl-C, so the processes are stopped and the databases dropped.
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _stop_on_sigterm()
     parser = arguments(__doc__.splitlines()[0], n=200_000, runs=3)
     parser.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")

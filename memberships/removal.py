@@ -305,7 +305,7 @@ def remove_chunk_batch(
     ``finish_removal`` in the audit log, committed with the rest of the batch.
     """
     now = clock()
-    claimed = _lock_purge_pending(uow, membership_ids)
+    claimed, versions = _lock_purge_pending(uow, membership_ids)
     if not claimed:
         uow.rollback()
         return ChunkProgress((), 0, ())
@@ -328,7 +328,7 @@ def remove_chunk_batch(
                 blocked.setdefault(membership_id, []).append(remover.name)
         ready = [row for row in claimed if row.id not in blocked]
         if is_postgresql(uow.session):
-            purged = _finish_on_postgresql(uow, now, ready, removed)
+            purged = _finish_on_postgresql(uow, now, ready, versions, removed)
             removed = Counter({m: n for m, n in removed.items() if m in blocked})
         if removed:
             _record_progress(uow, now, removed)
@@ -350,23 +350,41 @@ def remove_chunk_batch(
     return ChunkProgress(tuple(ids), total, purged)
 
 
-def _lock_purge_pending(uow: UnitOfWork, membership_ids: Sequence[str]) -> list[Claimed]:
-    postgresql = is_postgresql(uow.session)
+def _lock_purge_pending(
+    uow: UnitOfWork, membership_ids: Sequence[str]
+) -> tuple[list[Claimed], dict[str, int]]:
+    """The chunk's purge-pending rows, locked, with the version each was read at.
+
+    The rows are found by id alone and their state checked here: a condition on ``state``
+    would let the planner pick the partial index of purge-pending rows, which grows with
+    every membership a sweep moves on and which the statistics of a burst know nothing
+    of yet — a scan of all of them per chunk. A row of the chunk in another state (a
+    tombstone a duplicate finished, say) stays locked to the end of this short
+    transaction, which holds up nothing: no decision is waiting for a tombstone.
+    """
     statement = (
-        select(Membership.id, Membership.kind, Membership.organization_id)
+        select(
+            Membership.id,
+            Membership.kind,
+            Membership.organization_id,
+            Membership.state,
+            Membership.version,
+        )
         .where(
             Membership.id == any_(_id_array("ids", membership_ids))
-            if postgresql
-            else Membership.id.in_(membership_ids),
-            Membership.state == PURGE_PENDING,
+            if is_postgresql(uow.session)
+            else Membership.id.in_(membership_ids)
         )
         .order_by(Membership.id)
         .with_for_update(skip_locked=True)
     )
-    return [
-        Claimed(str(row.id), str(row.kind), str(row.organization_id))
-        for row in uow.session.execute(statement)
-    ]
+    claimed: list[Claimed] = []
+    versions: dict[str, int] = {}
+    for row in uow.session.execute(statement):
+        if row.state == PURGE_PENDING:
+            claimed.append(Claimed(str(row.id), str(row.kind), str(row.organization_id)))
+            versions[str(row.id)] = int(row.version)
+    return claimed, versions
 
 
 def _remove_many(
@@ -394,13 +412,21 @@ def _remaining_many(remover: Remover, session: Session, membership_ids: Sequence
 
 
 def _finish_on_postgresql(
-    uow: UnitOfWork, now: datetime, ready: Sequence[Claimed], removed: Mapping[str, int]
+    uow: UnitOfWork,
+    now: datetime,
+    ready: Sequence[Claimed],
+    versions: Mapping[str, int],
+    removed: Mapping[str, int],
 ) -> tuple[str, ...]:
     """``finish_removal`` for ``ready``, with their last batch's progress, in one round trip
     per target state: the UPDATE that records ``removed_rows`` also moves the state on (what
     ``apply_event_to_batch`` stores: the machine's target, version + 1, the entry fields),
     and its RETURNING feeds the audit INSERT. One write per membership instead of two, in
-    the transaction that touches the most index entries of the whole removal."""
+    the transaction that touches the most index entries of the whole removal.
+
+    The compare-and-set is on (id, version) as read, purge-pending, by the lock (no
+    ``state`` condition: see ``_lock_purge_pending`` for why the planner must not see one).
+    """
     by_target: dict[str, list[Claimed]] = {}
     for row in ready:
         target = transition_table().get((PURGE_PENDING, "finish_removal", row.kind))
@@ -412,6 +438,9 @@ def _finish_on_postgresql(
         batch = select(
             func.unnest(_id_array("ids", ids)).label("id"),
             func.unnest(
+                bindparam("versions", [versions[i] for i in ids], type_=ARRAY(Integer))
+            ).label("version"),
+            func.unnest(
                 bindparam("counts", [removed.get(i, 0) for i in ids], type_=ARRAY(Integer))
             ).label("n"),
         ).subquery("batch")
@@ -419,8 +448,8 @@ def _finish_on_postgresql(
             update(Membership)
             .where(
                 Membership.id == batch.c.id,
+                Membership.version == batch.c.version,
                 Membership.id == any_(_id_array("ids", ids)),
-                Membership.state == PURGE_PENDING,
             )
             .values(
                 state=target,
