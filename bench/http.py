@@ -11,12 +11,14 @@ caller reaches (``RATE_LIMIT``), so the limiter's Redis round trip is measured t
 
 Phase 1, closed loop: ``--concurrency`` clients send requests back to back for
 ``--seconds`` to one endpoint at a time — ``GET /healthz``, ``GET /v1/me/organizations``,
-``POST /v1/me/organizations/{domain}/leave`` (with an ``Idempotency-Key``, as the API asks
-of every POST) — giving each one's peak throughput and the ratios to ``/healthz`` (target:
-leave at least 0.30). Phase 2, open loop: leaves sent at half of the leave peak for
+``POST /v1/me/organizations/{domain}/leave`` (no optional header), and the same leave
+with an ``Idempotency-Key`` (two more transactions: the key is claimed, then the answer
+stored) — giving each one's peak throughput and the ratios to ``/healthz`` (target: leave
+at least 0.30). Phase 2, open loop: plain leaves sent at half of the leave peak for
 ``--open-seconds``, each timed from when it was due to be sent (so a slow server cannot
 hide its queue), giving p50 and p99 (target: p99 under 50 ms). Any answer that is not
-2xx is an error: the figures are printed, then the command fails.
+2xx is an error: the figures are printed, then the command fails. At the end, every
+accepted leave must have been carried out by the worker.
 
     .venv/bin/python -m bench.http [--n 20000] [--runs 3] [--seconds 10] [--concurrency 16]
 """
