@@ -33,6 +33,7 @@ import shlex
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
@@ -399,8 +400,6 @@ def main() -> None:
 
 
 def _answers(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
