@@ -106,6 +106,9 @@ class Moved:
     organization_id: str
     from_state: str
     to_state: str
+    # Where the batch reached in the due order (PostgreSQL path): the next claim of the
+    # same tick starts there.
+    purge_due_at: datetime | None = None
 
 
 def apply_event_to_batch(
@@ -185,13 +188,14 @@ def _update_and_audit(
     chosen: ColumnElement[bool],
 ) -> list[Moved]:
     """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
-    feeds its RETURNING to the INSERT of their audit rows, whose own RETURNING says what
-    moved. Nothing passes through Python between the two."""
+    feeds its RETURNING to the INSERT of their audit rows (a data-modifying CTE always
+    runs to completion), and says what moved. Nothing passes through Python between the
+    two."""
     moved = (
         update(Membership)
         .where(chosen, Membership.state == from_state)
         .values(**_transition_values(uow, now, target))
-        .returning(Membership.id, Membership.organization_id)
+        .returning(Membership.id, Membership.organization_id, Membership.purge_due_at)
         .cte("moved")
     )
     audit = (
@@ -220,11 +224,13 @@ def _update_and_audit(
                 literal(uow.request_id, String()),
             ).select_from(moved),
         )
-        .returning(AuditEvent.membership_id, AuditEvent.organization_id)
+        .returning(AuditEvent.id)
+        .cte("audit")
     )
+    statement = select(moved.c.id, moved.c.organization_id, moved.c.purge_due_at).add_cte(audit)
     return [
-        Moved(str(membership_id), str(organization_id), from_state, target)
-        for membership_id, organization_id in uow.session.execute(audit)
+        Moved(str(row.id), str(row.organization_id), from_state, target, row.purge_due_at)
+        for row in uow.session.execute(statement)
     ]
 
 
@@ -304,14 +310,18 @@ def targets_of(from_state: str, event: str) -> dict[str, tuple[str, ...]]:
     return {target: tuple(kinds) for target, kinds in found.items()}
 
 
-def _due_purges(now: datetime, kinds: Sequence[str], limit: int) -> Any:
+def _due_purges(
+    now: datetime, kinds: Sequence[str], limit: int, due_from: datetime | None = None
+) -> Any:
     """Due soft-deleted memberships of ``kinds``, oldest due first (the partial index
-    ``ix_memberships_due_purge`` gives that order for free), locked, at most ``limit``."""
+    ``ix_memberships_due_purge`` gives that order for free), locked, at most ``limit``;
+    from ``due_from`` on when given."""
     return _locked(
         select(Membership.id, Membership.kind, Membership.organization_id)
         .where(
             Membership.state == MembershipState.SOFT_DELETED.value,
             Membership.purge_due_at <= now,
+            true() if due_from is None else Membership.purge_due_at >= due_from,
             # Every kind, as today, needs no filter.
             true() if set(kinds) == set(MembershipKind) else Membership.kind.in_(kinds),
         )
@@ -331,23 +341,31 @@ def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed
     ]
 
 
-def _expire_batch_on_postgresql(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, bool]:
+def _expire_batch_on_postgresql(
+    uow: UnitOfWork, now: datetime, limit: int, due_from: datetime | None
+) -> tuple[list[Moved], bool]:
     """Claim, move and audit one batch in a single statement per target state (one in
     practice): ``WITH claimed AS (SELECT … FOR NO KEY UPDATE SKIP LOCKED LIMIT n), moved AS
     (UPDATE … FROM claimed RETURNING …) INSERT INTO audit_events … RETURNING``. The ids
     come back once, for the follow-up messages. Returns (moved, whether a batch was full).
+
+    ``due_from`` is where the previous batch of this tick reached in the due order. The
+    index entries before it point at rows already moved, dead until vacuumed; starting
+    every claim at the beginning would step over all of them each time, and the tick
+    would slow down the further it gets (a million rows: quadratic). A row skipped
+    because another transaction held it is taken by the next tick, which starts over.
     """
     moved: list[Moved] = []
     full = False
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
-        claimed = _due_purges(now, kinds, limit).cte("claimed")
+        claimed = _due_purges(now, kinds, limit, due_from).cte("claimed")
         these = _update_and_audit(
             uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target, Membership.id == claimed.c.id
         )
         full = full or len(these) >= limit
         moved.extend(these)
     _follow_up_after_commit(uow, moved)
-    return len(moved), full
+    return moved, full
 
 
 def expire_due_retentions(
@@ -364,10 +382,13 @@ def expire_due_retentions(
     limit = uow.policy.sweep_batch_size
     on_postgresql = is_postgresql(uow.session)
     moved = batches = 0
+    due_from: datetime | None = None
     while should_continue():
         now = clock()
         if on_postgresql:
-            count, full = _expire_batch_on_postgresql(uow, now, limit)
+            rows, full = _expire_batch_on_postgresql(uow, now, limit, due_from)
+            count = len(rows)
+            due_from = max((r.purge_due_at for r in rows if r.purge_due_at), default=due_from)
         else:
             claimed = claim_due_purges(uow, now, limit)
             count = len(apply_event_to_batch(uow, now, EXPIRE, SOFT_DELETED, claimed))
