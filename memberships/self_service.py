@@ -84,6 +84,23 @@ def _caller(uow: UnitOfWork, principal: Principal) -> User:
     return user
 
 
+def _caller_membership(
+    uow: UnitOfWork, principal: Principal, org_ref: str
+) -> tuple[User, Organization, Membership]:
+    """The caller, the organization ``org_ref`` names and the caller's live membership of
+    it: one joined query when they exist (the usual case); the lookups one by one when it
+    finds nothing, so that the right ``NotFound`` is raised."""
+    found = queries.live_membership_of(uow.session, principal.id, org_ref)
+    if found is not None:
+        return found
+    user = _caller(uow, principal)
+    org = queries.find_organization(uow.session, org_ref)
+    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
+    if org is None or membership is None:
+        raise NotFound(f"You are not a member of {org_ref!r}.")
+    return user, org, membership
+
+
 def list_organizations(uow: UnitOfWork, principal: Principal) -> list[OrganizationEntry]:
     """The caller's organizations: the home organization first, then the others by name."""
     user = _caller(uow, principal)
@@ -101,11 +118,7 @@ def list_organizations(uow: UnitOfWork, principal: Principal) -> list[Organizati
 
 def get_my_organization(uow: UnitOfWork, principal: Principal, org_ref: str) -> OrganizationEntry:
     """One of the caller's memberships, in any state until it is purged (then ``NotFound``)."""
-    user = _caller(uow, principal)
-    org = queries.find_organization(uow.session, org_ref)
-    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
-    if org is None or membership is None:
-        raise NotFound(f"You are not a member of {org_ref!r}.")
+    user, org, membership = _caller_membership(uow, principal, org_ref)
     return _entry(user, membership, org)
 
 
@@ -124,11 +137,7 @@ def request_leave(
     is no longer at ``expected_version``), ``TransitionNotAllowed`` or ``Conflict``.
     """
     now = clock()
-    user = _caller(uow, principal)
-    org = queries.find_organization(uow.session, org_ref)
-    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
-    if org is None or membership is None:
-        raise NotFound(f"You are not a member of {org_ref!r}.")
+    user, org, membership = _caller_membership(uow, principal, org_ref)
     blocker = leave_blocker(user, membership, org)
     if blocker is not None:
         deny(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, String, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from store.models import (
     ADMIN_ROLES,
@@ -20,6 +22,10 @@ from store.models import (
     RoleAssignment,
     User,
 )
+
+# What ``compare_and_set`` reads back: every column, by its attribute name.
+_MEMBERSHIP_KEYS = tuple(Membership.__mapper__.column_attrs.keys())
+_MEMBERSHIP_COLUMNS = tuple(getattr(Membership, key) for key in _MEMBERSHIP_KEYS)
 
 
 def _is_guid(text: str) -> bool:
@@ -61,6 +67,40 @@ def live_membership(session: Session, user_id: str, organization_id: str) -> Mem
     )
 
 
+def live_membership_of(
+    session: Session, user_id: str, organization_ref: str
+) -> tuple[User, Organization, Membership] | None:
+    """The user, the organization (by id or domain, as ``find_organization``) and the
+    user's live membership of it, in one query; ``None`` when that finds no row.
+
+    A GUID is matched on the organization's id only (as ``find_organization`` tries it
+    first), so ``None`` does not prove there is no such membership: a caller that must
+    tell why falls back to the single lookups.
+    """
+    ref = (organization_ref or "").strip().lower()
+    row = session.execute(
+        _live_membership_of_statement(by_id=_is_guid(ref)), {"user_id": user_id, "ref": ref}
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+@cache
+def _live_membership_of_statement(*, by_id: bool) -> Select[User, Organization, Membership]:
+    """Built once per kind of reference, then reused with bound values."""
+    ref = bindparam("ref", type_=String())
+    return (
+        select(User, Organization, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(
+            User.id == bindparam("user_id", type_=String()),
+            Organization.id == ref if by_id else Organization.domain == ref,
+            Membership.state != "purged",
+        )
+        .limit(1)
+    )
+
+
 def latest_membership(session: Session, user_id: str, organization_id: str) -> Membership | None:
     """The live membership, else the newest tombstone."""
     return live_membership(session, user_id, organization_id) or session.scalar(
@@ -86,6 +126,30 @@ def is_admin_of(session: Session, user_id: str, organization_id: str) -> bool:
     return bool(roles_of(session, user_id, organization_id) & set(ADMIN_ROLES))
 
 
+@cache
+def _compare_and_set_statement(field_names: tuple[str, ...]) -> Update:
+    """The compare-and-set UPDATE for the given entry fields, built once and reused with
+    bound values: building the expression cost more than the statement's round trip."""
+    column = Membership.__table__.c
+    return (
+        update(Membership)
+        .where(
+            and_(
+                Membership.id == bindparam("cas_id", type_=column.id.type),
+                Membership.state == bindparam("cas_state", type_=column.state.type),
+                Membership.version == bindparam("cas_version", type_=column.version.type),
+            )
+        )
+        .values(
+            state=bindparam("cas_to_state", type_=column.state.type),
+            version=Membership.version + 1,
+            **{name: bindparam(f"cas_{name}", type_=column[name].type) for name in field_names},
+        )
+        .returning(*_MEMBERSHIP_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def compare_and_set(
     session: Session,
     membership: Membership,
@@ -95,23 +159,21 @@ def compare_and_set(
     """Move ``membership`` to ``to_state`` only if nobody changed it since it was read.
 
     The UPDATE matches on id, state and version; zero rows means another decision won.
-    On success the row object is refreshed with the new values.
+    On success the row object takes the stored values from the UPDATE's ``RETURNING``
+    (one round trip: no SELECT after it), as loaded, not as pending changes.
     """
-    result = session.execute(
-        update(Membership)
-        .where(
-            and_(
-                Membership.id == membership.id,
-                Membership.state == membership.state,
-                Membership.version == membership.version,
-            )
-        )
-        .values(state=to_state, version=Membership.version + 1, **fields)
-        .execution_options(synchronize_session=False)
+    params = {f"cas_{name}": value for name, value in fields.items()}
+    params.update(
+        cas_id=membership.id,
+        cas_state=membership.state,
+        cas_version=membership.version,
+        cas_to_state=to_state,
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    row = session.execute(_compare_and_set_statement(tuple(sorted(fields))), params).first()
+    if row is None:
         return False
-    session.refresh(membership)
+    for key, value in zip(_MEMBERSHIP_KEYS, row, strict=True):
+        set_committed_value(membership, key, value)
     return True
 
 
@@ -144,6 +206,42 @@ def record_audit(
     session.add(event)
     session.flush()
     return event
+
+
+def append_audit(
+    session: Session,
+    *,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    outcome: str = "allowed",
+    organization_id: str | None = None,
+    membership_id: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
+) -> None:
+    """``record_audit`` for callers that need no row object back: one INSERT, without the
+    ORM's flush around it (the hot path of every decision)."""
+    session.execute(
+        _AUDIT_INSERT,
+        {
+            "occurred_at": occurred_at,
+            "actor": actor,
+            "action": action,
+            "outcome": outcome,
+            "organization_id": organization_id,
+            "membership_id": membership_id,
+            "from_state": from_state,
+            "to_state": to_state,
+            "reason": reason,
+            "request_id": request_id,
+        },
+    )
+
+
+_AUDIT_INSERT = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
 
 
 def grants_of(session: Session, membership_id: str) -> Sequence[Grant]:

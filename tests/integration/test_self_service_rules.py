@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from memberships import admin, provisioning, self_service, timers
 from memberships.errors import (
@@ -20,6 +20,7 @@ from memberships.errors import (
     TransitionNotAllowed,
 )
 from memberships.principal import SYSTEM
+from memberships.views import MembershipView
 from store.models import AuditEvent, Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -394,3 +395,40 @@ def test_a_member_may_leave_once_the_organization_allows_it_again(world: World) 
         )
     # Then it is accepted
     assert left.state == "leave-pending"
+
+
+# --- what a leave costs the database ------------------------------------------------------
+
+# Read the caller, the organization and the membership (one joined query), move the
+# membership (an UPDATE that returns the row), append the audit entry.
+LEAVE_STATEMENTS = 3
+
+
+@pytest.mark.parametrize("address", ["id", "domain"])
+def test_a_leave_takes_three_statements_and_returns_the_stored_row(
+    world: World, engine: Engine, address: str
+) -> None:
+    # Given ann's active membership of open, addressed by id or by domain
+    ref = world.orgs["open"] if address == "id" else "open.example"
+    before = _membership(world, "open", "ann")
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        # SQLite's explicit BEGIN IMMEDIATE (store.database) is the transaction, not a query.
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            statements.append(statement)
+
+    # When she leaves it
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with world.uow() as uow:
+            left = self_service.request_leave(uow, world.clock, world.principal("ann"), ref)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # Then the database saw no more statements than the decision needs
+    assert len(statements) <= LEAVE_STATEMENTS, statements
+    # And what she gets back is the row as stored: the new state, the next version
+    stored = _membership(world, "open", "ann")
+    assert left == MembershipView.of(stored)
+    assert (left.state, left.version) == ("leave-pending", before.version + 1)
+    assert left.leave_requested_at == world.clock()
