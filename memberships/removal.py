@@ -38,7 +38,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -48,7 +47,7 @@ from sqlalchemy.orm import Session
 from memberships.clock import Clock
 from memberships.decisions import apply_event, deny, entry_fields
 from memberships.errors import TransitionNotAllowed
-from memberships.sweep import Claimed, apply_event_to_batch, transition_table
+from memberships.sweep import Claimed, apply_event_to_batch, audit_moved, transition_table
 from memberships.timers import WORKER
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
@@ -461,34 +460,9 @@ def _finish_on_postgresql(
             .returning(Membership.id, Membership.organization_id)
             .cte("moved")
         )
-        audit = (
-            insert(AuditEvent)
-            .from_select(
-                [
-                    "occurred_at",
-                    "organization_id",
-                    "membership_id",
-                    "actor",
-                    "action",
-                    "outcome",
-                    "from_state",
-                    "to_state",
-                    "request_id",
-                ],
-                select(
-                    literal(now, UTCDateTime()),
-                    moved.c.organization_id,
-                    moved.c.id,
-                    literal(WORKER.id, String()),
-                    literal("finish_removal", String()),
-                    literal("allowed", String()),
-                    literal(PURGE_PENDING, String()),
-                    literal(target, String()),
-                    literal(uow.request_id, String()),
-                ).select_from(moved),
-            )
-            .returning(AuditEvent.membership_id)
-        )
+        audit = audit_moved(
+            moved, now, WORKER.id, "finish_removal", PURGE_PENDING, target, uow.request_id
+        ).returning(AuditEvent.membership_id)
         purged.extend(str(m) for m in uow.session.scalars(audit))
     return tuple(purged)
 

@@ -53,13 +53,12 @@ from sqlalchemy import (
     true,
     update,
 )
-from statemachine.exceptions import TransitionNotAllowed
 
 from memberships.clock import Clock
-from memberships.decisions import FOLLOW_UP, entry_fields
+from memberships.decisions import FOLLOW_UP, entry_fields, target_state
 from memberships.idempotency import forget_expired_keys
 from memberships.timers import WORKER
-from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
+from statemachines.membership import EVENTS, MembershipKind, MembershipState
 from store.database import is_postgresql
 from store.models import AuditEvent, Membership, UTCDateTime
 from store.unit_of_work import Dispatcher, UnitOfWork, send_message
@@ -75,19 +74,17 @@ EXPIRE = "expire_retention"
 def transition_table() -> Mapping[TransitionKey, str]:
     """Every allowed (state, event, kind) → target state, read off the machine once.
 
-    Each event is fired on a fresh machine in each state for each kind; what the
+    Each event is fired on a fresh machine in each state for each kind
+    (``memberships.decisions.target_state``, which the per-row path uses too); what the
     machine refuses is simply absent from the table.
     """
     table: dict[TransitionKey, str] = {}
     for state in MembershipState:
         for kind in MembershipKind:
             for event in EVENTS:
-                try:
-                    table[(state.value, event, kind.value)] = next_state(
-                        state.value, kind.value, event
-                    )
-                except TransitionNotAllowed:
-                    continue
+                target = target_state(state.value, kind.value, event)
+                if target is not None:
+                    table[(state.value, event, kind.value)] = target
     return MappingProxyType(table)
 
 
@@ -199,31 +196,7 @@ def _update_and_audit(
         .cte("moved")
     )
     audit = (
-        insert(AuditEvent)
-        .from_select(
-            [
-                "occurred_at",
-                "organization_id",
-                "membership_id",
-                "actor",
-                "action",
-                "outcome",
-                "from_state",
-                "to_state",
-                "request_id",
-            ],
-            select(
-                literal(now, UTCDateTime()),
-                moved.c.organization_id,
-                moved.c.id,
-                literal(actor, String()),
-                literal(event, String()),
-                literal("allowed", String()),
-                literal(from_state, String()),
-                literal(target, String()),
-                literal(uow.request_id, String()),
-            ).select_from(moved),
-        )
+        audit_moved(moved, now, actor, event, from_state, target, uow.request_id)
         .returning(AuditEvent.id)
         .cte("audit")
     )
@@ -232,6 +205,44 @@ def _update_and_audit(
         Moved(str(row.id), str(row.organization_id), from_state, target, row.purge_due_at)
         for row in uow.session.execute(statement)
     ]
+
+
+def audit_moved(
+    moved: Any,
+    now: datetime,
+    actor: str,
+    event: str,
+    from_state: str,
+    target: str,
+    request_id: str | None,
+) -> Any:
+    """The INSERT of one allowed audit row per row of ``moved`` (a CTE of an UPDATE that
+    returns ``id`` and ``organization_id``): the set-based form of what
+    ``memberships.decisions.audit`` writes for one decision."""
+    return insert(AuditEvent).from_select(
+        [
+            "occurred_at",
+            "organization_id",
+            "membership_id",
+            "actor",
+            "action",
+            "outcome",
+            "from_state",
+            "to_state",
+            "request_id",
+        ],
+        select(
+            literal(now, UTCDateTime()),
+            moved.c.organization_id,
+            moved.c.id,
+            literal(actor, String()),
+            literal(event, String()),
+            literal("allowed", String()),
+            literal(from_state, String()),
+            literal(target, String()),
+            literal(request_id, String()),
+        ).select_from(moved),
+    )
 
 
 def _move_generic(

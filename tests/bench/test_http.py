@@ -4,40 +4,29 @@ and the JSON line adds up."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from bench.harness import REPO
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
-]
-
-
-def test_the_http_benchmark_measures_every_endpoint_and_every_leave_is_carried_out() -> None:
+def test_the_http_benchmark_measures_every_endpoint_and_every_leave_is_carried_out(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
     # Given a small directory, When the benchmark runs once, briefly
-    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.http", "--n", "1500", "--runs", "1"]
-        + ["--seconds", "1", "--open-seconds", "2", "--concurrency", "4"]
-        + ["--database-url", TEST_DATABASE_URL],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    # Then every answer was a 2xx (the benchmark fails otherwise)
+    figures = run_benchmark(
+        "http",
+        "--n",
+        "1500",
+        "--seconds",
+        "1",
+        "--open-seconds",
+        "2",
+        "--concurrency",
+        "4",
         timeout=180,
     )
-    # Then every answer was a 2xx (the benchmark fails otherwise)
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["non_2xx_total"] == 0
     # And every endpoint was measured, the ratios are those of the throughputs
     run = figures["per_run"][0]

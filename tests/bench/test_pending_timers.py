@@ -4,41 +4,26 @@ adds up."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
-import pytest
-
-from bench.harness import REPO
-
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
-]
+from collections.abc import Callable
+from typing import Any
 
 N = 2000
 
 
-def test_pending_purges_cost_no_broker_messages_in_our_design_and_n_in_the_naive_one() -> None:
+def test_pending_purges_cost_no_broker_messages_in_our_design_and_n_in_the_naive_one(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
     # Given N soft-deleted memberships not yet due, When the benchmark runs once, briefly
-    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.pending_timers", "--n", str(N), "--runs", "1"]
-        + ["--sweep-seconds", "2", "--settle-seconds", "3"]
-        + ["--database-url", TEST_DATABASE_URL],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    figures = run_benchmark(
+        "pending_timers",
+        "--n",
+        str(N),
+        "--sweep-seconds",
+        "2",
+        "--settle-seconds",
+        "3",
         timeout=180,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     ours, naive, run = figures["ours"], figures["naive"], figures["per_run"][0]
     # Then our design left no message on the broker, swept, and purged nothing early
     assert figures["n"] == N

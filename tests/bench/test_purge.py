@@ -3,40 +3,19 @@ scheduler purge every membership, and its JSON line adds up."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
-from bench.harness import REPO
-
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
-]
 
 N = 150
 
 
-def test_the_purge_benchmark_purges_every_membership_and_reports_consistent_figures() -> None:
+def test_the_purge_benchmark_purges_every_membership_and_reports_consistent_figures(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
     # Given N due memberships, When the benchmark runs once
-    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.purge", "--n", str(N), "--runs", "1"]
-        + ["--database-url", TEST_DATABASE_URL],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = run_benchmark("purge", "--n", str(N), timeout=180)
     # Then every membership was purged, each finish audited once, no data or name left
     assert figures["n"] == figures["purged"] == N
     assert figures["data_rows"] == N * 23 == figures["plain_delete_rows"]

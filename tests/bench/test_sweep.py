@@ -4,42 +4,22 @@ line adds up."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
-from bench.harness import REPO
-
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)"),
-]
 
 N = 3000
 
 
-def test_the_sweep_benchmark_moves_every_due_membership_and_compares_with_a_plain_update():
+def test_the_sweep_benchmark_moves_every_due_membership_and_compares_with_a_plain_update(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
     # Given N due memberships, When the benchmark runs once with one and two schedulers
-    env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.sweep", "--n", str(N), "--runs", "1"]
-        + ["--schedulers", "2", "--batch-size", "500"]
-        + ["--database-url", TEST_DATABASE_URL],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
     # Then it succeeded (it checks every row, audit row and queued id itself)
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = run_benchmark(
+        "sweep", "--n", str(N), "--schedulers", "2", "--batch-size", "500", timeout=180
+    )
     assert (figures["n"], figures["batch_size"], figures["runs"]) == (N, 500, 1)
     # And every contender moved all N rows, the sweeps in several batches
     for name in ("plain_update", "plain_update_batched", "sweep", "sweep_2"):
