@@ -69,7 +69,7 @@ def deny(
 ) -> NoReturn:
     """Roll back, write the denial to the audit log, commit it, and raise ``error``."""
     uow.rollback()
-    queries.record_audit(
+    queries.append_audit(
         uow.session,
         occurred_at=now,
         actor=principal.id,

@@ -177,37 +177,6 @@ def compare_and_set(
     return True
 
 
-def record_audit(
-    session: Session,
-    *,
-    occurred_at: datetime,
-    actor: str,
-    action: str,
-    outcome: str = "allowed",
-    organization_id: str | None = None,
-    membership_id: str | None = None,
-    from_state: str | None = None,
-    to_state: str | None = None,
-    reason: str | None = None,
-    request_id: str | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        organization_id=organization_id,
-        membership_id=membership_id,
-        from_state=from_state,
-        to_state=to_state,
-        reason=reason,
-        request_id=request_id,
-    )
-    session.add(event)
-    session.flush()
-    return event
-
-
 def append_audit(
     session: Session,
     *,
@@ -222,8 +191,8 @@ def append_audit(
     reason: str | None = None,
     request_id: str | None = None,
 ) -> None:
-    """``record_audit`` for callers that need no row object back: one INSERT, without the
-    ORM's flush around it (the hot path of every decision)."""
+    """Append one entry to the audit log: one INSERT, without the ORM's flush around it
+    (the hot path of every decision)."""
     session.execute(
         _AUDIT_INSERT,
         {

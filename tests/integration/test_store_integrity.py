@@ -96,7 +96,7 @@ def test_the_audit_log_refuses_updates_and_deletes(world: World, engine: Engine)
 def test_the_audit_log_accepts_new_entries(world: World, engine: Engine) -> None:
     # Given the audit log, When a new entry is appended through the store
     with Session(engine) as session, session.begin():
-        queries.record_audit(
+        queries.append_audit(
             session,
             occurred_at=world.clock(),
             actor="system",
