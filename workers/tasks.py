@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ from memberships import jobs
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
 from memberships.sweep import send_all
-from store.unit_of_work import send_message
+from store.unit_of_work import UnitOfWork, send_message
 from workers.logs import log_context
 from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
 from workers.runtime import Runtime
@@ -86,56 +86,59 @@ def _message_id() -> str | None:
     return message.message_id if message is not None else None
 
 
-@contextmanager
 def _handling(
     runtime: Runtime, contract: MessageContract, membership_id: str, request_id: str | None
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Log context for the message; on failure, record it on the membership and re-raise
     (Dramatiq's retries take it from there). A time limit interrupts with an
     ``Interrupt``, which is recorded too."""
-    with log_context(
+    return _recording_failures(
+        runtime,
+        request_id,
+        lambda uow, _error, text: record_failure(uow, membership_id, text),
         actor=contract.actor_name,
         membership_id=membership_id,
-        request_id=request_id,
-        message_id=_message_id(),
-    ):
-        try:
-            yield
-        except (Exception, Interrupt) as error:
-            text = describe(error)
-            try:
-                with runtime.uow(request_id) as uow:
-                    attempts = record_failure(uow, membership_id, text)
-            except Exception:
-                log.exception("could not record the failure in the database")
-                attempts = None
-            log.error("work failed", extra={"attempts": attempts, "error": text})
-            raise
+    )
+
+
+def _handling_chunk(
+    runtime: Runtime, membership_ids: Sequence[str], request_id: str | None
+) -> AbstractContextManager[None]:
+    """``_handling`` for a chunk: the failure is recorded on the memberships it concerns
+    (those the error names, else every one of the chunk still purge-pending)."""
+
+    def record(uow: UnitOfWork, error: BaseException, text: str) -> object:
+        named = getattr(error, "extra", {}).get("membership_ids")
+        return jobs.record_chunk_failure(uow, named or membership_ids, text)
+
+    return _recording_failures(
+        runtime,
+        request_id,
+        record,
+        actor=REMOVE_DATA_MANY.actor_name,
+        memberships=len(membership_ids),
+    )
 
 
 @contextmanager
-def _handling_chunk(
-    runtime: Runtime, membership_ids: Sequence[str], request_id: str | None
+def _recording_failures(
+    runtime: Runtime,
+    request_id: str | None,
+    record: Callable[[UnitOfWork, BaseException, str], object],
+    **fields: Any,
 ) -> Iterator[None]:
-    """``_handling`` for a chunk: the failure is recorded on the memberships it concerns."""
-    with log_context(
-        actor=REMOVE_DATA_MANY.actor_name,
-        memberships=len(membership_ids),
-        request_id=request_id,
-        message_id=_message_id(),
-    ):
+    with log_context(request_id=request_id, message_id=_message_id(), **fields):
         try:
             yield
         except (Exception, Interrupt) as error:
             text = describe(error)
-            named = getattr(error, "extra", {}).get("membership_ids")
             try:
                 with runtime.uow(request_id) as uow:
-                    recorded = jobs.record_chunk_failure(uow, named or membership_ids, text)
+                    recorded = record(uow, error, text)
             except Exception:
                 log.exception("could not record the failure in the database")
                 recorded = None
-            log.error("work failed", extra={"recorded_on": recorded, "error": text})
+            log.error("work failed", extra={"recorded": recorded, "error": text})
             raise
 
 
