@@ -31,4 +31,6 @@ def test_the_purge_benchmark_purges_every_membership_and_reports_consistent_figu
     expected_ratio = (
         figures["pipeline_data_rows_per_second"] / figures["plain_delete_rows_per_second"]
     )
-    assert figures["ratio_to_plain_delete"] == pytest.approx(expected_ratio, rel=0.01)
+    assert figures["ratio_to_plain_delete"] == pytest.approx(
+        expected_ratio, rel=0.01, abs=0.001
+    )  # printed to 3 places

@@ -447,8 +447,11 @@ def test_lifecycle_sweep_runs_one_sweep_and_says_what_it_did(settings, session_f
     )
     # When an operator runs one sweep by hand
     report = json.loads(_cli(settings, clock, "sweep"))
-    # Then both were moved on, in one batch
-    assert (report["expired"], report["batches"]) == (2, 1)
+    # Then both were moved on, in one batch (or, on PostgreSQL, where the sweep claims on
+    # SWEEP_CONCURRENCY connections at once, one batch per connection that won a row)
+    on_postgresql = settings.database_url.startswith("postgresql")
+    assert report["expired"] == 2
+    assert 1 <= report["batches"] <= (settings.sweep_concurrency if on_postgresql else 1)
     assert report["redriven"] == {"complete_leave": 0, "remove_data": 0}
 
 
