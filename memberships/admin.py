@@ -6,6 +6,8 @@ Administrator role in *that* organization; the check is here, not at the edges.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from memberships.clock import Clock
 from memberships.decisions import (
     apply_event,
@@ -21,6 +23,7 @@ from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipKind, MembershipState
 from store import queries
+from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 
@@ -119,20 +122,18 @@ def restore(
     """Bring a soft-deleted membership back with exactly the grants it had.
 
     Grants are never touched by a soft delete, so they come back as they were. Raises
-    ``RestoreWindowClosed`` when the membership is still soft-deleted but its
-    ``purge_due_at`` has passed, and ``TransitionNotAllowed`` from any other state (a
-    purge is irrevocable, whether an admin or the retention timer started it); both
+    ``RestoreWindowClosed`` once the retention period has ended — the membership is
+    still soft-deleted but its ``purge_due_at`` has passed, or the retention timer has
+    already started its purge — and ``TransitionNotAllowed`` from any other state (an
+    admin's permanent delete is irrevocable too, but it did not close a window); both
     audited.
     """
     now = clock()
     org = organization_or_404(uow, org_ref)
     require_admin(uow, now, principal, org, "restore")
     membership = membership_in(uow, org, membership_id)
-    if (
-        membership.state == MembershipState.SOFT_DELETED
-        and membership.purge_due_at is not None
-        and membership.purge_due_at <= now
-    ):
+    if _retention_ended(membership, now):
+        assert membership.purge_due_at is not None
         deny(
             uow,
             now,
@@ -151,6 +152,22 @@ def restore(
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
     uow.commit()
     return MembershipView.of(membership, grants)
+
+
+def _retention_ended(membership: Membership, now: datetime) -> bool:
+    """Whether a restore comes too late because the retention period ran out: the
+    membership is soft-deleted past its ``purge_due_at``, or the retention timer
+    (``expire_retention``, which starts a purge at or after ``purge_due_at``) has moved
+    it on. A purge an admin started before the due time is not a closed window."""
+    due = membership.purge_due_at
+    if due is None or due > now:
+        return False
+    if membership.state == MembershipState.SOFT_DELETED:
+        return True
+    started = membership.purge_started_at
+    return membership.state in (MembershipState.PURGE_PENDING, MembershipState.PURGED) and (
+        started is not None and started >= due
+    )
 
 
 def purge(

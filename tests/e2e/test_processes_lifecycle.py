@@ -165,6 +165,9 @@ def test_a_restore_after_the_purge_due_time_is_refused_as_restore_window_closed(
         admin.restore(uow, lambda: later, _admin(org), org.org_id, membership)
     # Then the purge goes on regardless
     stack.wait_for_state(membership, "purged", timeout=20)
+    # And once the scheduler's sweep has taken it, the answer is still that the window closed
+    with stack.uow() as uow, pytest.raises(RestoreWindowClosed):
+        admin.restore(uow, utc_now, _admin(org), org.org_id, membership)
 
 
 def test_the_same_message_delivered_twice_to_the_worker_process_has_no_double_effect(stack, org):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import func, select
 
-from memberships import admin
+from memberships import admin, timers
 from memberships.errors import (
     Forbidden,
     HomeOrganization,
@@ -390,6 +390,31 @@ def test_restore_is_refused_once_the_retention_period_has_ended(
         "restore",
         "denied",
         "restore-window-closed",
+    )
+
+
+def test_restore_is_refused_as_window_closed_after_the_timer_started_the_purge(
+    world: World,
+) -> None:
+    # Given a soft-deleted membership whose retention period ran out, and the retention
+    # timer has moved it to purge-pending (as the sweep does within seconds of the due time)
+    membership_id = _soft_delete(world)
+    world.clock.advance(RETENTION + timedelta(seconds=3))
+    with world.uow() as uow:
+        assert timers.expire_retention(uow, world.clock, membership_id) is not None
+    before = _last_audit_id(world)
+    # When the admin tries to restore it
+    with world.uow() as uow, pytest.raises(RestoreWindowClosed):
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    # Then the refusal says the window closed (not merely a refused transition), is
+    # audited, and the purge goes on
+    assert _row(world, membership_id).state == "purge-pending"
+    [denial] = _audit_after(world, before)
+    assert (denial.action, denial.outcome, denial.reason, denial.from_state) == (
+        "restore",
+        "denied",
+        "restore-window-closed",
+        "purge-pending",
     )
 
 
