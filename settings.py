@@ -20,6 +20,30 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'lifecycle.db'}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Where scripts/ensure_redis.py keeps the redis-server it starts for `make run` and
+# `make test` when REDIS_URL is unset: its pid file and its URL.
+EMBEDDED_REDIS_DIR = PROJECT_ROOT / "var" / "redis"
+
+
+def embedded_redis_url(directory: Path | None = None) -> str | None:
+    """The URL of the project's own redis-server while it runs, else ``None``.
+
+    So that a command typed in a second terminal (``lifecycle queues``) finds the Redis
+    ``make run`` started, without the user copying its port.
+    """
+    directory = EMBEDDED_REDIS_DIR if directory is None else directory
+    try:
+        pid = int((directory / "redis.pid").read_text().strip())
+        url = (directory / "url").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return url or None
 
 
 class SettingsError(ValueError):
@@ -111,7 +135,7 @@ class Settings:
         database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
         if "://" not in database_url:
             raise SettingsError(f"DATABASE_URL={database_url!r} is not a database URL")
-        redis_url = text("REDIS_URL") or DEFAULT_REDIS_URL
+        redis_url = text("REDIS_URL") or embedded_redis_url() or DEFAULT_REDIS_URL
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"REDIS_URL={redis_url!r} must start with redis://")
         defaults = cls()

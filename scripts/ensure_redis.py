@@ -28,6 +28,8 @@ from pathlib import Path
 
 import redis
 
+from settings import embedded_redis_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 10.0
 
@@ -92,14 +94,22 @@ def start(state_dir: Path) -> str:
         subprocess.run(
             [
                 server_binary(),
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", str(state_dir),
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "yes",
-                "--pidfile", str(pidfile),
-                "--logfile", str(logfile),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(state_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(pidfile),
+                "--logfile",
+                str(logfile),
             ],
             check=True,
         )
@@ -122,12 +132,10 @@ def ensure(state_dir: Path) -> str:
         raise SystemExit(f"ensure_redis: REDIS_URL={given} does not answer PING")
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    urlfile = state_dir / "url"
-    if read_pid(state_dir / "redis.pid") and urlfile.exists():
-        url = urlfile.read_text().strip()
-        if answers(url):
-            say(f"reusing redis-server on {url}")
-            return url
+    url = embedded_redis_url(state_dir)
+    if url and answers(url):
+        say(f"reusing redis-server on {url}")
+        return url
     return start(state_dir)
 
 

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from settings import DEFAULT_DATABASE_URL, Settings, SettingsError, parse_duration
+import settings as settings_module
+from settings import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    Settings,
+    SettingsError,
+    parse_duration,
+)
 
 
 def test_an_empty_environment_gives_the_documented_defaults() -> None:
@@ -115,3 +125,33 @@ def test_the_readme_documents_every_variable_the_settings_read() -> None:
     readme = (settings_module.PROJECT_ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_without_redis_url_the_projects_own_running_redis_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given `make run` started its own redis-server (pid file and URL under var/redis)
+    monkeypatch.setattr(settings_module, "EMBEDDED_REDIS_DIR", tmp_path)
+    (tmp_path / "redis.pid").write_text(f"{os.getpid()}\n")
+    (tmp_path / "url").write_text("redis://127.0.0.1:53111/0\n")
+    # When a command in another terminal builds its settings without REDIS_URL
+    # Then it talks to that server; REDIS_URL, when set, still wins
+    assert Settings.from_env({}).redis_url == "redis://127.0.0.1:53111/0"
+    given = Settings.from_env({"REDIS_URL": "redis://cache.example:6379/3"})
+    assert given.redis_url == "redis://cache.example:6379/3"
+
+
+def test_a_stopped_embedded_redis_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the pid file of a redis-server that is no longer running
+    monkeypatch.setattr(settings_module, "EMBEDDED_REDIS_DIR", tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "redis.pid").write_text(f"{gone.pid}\n")
+    (tmp_path / "url").write_text("redis://127.0.0.1:53111/0\n")
+    # When settings are built without REDIS_URL
+    # Then the default applies, as when there is no pid file at all
+    assert Settings.from_env({}).redis_url == DEFAULT_REDIS_URL
+    (tmp_path / "redis.pid").unlink()
+    assert Settings.from_env({}).redis_url == DEFAULT_REDIS_URL
