@@ -7,7 +7,8 @@ seeded with the demo (``cli.demo.seed``); follow-up work is recorded, not sent, 
 tests carry it out by calling the use cases themselves.
 
 Chromium is Debian's (``/usr/bin/chromium``): ``playwright install`` cannot download
-browsers here. Without it, the browser tests are skipped with how to enable them.
+browsers here. Without it, the browser tests are skipped with how to enable them —
+except where ``BROWSER_TESTS_REQUIRED`` is set (CI), where they fail.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from store.unit_of_work import RecordingDispatcher, UnitOfWork
 from web import create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Set by .ci/run: there the browser tests must run, so a missing browser fails them.
+REQUIRED_VARIABLE = "BROWSER_TESTS_REQUIRED"
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
 
 
@@ -84,10 +87,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(
+        why = (
             f"browser tests need Chromium at {CHROMIUM}: install it with "
             "`apt-get install chromium` (or set CHROMIUM_PATH), then run `make test` again"
         )
+        if os.environ.get(REQUIRED_VARIABLE):
+            pytest.fail(f"{REQUIRED_VARIABLE} is set and {why}", pytrace=False)
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
