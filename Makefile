@@ -35,7 +35,7 @@ help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
 	@echo "make test    run the test suite, ruff and the import contracts"
 	@echo "make lint    ruff, import-linter and mypy"
-	@echo "make docs    regenerate docs/lifecycle.md from the state machine"
+	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
@@ -77,6 +77,7 @@ lint: $(INSTALLED)
 
 docs: $(INSTALLED)
 	lifecycle diagram --format md -o docs/lifecycle.md
+	lifecycle diagram --format svg -o web/static/lifecycle.svg
 
 redis-stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --stop

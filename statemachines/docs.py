@@ -15,6 +15,7 @@ adding a state or an event without documenting it fails loudly.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 
@@ -238,10 +239,16 @@ def svg() -> str:
     if shutil.which("dot") is None:
         raise GraphvizMissing()
     try:
-        return formatter.render(MembershipLifecycle, "svg")
+        drawn = formatter.render(MembershipLifecycle, "svg")
     except GraphvizNotFoundError as err:
         raise GraphvizMissing() from err
     except ModuleNotFoundError as err:
         if err.name == "pydot":
             raise PydotMissing() from err
         raise
+    # The initial point and its cluster are named after Python object ids; without
+    # them, the same machine draws the same file every time (web/static/lifecycle.svg).
+    return _OBJECT_ID.sub("", drawn)
+
+
+_OBJECT_ID = re.compile(r"_\d{6,}(?=\b|&#45;|_)")

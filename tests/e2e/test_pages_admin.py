@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -207,7 +208,9 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
     assert "Group: Sales" in text and "App role: Reader" in text
     assert "Request leave by the member: Active → Leave pending" in text
     assert "Complete leave by the service" in text
-    # and the lifecycle shows the current state highlighted
+    # and the lifecycle shows the current state highlighted, in the picture and in the list
+    assert "<svg" in html and html.count('class="node current"') == 1
+    assert re.search(r'class="node current">\s*<title>soft_deleted</title>', html)
     assert 'aria-current="step"' in html
     assert html.count('class="step step--current"') == 1
     assert "Soft deleted current" in text

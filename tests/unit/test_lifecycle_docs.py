@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -229,6 +231,50 @@ def test_svg_with_graphviz_renders_an_svg_document():
     # Then an SVG document comes back
     assert text.startswith("<?xml") or "<svg" in text
     assert "</svg>" in text
+
+
+COMMITTED_SVG = REPO_ROOT / "web" / "static" / "lifecycle.svg"
+_EDGE = re.compile(
+    r'<g id="edge\d+" class="edge">\s*<title>([^<]+)&#45;&gt;([^<]+)</title>(.*?)</g>', re.S
+)
+_EDGE_LABEL = re.compile(r'font-size="9.00">([^<]+)<')
+_NODE_TITLE = re.compile(r'<g id="node\d+" class="node">\s*<title>([^<]+)</title>')
+
+
+def _drawn_transitions(drawn: str) -> Counter[tuple[str, str, str]]:
+    """(source id, target id, event label) of every arrow in a Graphviz SVG."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for source, target, body in _EDGE.findall(drawn):
+        labels = _EDGE_LABEL.findall(body)
+        found[(source, target, labels[0] if labels else "")] += 1
+    return found
+
+
+def test_committed_svg_draws_every_state_and_transition_of_the_machine():
+    # Given the diagram the pages inline (web/static/lifecycle.svg, written by `make docs`)
+    drawn = COMMITTED_SVG.read_text(encoding="utf-8")
+    # Then it has a box for each state and an arrow for each transition, labelled with
+    # its event, and nothing else: regenerate it with `make docs` when the machine changes
+    assert set(_NODE_TITLE.findall(drawn)) == {"__initial"} | set(STATE_IDS.values())
+    expected: Counter[tuple[str, str, str]] = Counter({("__initial", "active", ""): 1})
+    for state in MembershipLifecycle.states:
+        for transition in state.transitions:
+            label = str(transition.event).replace("_", " ").capitalize()
+            expected[(transition.source.id, transition.target.id, label)] += 1
+    assert _drawn_transitions(drawn) == expected
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("pydot") is None, reason="pydot is not installed")
+def test_committed_svg_is_what_the_machine_draws_now():
+    # Given Graphviz here (its version may differ from the one that drew the file)
+    # When the machine is drawn again
+    fresh = docs.svg()
+    # Then the same boxes and arrows come out, and the drawing is deterministic
+    committed = COMMITTED_SVG.read_text(encoding="utf-8")
+    assert set(_NODE_TITLE.findall(fresh)) == set(_NODE_TITLE.findall(committed))
+    assert _drawn_transitions(fresh) == _drawn_transitions(committed)
+    assert docs.svg() == fresh
 
 
 def test_docs_module_imports_no_framework():

@@ -1,11 +1,12 @@
 """The lifecycle diagram on the membership page, with the current state highlighted.
 
-Drawn on the server from the machine class (``statemachines.docs.svg``, Graphviz)
-and inlined, so the page loads nothing from elsewhere and needs no script. The
-Mermaid library would draw in the browser instead, but it is megabytes of script
-to vendor for one picture. Where Graphviz is not installed, the page falls back
-to an ordered list of the states with the current one marked: that list is also
-the diagram's text equivalent, and is always shown.
+The picture is ``web/static/lifecycle.svg``: drawn from the machine class by Graphviz
+(``statemachines.docs.svg``) when ``make docs`` runs, committed, and checked against
+the machine by the tests, so the web process needs no Graphviz. It is inlined with the
+current state marked, so the page loads nothing from elsewhere and needs no script.
+The Mermaid library would draw in the browser instead, but it is megabytes of script to
+vendor for one picture. Below it, an ordered list of the states with the current one
+marked is the picture's text equivalent.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from markupsafe import Markup
 
-from statemachines.docs import STATE_MEANINGS, GraphvizMissing, svg
+from statemachines.docs import STATE_MEANINGS
 from statemachines.membership import MembershipLifecycle
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>([^<]+)</title>')
@@ -32,18 +34,18 @@ class StateStep:
 
 @dataclass(frozen=True, slots=True)
 class LifecycleDiagram:
-    svg: Markup | None
+    svg: Markup
     steps: tuple[StateStep, ...]
     current_name: str
 
 
+DIAGRAM_FILE = Path(__file__).resolve().parent.parent / "static" / "lifecycle.svg"
+
+
 @lru_cache(maxsize=1)
-def _plain_svg() -> str | None:
-    """The SVG without highlight, drawn once per process (Graphviz takes a while)."""
-    try:
-        drawn = svg()
-    except GraphvizMissing:
-        return None
+def _plain_svg() -> str:
+    """The committed SVG without highlight, read once per process."""
+    drawn = DIAGRAM_FILE.read_text(encoding="utf-8")
     # Inline SVG needs neither the XML prolog nor the DOCTYPE; it scales to its box.
     drawn = drawn[drawn.index("<svg") :]
     size = re.compile(r'<svg width="[^"]*" height="[^"]*"')
@@ -75,7 +77,7 @@ def lifecycle_diagram(current: str) -> LifecycleDiagram:
     drawn = _plain_svg()
     label = f"The membership lifecycle; the current state is {current_state.name}."
     return LifecycleDiagram(
-        svg=Markup(_highlighted(drawn, current_state.id, label)) if drawn else None,
+        svg=Markup(_highlighted(drawn, current_state.id, label)),
         steps=steps,
         current_name=current_state.name,
     )
