@@ -44,8 +44,9 @@ def leave_blocker(user: User, membership: Membership, org: Organization) -> Leav
     contacts = OrganizationView.of(org).contacts
     if membership.kind == MembershipKind.HOME or user.home_organization_id == org.id:
         return HomeOrganization(
-            f"{org.display_name} is your home organization: only its admin can remove "
-            "your account.",
+            f"{org.display_name} is your home organization: you can't leave it, only its "
+            "admin can remove your account. Contact the organization's admin or privacy "
+            "contact if you want your account removed.",
             contacts=contacts,
         )
     if not user.enabled or not membership.enabled:
@@ -63,10 +64,11 @@ def leave_blocker(user: User, membership: Membership, org: Organization) -> Leav
 
 
 def _entry(user: User, membership: Membership, org: Organization) -> OrganizationEntry:
-    blocker = leave_blocker(user, membership, org)
-    if blocker is None and membership.state not in LEAVABLE_STATES:
+    # The same order as request_leave: the state first, then the rules of DESIGN.md §1.
+    if membership.state not in LEAVABLE_STATES:
         reason: str | None = "transition-not-allowed"
     else:
+        blocker = leave_blocker(user, membership, org)
         reason = blocker.code if blocker else None
     return OrganizationEntry(
         organization=OrganizationView.of(org),
@@ -138,7 +140,9 @@ def request_leave(
     """
     now = clock()
     user, org, membership = _caller_membership(uow, principal, org_ref)
-    blocker = leave_blocker(user, membership, org)
+    # A membership that is not active or restored cannot be left whatever the rules say:
+    # that is a 409 from the lifecycle (apply_event), not a refusal to contact anyone.
+    blocker = leave_blocker(user, membership, org) if membership.state in LEAVABLE_STATES else None
     if blocker is not None:
         deny(
             uow,

@@ -258,6 +258,30 @@ def test_a_pending_leave_cannot_be_requested_twice(world: World) -> None:
     )
 
 
+def test_a_pending_leave_is_a_conflict_even_once_the_organization_disallows_leaving(
+    world: World,
+) -> None:
+    # Given ann's leave of open is pending, and then open stops letting guests leave
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    with world.uow() as uow:
+        admin.set_external_user_leave_allowed(
+            uow, world.clock, world.principal("gadmin"), "open.example", False
+        )
+    before = _last_audit_id(world)
+    # When she asks to leave again
+    # Then it is the lifecycle's refusal (409), not a rule asking her to contact anyone
+    with world.uow() as uow, pytest.raises(TransitionNotAllowed):
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
+    [denial] = _audit_after(world, before)
+    assert (denial.reason, denial.from_state) == ("transition-not-allowed", "leave-pending")
+    # and her list says the same
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, world.principal("ann"))
+    [entry] = [e for e in entries if e.organization.domain == "open.example"]
+    assert (entry.can_leave, entry.leave_blocked_reason) == (False, "transition-not-allowed")
+
+
 def test_a_member_cannot_leave_for_someone_else(world: World) -> None:
     # Given pat, who is not a member of closed (ann is)
     # When pat asks to leave closed, Then it is not found: self-service acts only on the
