@@ -22,6 +22,7 @@ CONTRACTS = (
     "layers",
     "use cases know no framework edge",
     "the rules read no configuration",
+    "web only sends messages and reads the queues",
 )
 
 
@@ -75,6 +76,8 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
     (tmp_path / "settings.py").write_text("")
     (tmp_path / "statemachines" / "leak.py").write_text("import sqlalchemy\n")
     (tmp_path / "store" / "leak.py").write_text("import memberships.errors\nimport settings\n")
+    # and the web edge runs a worker's task itself
+    (tmp_path / "web" / "leak.py").write_text("import workers.tasks\n")
     # When import-linter checks the copy
     result = _lint_imports(tmp_path)
     # Then it fails and names each broken contract
@@ -82,3 +85,19 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
     assert "statemachines is pure BROKEN" in result.stdout
     assert "layers BROKEN" in result.stdout
     assert "the rules read no configuration BROKEN" in result.stdout
+    assert "web only sends messages and reads the queues BROKEN" in result.stdout
+
+
+def test_every_package_is_installed_with_the_project() -> None:
+    # Given the packages pyproject.toml installs (a wheel carries only those)
+    listed = set(
+        tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    # Then every package of the project's code is among them, subpackages included
+    found = {
+        ".".join(init.parent.relative_to(REPO_ROOT).parts)
+        for package in PACKAGES
+        for init in (REPO_ROOT / package).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found == listed
