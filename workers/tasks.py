@@ -117,6 +117,9 @@ def _handling_chunk(
         record,
         actor=REMOVE_DATA_MANY.actor_name,
         memberships=len(membership_ids),
+        # Every line of the chunk's work names its memberships, so a grep for one id
+        # finds its removal as it does for a single-membership message.
+        membership_ids=list(membership_ids),
     )
 
 

@@ -317,6 +317,29 @@ def test_many_removals_sent_at_once_travel_as_chunks_and_purge_each_membership_o
         assert _transitions(session_factory, membership_id)[-1] == ("finish_removal", "purged")
 
 
+def test_a_chunks_log_lines_name_its_memberships_and_the_request(
+    world, session_factory, clock, caplog
+):
+    # Given ann and pat purge-pending, their removal sent as one chunk by sweep "sweep-7"
+    stack = Stack(session_factory, clock, Settings(removal_batch_size=40))
+    ann, pat = _purge_pending_pair(world, stack)
+    stack.dispatcher.send_many("remove_data", [ann, pat], request_id="sweep-7")
+    # When the worker carries the chunk out
+    with caplog.at_level(logging.INFO, logger="workers.tasks"):
+        from workers.logs import ContextFilter
+
+        context = ContextFilter()
+        caplog.handler.addFilter(context)
+        try:
+            stack.run_until_idle()
+        finally:
+            caplog.handler.removeFilter(context)
+    # Then its log line names both memberships and the sweep's request id
+    [done] = [r for r in caplog.records if r.getMessage() == "data removal done"]
+    assert sorted(done.membership_ids) == sorted([ann, pat])
+    assert (done.request_id, done.actor, done.purged) == ("sweep-7", "remove_data_many", 2)
+
+
 def test_a_chunk_that_runs_out_of_time_sends_the_rest_on(world, session_factory, clock):
     # Given a chunk message with no time to spare (the budget is spent after one batch)
     from workers import tasks
