@@ -1,5 +1,6 @@
 """What a person does in a browser: a guest leaves (or is told whom to ask), an admin
-changes the leave setting, restores one deleted user and permanently deletes another.
+changes the leave setting, lists the members, restores one deleted user and permanently
+deletes another; the confirmation pages used without scripts; the error pages.
 
 Each test saves screenshots under ``var/screenshots/``. The demo (``cli.demo``) is
 shared by the session, so each test uses its own users and organizations.
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from memberships import admin, reading, timers
+from memberships import admin, provisioning, reading, timers
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
+from web.pages import account
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +32,15 @@ def membership_id(live_server: Any, org: str, email: str) -> str:
     with live_server.uow() as uow:
         found = reading.show_membership(uow, utc_now, SYSTEM, org, email)["membership"]
     return str(found.id)
+
+
+def new_guest(live_server: Any, org: str, email: str, name: str) -> str:
+    """A user of no home organization, made a collaboration guest of ``org`` just for one test."""
+    with live_server.uow() as uow:
+        provisioning.create_user(uow, utc_now, SYSTEM, email, name)
+    with live_server.uow() as uow:
+        provisioning.add_guest(uow, utc_now, SYSTEM, org, email, "b2b-collaboration")
+    return membership_id(live_server, org, email)
 
 
 def test_sign_in_page_lists_the_demo_users(page, screenshot):
@@ -233,3 +244,170 @@ def test_an_operator_watches_timers_and_queues(page, screenshot):
     expect(page.get_by_text("Memberships by state")).to_be_visible()
     expect(page.get_by_role("heading", name="Queues")).to_be_visible()
     screenshot("operations")
+
+
+def test_the_administration_page_lists_the_organizations_an_admin_administers(page, screenshot):
+    # Given the admin of Contoso
+    sign_in(page, "admin@contoso.example")
+    # When they open Administration
+    page.get_by_role("link", name="Administration").click()
+    # Then Contoso is listed with its three admin pages, and no organization they do not run
+    expect(page.get_by_role("heading", name="Administration", level=1)).to_be_visible()
+    expect(page.get_by_text("You administer these organizations:")).to_be_visible()
+    card = page.locator(".org").filter(has=page.get_by_role("heading", name="Contoso"))
+    expect(card).to_contain_text("contoso.example")
+    for link in ("External collaboration settings", "Members", "Deleted users"):
+        expect(card.get_by_role("link", name=link, exact=True)).to_have_attribute(
+            "href", re.compile("^/admin/contoso\\.example/")
+        )
+    expect(page.get_by_role("heading", name="Fabrikam")).to_have_count(0)
+    screenshot("admin-index")
+
+
+def test_an_admin_lists_the_members_and_filters_them_by_state(page, live_server, screenshot):
+    # Given frank, a guest of Contoso, and iris, a guest who was removed from Contoso
+    new_guest(live_server, "contoso.example", "frank@personal.example", "Frank Example")
+    iris = new_guest(live_server, "contoso.example", "iris@personal.example", "Iris Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", iris)
+    # When the admin of Contoso opens Members from Administration
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/")
+    page.get_by_role("link", name="Members", exact=True).click()
+    # Then both are listed, each with their state in words
+    expect(page.get_by_role("heading", name="Members", level=1)).to_be_visible()
+    frank = page.get_by_role("row", name=re.compile("Frank Example"))
+    expect(frank).to_contain_text("Active")
+    expect(page.get_by_role("row", name=re.compile("Iris Example"))).to_contain_text("Soft deleted")
+    screenshot("members")
+    # When they show only the active members
+    page.get_by_label("State").select_option("active")
+    page.get_by_role("button", name="Show").click()
+    # Then frank is still listed and iris is not
+    expect(page).to_have_url(re.compile("state=active"))
+    expect(frank).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Iris Example"))).to_have_count(0)
+
+
+def test_without_scripts_leave_opens_a_confirmation_page(page, live_server, screenshot):
+    # Given gina, a guest of Contoso, which lets external users leave
+    gina = new_guest(live_server, "contoso.example", "gina@personal.example", "Gina Example")
+    sign_in(page, "gina@personal.example")
+    # When she follows the Leave link's own address (where it leads without scripts)
+    href = page.get_by_role("link", name="Leave Contoso").get_attribute("href")
+    assert href is not None and re.fullmatch(r"/account/organizations/[^/]+/leave", href)
+    response = page.goto(href)
+    # Then a confirmation page says what leaving means
+    assert response is not None and response.status == 200
+    expect(page.get_by_role("heading", name="Leave Contoso?", level=1)).to_be_visible()
+    expect(page.get_by_text("no longer be able to use Contoso's apps")).to_be_visible()
+    expect(page.get_by_text(re.compile("Your account in Contoso is deleted"))).to_be_visible()
+    expect(page.get_by_role("link", name="Cancel")).to_have_attribute(
+        "href", "/account/organizations"
+    )
+    screenshot("leave-confirmation-page")
+    # When she confirms there
+    page.get_by_role("button", name="Leave", exact=True).click()
+    # Then the leave is accepted and her membership is leaving
+    expect(page.get_by_text("Your request to leave was accepted.")).to_be_visible()
+    with live_server.uow() as uow:
+        found = reading.show_membership(
+            uow, utc_now, SYSTEM, "contoso.example", "gina@personal.example"
+        )
+    assert str(found["membership"].id) == gina
+    assert found["membership"].state == "leave-pending"
+
+
+def test_an_admin_confirms_remove_and_delete_permanently_on_their_own_pages(
+    page, live_server, screenshot
+):
+    # Given jack, a guest of Contoso
+    jack = new_guest(live_server, "contoso.example", "jack@personal.example", "Jack Example")
+    sign_in(page, "admin@contoso.example")
+    page.goto(f"/admin/contoso.example/memberships/{jack}")
+    # When the admin selects "Remove guest…" on his membership record
+    page.get_by_role("button", name="Remove guest…").click()
+    # Then a confirmation page says he can be restored from Deleted users
+    expect(page.get_by_role("heading", name="Remove Jack Example?", level=1)).to_be_visible()
+    expect(page.get_by_text(re.compile("The guest is moved to Deleted users"))).to_be_visible()
+    screenshot("remove-confirmation-page")
+    # When they confirm
+    page.get_by_role("button", name="Remove", exact=True).click()
+    # Then he is removed and his record shows it
+    expect(page.get_by_text("Jack Example is removed (soft-deleted).")).to_be_visible()
+    expect(page.get_by_test_id("state")).to_have_text("Soft deleted")
+    # When they select "Delete permanently…" on the record
+    page.get_by_role("button", name="Delete permanently…").click()
+    # Then a confirmation page lists him and says it cannot be undone
+    expect(page.get_by_role("heading", name="Delete permanently?", level=1)).to_be_visible()
+    expect(page.get_by_text("This cannot be undone.")).to_be_visible()
+    expect(page.get_by_role("listitem").filter(has_text="Jack Example")).to_contain_text(
+        "jack@personal.example"
+    )
+    screenshot("delete-permanently-confirmation-page")
+    # When they confirm
+    page.get_by_role("button", name="Delete permanently", exact=True).click()
+    # Then his data removal has started and he is gone from Deleted users
+    expect(page.get_by_role("heading", name="Deleted users", level=1)).to_be_visible()
+    expect(page.get_by_text(re.compile("1 user\\(s\\) permanently deleted"))).to_be_visible()
+    expect(page.get_by_test_id("deleted-jack@personal.example")).to_have_count(0)
+
+
+def test_an_unknown_address_gets_a_404_page(page, screenshot):
+    # Given a signed-in member
+    sign_in(page, "alice@woodgrove.example")
+    # When she opens a page address that does not exist
+    response = page.goto("/account/nothing-here")
+    # Then she gets a readable 404 page
+    assert response is not None and response.status == 404
+    expect(page.get_by_text("Error 404")).to_be_visible()
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(page.get_by_text("There is no page at this address.")).to_be_visible()
+    expect(page.get_by_role("link", name="Your organizations")).to_be_visible()
+    screenshot("not-found")
+
+
+def test_restoring_from_an_old_page_gets_a_409_page(page, live_server, screenshot):
+    # Given kim, removed from Contoso, on the admin's Deleted users page
+    kim = new_guest(live_server, "contoso.example", "kim@personal.example", "Kim Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", kim)
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/deleted-users")
+    expect(page.get_by_test_id("deleted-kim@personal.example")).to_be_visible()
+    # and restored meanwhile by someone else
+    with live_server.uow() as uow:
+        admin.restore(uow, utc_now, SYSTEM, "contoso.example", kim)
+    # When the admin selects Restore on the page they still have open
+    with page.expect_response(re.compile(f"/deleted-users/{kim}/restore$")) as posted:
+        page.get_by_role("button", name="Restore Kim Example").click()
+    # Then they get a readable 409 page that says why
+    assert posted.value.status == 409
+    expect(page.get_by_text("Error 409")).to_be_visible()
+    expect(
+        page.get_by_role("heading", name="The membership's state does not allow this")
+    ).to_be_visible()
+    expect(page.get_by_text("does not allow 'restore'")).to_be_visible()
+    screenshot("conflict")
+
+
+def test_an_unexpected_failure_gets_a_500_page_without_details(page, screenshot, monkeypatch):
+    # Given a signed-in member, and the Organizations use case failing unexpectedly
+    # (the live server runs in this process, so the patch reaches it)
+    sign_in(page, "alice@woodgrove.example")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database exploded: secret connection string")
+
+    monkeypatch.setattr(account, "organizations_overview", broken)
+    # When she opens Organizations
+    response = page.goto("/account/organizations")
+    # Then she gets a readable 500 page that shows nothing of the cause
+    assert response is not None and response.status == 500
+    expect(page.get_by_text("Error 500")).to_be_visible()
+    expect(page.get_by_role("heading", name="Something went wrong on our side")).to_be_visible()
+    expect(page.get_by_text(re.compile("It has been logged"))).to_be_visible()
+    content = page.content()
+    assert "secret connection string" not in content
+    assert "RuntimeError" not in content
+    screenshot("server-error")
