@@ -50,6 +50,66 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
+# The database URLs the service runs on: SQLite (the standard library's driver) and
+# PostgreSQL (psycopg 3; ``postgresql://`` and ``postgres://`` are served by it too, see
+# ``store.database.make_engine``).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+_DATABASE_URL_HINT = "write sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/name"
+_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
+    """``url`` if it is a SQLite or PostgreSQL SQLAlchemy URL; else ``SettingsError``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = without_password(url)
+    try:
+        driver = make_url(url).drivername if "://" in url else None
+    except ArgumentError as error:
+        raise SettingsError(
+            f"{name}={shown!r} is not a database URL ({error}): {_DATABASE_URL_HINT}"
+        ) from None
+    except ValueError:  # the only number in a URL
+        raise SettingsError(
+            f"{name}={shown!r} is not a database URL (its port is not a number): "
+            f"{_DATABASE_URL_HINT}"
+        ) from None
+    if driver is None:
+        raise SettingsError(f"{name}={shown!r} is not a database URL: {_DATABASE_URL_HINT}")
+    if driver not in DATABASE_DRIVERS:
+        raise SettingsError(
+            f"{name}={shown!r}: {driver!r} is not a database this service runs on "
+            f"(SQLite or PostgreSQL with psycopg 3): {_DATABASE_URL_HINT}"
+        )
+    return url
+
+
+def check_rate_limit(text: str, name: str = "RATE_LIMIT") -> str:
+    """``text`` if the rate limit parser Flask-Limiter uses reads it and every limit in it
+    lets at least one request through; else ``SettingsError``."""
+    from limits import parse_many
+
+    try:
+        parsed = parse_many(text)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={text!r} is not a rate limit: write a number of requests per unit, "
+            "like 600 per minute, 10/second or 100 per hour;1000 per day"
+        ) from None
+    if any(item.amount < 1 for item in parsed):
+        raise SettingsError(
+            f"{name}={text!r} lets no request through: give at least 1 per unit "
+            "(RATE_LIMITS_ENABLED=0 turns rate limiting off)"
+        )
+    return text
+
+
 def parse_duration(text: str, name: str = "duration") -> timedelta:
     """Parse ``30d``, ``12h``, ``5m`` or ``3s`` into a positive ``timedelta``."""
     match = _DURATION.match(text or "")
@@ -132,13 +192,15 @@ class Settings:
                 return False
             raise SettingsError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
-        database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
-        if "://" not in database_url:
-            raise SettingsError(f"DATABASE_URL={database_url!r} is not a database URL")
+        database_url = check_database_url(text("DATABASE_URL") or DEFAULT_DATABASE_URL)
         redis_url = text("REDIS_URL") or embedded_redis_url() or DEFAULT_REDIS_URL
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"REDIS_URL={redis_url!r} must start with redis://")
         defaults = cls()
+        # Only a given limit is parsed: the parser's import is not free, and the default
+        # is known to be good (a test parses it).
+        rate_limit = text("RATE_LIMIT")
+        rate_limit = defaults.rate_limit if rate_limit is None else check_rate_limit(rate_limit)
         return cls(
             database_url=database_url,
             redis_url=redis_url,
@@ -156,7 +218,7 @@ class Settings:
             jwks_url=text("JWKS_URL"),
             secret_key=text("SECRET_KEY") or text("JWT_SECRET") or defaults.secret_key,
             dev_sign_in=flag("DEV_SIGN_IN", False),
-            rate_limit=text("RATE_LIMIT") or defaults.rate_limit,
+            rate_limit=rate_limit,
             rate_limits_enabled=flag("RATE_LIMITS_ENABLED", True),
         )
 

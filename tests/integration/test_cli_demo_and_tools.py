@@ -271,7 +271,14 @@ def test_a_command_on_a_database_without_its_schema_says_to_upgrade(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("RETENTION_PERIOD", "soon"), ("DATABASE_URL", "lifecycle.db"), ("SWEEP_INTERVAL", "0s")],
+    [
+        ("RETENTION_PERIOD", "soon"),
+        ("DATABASE_URL", "lifecycle.db"),
+        ("DATABASE_URL", "foo://bar"),
+        ("DATABASE_URL", "postgresql+psycopg2://db.example/lifecycle"),
+        ("SWEEP_INTERVAL", "0s"),
+        ("RATE_LIMIT", "1 per hourz"),
+    ],
 )
 def test_bad_settings_stop_every_command_with_a_line_naming_the_variable(
     variable: str, value: str

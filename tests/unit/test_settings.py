@@ -8,6 +8,7 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+import limits
 import pytest
 
 import settings as settings_module
@@ -98,7 +99,16 @@ def test_every_value_is_read_from_its_variable() -> None:
         ("SWEEP_INTERVAL", "5ms"),
         ("SWEEP_INTERVAL", "1.5s"),
         ("DATABASE_URL", "var/lifecycle.db"),
+        ("DATABASE_URL", "foo://bar"),
+        ("DATABASE_URL", "mysql://db.example/lifecycle"),
+        ("DATABASE_URL", "postgresql+psycopg2://db.example/lifecycle"),
+        ("DATABASE_URL", "postgresql://db.example:port/lifecycle"),
+        ("DATABASE_URL", "://db.example/lifecycle"),
         ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("RATE_LIMIT", "1 per hourz"),
+        ("RATE_LIMIT", "lots"),
+        ("RATE_LIMIT", "600 per minute; 10 per fortnight"),
+        ("RATE_LIMIT", "0 per minute"),
         ("REMOVAL_BATCH_SIZE", "many"),
         ("DEV_SIGN_IN", "perhaps"),
     ],
@@ -109,6 +119,49 @@ def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name) as raised:
         Settings.from_env({name: value})
     assert repr(value) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///var/lifecycle.db",
+        "sqlite:////srv/lifecycle/lifecycle.db",
+        "postgresql://db.example/lifecycle",
+        "postgresql+psycopg://lifecycle:s3cret@db.example:5432/lifecycle",
+        "postgres://db.example/lifecycle",
+    ],
+)
+def test_sqlite_and_postgresql_database_urls_are_accepted(url: str) -> None:
+    # Given a SQLite or PostgreSQL URL (postgres:// too: psycopg 3 serves it)
+    # When settings are built, Then it is used as written
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+
+
+def test_a_refused_database_url_does_not_show_its_password() -> None:
+    # Given a URL with a password and a driver the service does not run on
+    url = "postgresql+psycopg2://lifecycle:s3cret@db.example/lifecycle"
+    # When settings are built, Then the refusal names the variable, hides the password
+    # and says what to write instead
+    with pytest.raises(SettingsError, match="DATABASE_URL") as raised:
+        Settings.from_env({"DATABASE_URL": url})
+    message = str(raised.value)
+    assert "s3cret" not in message
+    assert "'postgresql+psycopg2://lifecycle:***@db.example/lifecycle'" in message
+    assert "postgresql+psycopg://" in message
+
+
+@pytest.mark.parametrize(
+    "limit", ["100 per second", "10/minute", "100 per hour;1000 per day", "5 per 10 seconds"]
+)
+def test_rate_limits_in_flask_limiter_syntax_are_accepted(limit: str) -> None:
+    assert Settings.from_env({"RATE_LIMIT": limit}).rate_limit == limit
+
+
+def test_the_default_rate_limit_is_one_flask_limiter_reads() -> None:
+    # Given no RATE_LIMIT (the default is not parsed at start)
+    # Then the default is a limit the parser Flask-Limiter uses reads
+    [limit] = limits.parse_many(Settings.from_env({}).rate_limit)
+    assert (limit.amount, limit.get_expiry()) == (600, 60)
 
 
 def test_the_readme_documents_every_variable_the_settings_read() -> None:
