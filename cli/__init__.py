@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
 
 import click
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from memberships.clock import Clock, utc_now
 from memberships.errors import LifecycleError
 from memberships.views import to_dict
-from settings import Settings, SettingsError
+from settings import Settings, SettingsError, without_password
 from store.unit_of_work import Dispatcher, NullDispatcher, Policy, UnitOfWork
 
 
@@ -34,7 +35,9 @@ class Services:
     def session_factory(self) -> Any:
         from store.database import make_engine, make_session_factory
 
-        return make_session_factory(make_engine(self.settings.database_url))
+        with database_file_usable(self.settings.database_url):
+            engine = make_engine(self.settings.database_url)
+        return make_session_factory(engine)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
@@ -67,6 +70,25 @@ class Services:
         )
 
 
+@contextmanager
+def database_file_usable(database_url: str) -> Iterator[None]:
+    """A SQLite file whose directory cannot be made is a bad ``DATABASE_URL``, not a crash."""
+    try:
+        yield
+    except OSError as error:
+        raise SettingsError(
+            f"DATABASE_URL={without_password(database_url)!r}: {os_failure(error)} "
+            "(the SQLite file's directory is made when missing)"
+        ) from error
+
+
+def os_failure(error: OSError) -> str:
+    """One line naming the file an ``OSError`` is about and why it failed."""
+    where = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{' -> '.join(where)}: {reason}" if where else reason
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -94,7 +116,8 @@ class LifecycleGroup(click.Group):
 
     The service's errors exit 1 (``error: <code>: <detail>``); bad usage (a missing or
     malformed option, an unknown command) and bad settings exit 2; a database that
-    refuses or is not reachable exits 1 with the driver's first line.
+    refuses or is not reachable exits 1 with the driver's first line, and so does a file
+    that cannot be read or written (naming it).
     """
 
     # Subgroups (``db``, ``org``, ...) are made with this class too, so the rule holds
@@ -124,6 +147,10 @@ class LifecycleGroup(click.Group):
             fail(str(error), 2)
         except DBAPIError as error:
             fail(_database_failure(error))
+        except ArgumentError as error:  # a URL or driver SQLAlchemy cannot use
+            fail(f"database: {_first_line(error)}", 2)
+        except OSError as error:
+            fail(os_failure(error))
 
 
 def _usage_failure(error: click.UsageError) -> NoReturn:
@@ -133,6 +160,11 @@ def _usage_failure(error: click.UsageError) -> NoReturn:
     message = " ".join(error.format_message().split())
     where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
     fail(f"{message}{where}", error.exit_code)
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _database_failure(error: DBAPIError) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli import fail, main
+from cli import fail, main, os_failure
 from statemachines import docs
 
 
@@ -33,6 +33,9 @@ def diagram(fmt: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    except OSError as error:
+        fail(f"cannot write {output}: {os_failure(error)}")
     click.echo(f"wrote {output}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import emit, main, services
+from cli import database_file_usable, emit, main, services
 from memberships import provisioning, reading
 from memberships.principal import SYSTEM
 from store.models import ADMIN_ROLES, ROLES
@@ -21,10 +21,16 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the migrations up to REVISION."""
+    from alembic.util import CommandError
+
     from store.migrate import current, upgrade
 
     url = services().settings.database_url
-    upgrade(url, revision)
+    with database_file_usable(url):
+        try:
+            upgrade(url, revision)
+        except CommandError as error:
+            raise click.BadParameter(str(error), param_hint="'--revision'") from error
     click.echo(f"database at revision {current(url)}", err=True)
 
 

@@ -234,6 +234,34 @@ def test_diagram_svg_without_graphviz_is_a_clear_one_line_message(
     assert "--format mermaid" in line
 
 
+def test_diagram_to_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -> None:
+    # Given an output path under a regular file, where no directory can be made
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    target = blocker / "lifecycle.md"
+    # When the diagram is written there
+    result = _invoke(NO_DATABASE, "diagram", "--format", "md", "-o", str(target))
+    # Then one line names the path and why, and the exit status is 1
+    line = _one_line_error(result, 1)
+    assert line.startswith(f"error: cannot write {target}: ")
+    assert str(blocker) in line
+    assert result.stdout == ""
+
+
+def test_an_unexpected_os_error_is_one_line_naming_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a command that meets an OSError none of its own code expects
+    def broken() -> str:
+        raise PermissionError(13, "Permission denied", "/usr/bin/dot")
+
+    monkeypatch.setattr(docs, "svg", broken)
+    monkeypatch.setattr(docs.shutil, "which", lambda _name: "/usr/bin/dot")
+    # When it runs, Then the group turns it into one line naming the file
+    line = _one_line_error(_invoke(NO_DATABASE, "diagram", "--format", "svg"), 1)
+    assert line == "error: /usr/bin/dot: Permission denied"
+
+
 def test_diagram_refuses_an_unknown_format() -> None:
     line = _one_line_error(_invoke(NO_DATABASE, "diagram", "--format", "png"), 2)
     assert "Invalid value for '--format'" in line
@@ -288,3 +316,23 @@ def test_bad_settings_stop_every_command_with_a_line_naming_the_variable(
     result = _invoke(None, "diagram", env={variable: value})
     line = _one_line_error(result, 2)
     assert variable in line
+
+
+@pytest.mark.parametrize("command", [("timers",), ("db", "upgrade")])
+def test_a_sqlite_file_whose_directory_cannot_be_made_is_a_bad_database_url(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # Given DATABASE_URL naming a SQLite file under a regular file
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    url = f"sqlite:///{blocker / 'lifecycle.db'}"
+    services = Services(settings=Settings(database_url=url))
+    # When a command opens the database, Then one line names DATABASE_URL and the path
+    line = _one_line_error(_invoke(services, *command), 2)
+    assert line.startswith(f"error: DATABASE_URL={url!r}: {blocker}: ")
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
+    services = Services(settings=Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+    line = _one_line_error(_invoke(services, "db", "upgrade", "--revision", "nope"), 2)
+    assert "Invalid value for '--revision'" in line and "'nope'" in line

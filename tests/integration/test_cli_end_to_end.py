@@ -48,11 +48,21 @@ def test_a_user_builds_and_reads_a_directory_from_the_command_line(tmp_path: Pat
 
 
 def test_bad_input_on_the_command_line_is_one_line_without_a_traceback(tmp_path: Path) -> None:
-    # Given a database without its schema, and commands with a bad kind or a bad setting
+    # Given a database without its schema, and commands with a bad kind, a bad setting or
+    # a file they cannot write
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'lifecycle.db'}"}
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
     cases = [
         (env, ("guest", "add", "--org", "a.example", "--user", "b@x.example", "--kind", "x"), 2),
         ({**env, "REMOVAL_WINDOW": "a while"}, ("diagram",), 2),
+        (
+            {"DATABASE_URL": "foo://bar"},
+            ("org", "create", "--domain", "a.example", "--name", "A"),
+            2,
+        ),
+        ({**env, "RATE_LIMIT": "1 per hourz"}, ("timers",), 2),
+        (env, ("diagram", "--format", "md", "-o", str(blocker / "lifecycle.md")), 1),
     ]
     for case_env, args, exit_code in cases:
         # When each runs
