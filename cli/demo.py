@@ -16,13 +16,16 @@ northwind, and ops (platform operator).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 from memberships import provisioning as p
 from memberships.clock import Clock
 from memberships.errors import AlreadyExists
 from memberships.principal import SYSTEM
+from statemachines.membership import MembershipState
 from store import queries
 from store.unit_of_work import UnitOfWork
 
@@ -99,36 +102,87 @@ ROLES = [
 ]
 
 
-def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> int:
-    """Create whatever of the demo is missing; returns how many objects were made.
+@dataclass
+class SeedReport:
+    """What a run of the seed did: how many objects it made, how many of each kind were
+    already there, and the demo memberships it left alone because they have moved on in
+    their lifecycle (``(user, organization, state)``)."""
 
-    Safe to run again: what exists is skipped, and member data is added only to a
-    membership that has none, so reruns do not pile up records.
+    created: int = 0
+    existing: Counter[str] = field(default_factory=Counter)
+    left_as_they_are: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The summary the command prints: one line, and one per membership left alone."""
+        summary = f"demo: {self.created} objects created"
+        there = [f"{self.existing[kind]} {kind}" for kind in KINDS if self.existing[kind]]
+        if there:
+            summary += f"; already there: {', '.join(there)}"
+        return [summary] + [
+            f"demo: {user} in {org} is {state}: left as it is"
+            for user, org, state in self.left_as_they_are
+        ]
+
+
+# The kinds of object the seed makes, in the order it makes them (and reports them).
+KINDS = ("organizations", "users", "guest memberships", "grants", "data sets", "roles")
+
+
+def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> SeedReport:
+    """Create whatever of the demo is missing; report what was made and what was there.
+
+    Safe to run again, whatever happened since: what exists is skipped, and member data
+    is added only to a membership that has none, so reruns do not pile up records. A
+    demo guest membership that is no longer ``active`` (the member left, an admin
+    removed, restored or deleted it, it is purged) is left exactly as it is: it is not
+    added again, and gets no grants or data.
     """
-    made = 0
+    report = SeedReport()
 
-    def attempt(call: Callable[[UnitOfWork], object]) -> None:
-        nonlocal made
+    def attempt(kind: str, call: Callable[[UnitOfWork], object]) -> None:
         with uow_factory() as uow:
             try:
                 call(uow)
-                made += 1
             except AlreadyExists:
-                pass
+                report.existing[kind] += 1
+            else:
+                report.created += 1
 
     for domain, name, email, url, leave in ORGANIZATIONS:
-        attempt(partial(_organization, clock, domain, name, email, url, leave))
+        attempt("organizations", partial(_organization, clock, domain, name, email, url, leave))
     for email, name, home, enabled in USERS:
-        attempt(partial(_user, clock, email, name, home, enabled))
+        attempt("users", partial(_user, clock, email, name, home, enabled))
+    moved_on: set[tuple[str, str]] = set()
     for org, user, kind, enabled in GUESTS:
-        attempt(partial(_guest, clock, org, user, kind, enabled))
+        with uow_factory() as uow:
+            state = _membership_state(uow, org, user)
+        if state is None:
+            attempt("guest memberships", partial(_guest, clock, org, user, kind, enabled))
+            continue
+        report.existing["guest memberships"] += 1
+        if state != MembershipState.ACTIVE:
+            moved_on.add((org, user))
+            report.left_as_they_are.append((user, org, state))
     for org, user, kind, name in GRANTS:
-        attempt(partial(_grant, clock, org, user, kind, name))
+        if (org, user) not in moved_on:
+            attempt("grants", partial(_grant, clock, org, user, kind, name))
     for org, user, count in DATA:
-        attempt(partial(_data, clock, org, user, count))
+        if (org, user) not in moved_on:
+            attempt("data sets", partial(_data, clock, org, user, count))
     for role_org, user, role in ROLES:
-        attempt(partial(_role, clock, role_org, user, role))
-    return made
+        attempt("roles", partial(_role, clock, role_org, user, role))
+    return report
+
+
+def _membership_state(uow: UnitOfWork, org: str, user: str) -> str | None:
+    """The state of the user's membership in the organization: the live one, else the
+    newest tombstone; ``None`` when there has never been one (or either is missing)."""
+    organization = queries.find_organization(uow.session, org)
+    member = queries.find_user(uow.session, user)
+    if organization is None or member is None:
+        return None
+    membership = queries.latest_membership(uow.session, member.id, organization.id)
+    return None if membership is None else membership.state
 
 
 def _organization(

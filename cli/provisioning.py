@@ -191,9 +191,13 @@ def membership_show(org_ref: str, user_ref: str) -> None:
 
 @main.command("seed-demo")
 def seed_demo() -> None:
-    """Seed demo organizations and users covering every rule (safe to run again)."""
+    """Seed demo organizations and users covering every rule (safe to run again).
+
+    What exists is left as it is, including a demo membership that has moved on in its
+    lifecycle (left, removed, restored, purged): it gets nothing added.
+    """
     from cli.demo import seed
 
     s = services()
-    created = seed(s.uow, s.clock)
-    click.echo(f"demo: {created} objects created", err=True)
+    for line in seed(s.uow, s.clock).lines():
+        click.echo(line, err=True)

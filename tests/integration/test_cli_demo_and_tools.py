@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +15,15 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select
 
 from cli import Services, main
-from memberships import admin, reading, self_service
+from memberships import admin, reading, self_service, timers
 from memberships.errors import PrivacyProfileRequired
 from memberships.principal import SYSTEM, Principal
+from memberships.removal import remove_all_data
 from settings import Settings
 from statemachines import docs
 from store import queries
 from store.database import make_engine
-from store.models import Base
+from store.models import Base, Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import FakeClock
@@ -155,6 +157,87 @@ def test_seed_demo_covers_every_situation_and_can_run_twice(services: Services) 
         admin.set_external_user_leave_allowed(
             uow, services.clock, northwind_admin, "northwind.example", False
         )
+
+
+def _move_alice_out_of_contoso(services: Services, clock: FakeClock, state: str) -> str:
+    """Take alice's demo membership in contoso to ``state`` the way the service does:
+    she leaves, the worker carries it out, an admin restores it or deletes it
+    permanently, the data removal finishes. Returns the membership's id."""
+    alice = Principal.user(_user_id(services, "alice@woodgrove.example"))
+    with services.uow() as uow:
+        membership_id = self_service.request_leave(uow, clock, alice, "contoso.example").id
+    steps = {
+        "soft-deleted": lambda uow: timers.complete_leave(uow, clock, membership_id),
+        "restored": lambda uow: admin.restore(uow, clock, SYSTEM, "contoso.example", membership_id),
+        "purge-pending": lambda uow: admin.purge(
+            uow, clock, SYSTEM, "contoso.example", membership_id
+        ),
+        "purged": lambda uow: remove_all_data(uow, clock, membership_id),
+    }
+    path = {
+        "leave-pending": [],
+        "soft-deleted": ["soft-deleted"],
+        "restored": ["soft-deleted", "restored"],
+        "purge-pending": ["soft-deleted", "purge-pending"],
+        "purged": ["soft-deleted", "purge-pending", "purged"],
+    }[state]
+    for step in path:
+        clock.advance(timedelta(minutes=1))
+        with services.uow() as uow:
+            steps[step](uow)
+    assert _membership_states(services, "alice@woodgrove.example", "contoso.example") == [state]
+    return membership_id
+
+
+def _membership_states(services: Services, email: str, domain: str) -> list[str]:
+    """The states of every membership (tombstones too) of the user in the organization."""
+    with services.uow() as uow:
+        user = queries.find_user(uow.session, email)
+        org = queries.find_organization(uow.session, domain)
+        assert user is not None and org is not None
+        return list(
+            uow.session.scalars(
+                select(Membership.state).where(
+                    Membership.user_id == user.id, Membership.organization_id == org.id
+                )
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    "state", ["leave-pending", "soft-deleted", "restored", "purge-pending", "purged"]
+)
+def test_seed_demo_runs_again_after_a_demo_member_has_left(
+    services: Services, clock: FakeClock, state: str
+) -> None:
+    # Given the demo, and alice's membership in contoso taken on through its lifecycle
+    assert _invoke(services, "seed-demo").exit_code == 0
+    membership_id = _move_alice_out_of_contoso(services, clock, state)
+    counts = _row_counts(services)
+    with services.uow() as uow:
+        before = reading.show_membership(
+            uow, clock, SYSTEM, "contoso.example", "alice@woodgrove.example"
+        )
+    # When the demo is seeded again (a second `make run`)
+    result = _invoke(services, "seed-demo")
+    # Then it succeeds and makes nothing: her membership is left as it is (not
+    # resurrected, re-granted or given data again) and nothing else is added
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "Traceback" not in result.stderr
+    assert _row_counts(services) == counts
+    assert _membership_states(services, "alice@woodgrove.example", "contoso.example") == [state]
+    with services.uow() as uow:
+        after = reading.show_membership(
+            uow, clock, SYSTEM, "contoso.example", "alice@woodgrove.example"
+        )
+    assert after["membership"].id == membership_id
+    assert after == before
+    # And it says briefly what was already there, and which membership it left alone
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("demo: 0 objects created; already there: 4 organizations, 9 users")
+    assert lines[1:] == [
+        f"demo: alice@woodgrove.example in contoso.example is {state}: left as it is"
+    ]
 
 
 # --- diagram -------------------------------------------------------------------------------
