@@ -6,7 +6,9 @@ import click
 
 from cli import database_file_usable, emit, main, services
 from memberships import provisioning, reading
+from memberships.errors import NotFound
 from memberships.principal import SYSTEM
+from store import queries
 from store.models import ADMIN_ROLES, ROLES
 
 GUEST_KINDS = ("b2b-collaboration", "b2b-direct-connect")
@@ -145,11 +147,28 @@ def data() -> None:
 @click.option("--user", "user_ref", required=True)
 @click.option("--count", type=click.IntRange(1, 1_000_000), required=True)
 def data_add(org_ref: str, user_ref: str, count: int) -> None:
-    """Add COUNT records of the user's data in the organization."""
+    """Add COUNT records of the user's data in the organization.
+
+    Prints the membership that holds them (its id, the user's and the organization's)
+    and how many records were added.
+    """
     s = services()
     with s.uow() as uow:
         added = provisioning.add_member_data(uow, s.clock, SYSTEM, org_ref, user_ref, count)
-    emit({"organization": org_ref, "user": user_ref, "added": added})
+        # The use case has just resolved both references and found the membership.
+        org = queries.find_organization(uow.session, org_ref)
+        user = queries.find_user(uow.session, user_ref)
+        membership = queries.live_membership(uow.session, user.id, org.id) if org and user else None
+        if org is None or membership is None:
+            raise NotFound(f"{user_ref} is not a member of {org_ref}.")
+        emit(
+            {
+                "membership_id": membership.id,
+                "user_id": membership.user_id,
+                "organization_id": org.id,
+                "added": added,
+            }
+        )
 
 
 @main.group()

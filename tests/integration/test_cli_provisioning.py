@@ -372,6 +372,8 @@ def test_grant_add_refuses_a_duplicate(cli: Cli, guest: dict[str, Any]) -> None:
 
 
 def test_data_add_records_the_users_data(cli: Cli, guest: dict[str, Any]) -> None:
+    # Given alice's guest membership in contoso
+    # When records of her data are added, by domain and e-mail
     added = cli.ok(
         "data",
         "add",
@@ -382,11 +384,30 @@ def test_data_add_records_the_users_data(cli: Cli, guest: dict[str, Any]) -> Non
         "--count",
         "25",
     )
-    assert added["added"] == 25
+    # Then it prints what it made: the membership holding the records, by id, with
+    # the user's and the organization's ids (as guest add prints them), and how many
+    assert added == {
+        "membership_id": guest["id"],
+        "user_id": guest["user_id"],
+        "organization_id": guest["organization_id"],
+        "added": 25,
+    }
+    # And by ids it prints the same ids
+    by_ids = cli.ok(
+        "data",
+        "add",
+        "--org",
+        guest["organization_id"],
+        "--user",
+        guest["user_id"],
+        "--count",
+        "5",
+    )
+    assert by_ids == {**added, "added": 5}
     shown = cli.ok(
         "membership", "show", "--org", "contoso.example", "--user", "alice@woodgrove.example"
     )
-    assert shown["member_data_rows"] == 25
+    assert shown["member_data_rows"] == 30
 
 
 def test_data_add_refuses_a_bad_count(cli: Cli, guest: dict[str, Any]) -> None:
