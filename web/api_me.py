@@ -11,7 +11,7 @@ from flask import g, url_for
 from memberships import self_service
 from web.openapi import header, problems
 from web.preconditions import etag, expected_version
-from web.schemas import MyMembership, MyOrganization, MyOrganizationList
+from web.schemas import MyMembership, MyOrganization, MyOrganizationList, no_body
 from web.services import principal, services
 from web.v1 import blueprint
 
@@ -54,6 +54,7 @@ def get_my_organization(org: str) -> tuple[MyOrganization, int, dict[str, str]]:
 
 
 @bp.post("/me/organizations/<org>/leave")
+@no_body(bp)
 @bp.output(
     MyMembership,
     status_code=202,

@@ -21,6 +21,7 @@ from web.schemas import (
     MembershipQuery,
     MembershipWithGrants,
     PageQuery,
+    no_body,
 )
 from web.services import principal, services
 from web.v1 import blueprint
@@ -93,6 +94,7 @@ def membership_history(org: str, membership_id: str) -> AuditEventList:
 
 
 @bp.delete("/organizations/<org>/memberships/<membership_id>")
+@no_body(bp)
 @bp.output(Membership, status_code=202, description="Accepted: removed.")
 @bp.doc(
     summary="Remove a guest",
@@ -130,6 +132,7 @@ def list_deleted_users(org: str, query: PageQuery) -> MembershipPage:
 
 
 @bp.post("/organizations/<org>/deleted-users/<membership_id>/restore")
+@no_body(bp)
 @bp.output(MembershipWithGrants, description="Restored, with exactly the grants it had.")
 @bp.doc(
     summary="Restore a deleted user",
@@ -149,6 +152,7 @@ def restore_deleted_user(org: str, membership_id: str) -> tuple[Membership, int,
 
 
 @bp.delete("/organizations/<org>/deleted-users/<membership_id>")
+@no_body(bp)
 @bp.output(Membership, status_code=202, description="Accepted: data removal has started.")
 @bp.doc(
     summary="Delete a deleted user permanently",

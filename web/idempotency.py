@@ -4,7 +4,8 @@ Before the view: claim the key (or replay what it answered the first time, with
 ``Idempotent-Replayed: true``). After the view: store the response, unless it is a
 ``5xx`` (then the claim is released, so a retry runs afresh). The request is
 identified by a hash of its method, path and body (canonical JSON, so key order
-and spacing do not matter); the same key with another request is a ``422``.
+and spacing do not matter); the same key with another request is a ``422``. A body
+that does not parse claims no key: it is a ``400 malformed-json`` at once.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
 
 
 def request_hash() -> str:
+    """The request's identity. A body that does not parse is refused here (``400
+    malformed-json``, before any key is claimed), as the view would refuse it: corrected,
+    the request may use the same key."""
     body = request.get_data(cache=True)
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
-        body = canonical.encode()
-    except ValueError:
-        pass  # not JSON: the raw bytes identify it
+    if body:  # a body-less POST (leave, restore) may send nothing: b"" identifies it
+        parsed = request.get_json(force=True)  # cached for the view
+        body = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))

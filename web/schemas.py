@@ -2,14 +2,20 @@
 
 Inputs forbid unknown fields and accept only the camelCase names; outputs are built
 from the use cases' views with ``of`` and are serialized with their camelCase names.
-The OpenAPI document is generated from these classes.
+The OpenAPI document is generated from these classes. An operation that takes no body
+declares so with ``@no_body(bp)`` where another would have ``@bp.input(...)``: it accepts
+nothing, or ``{}``, and refuses the rest as any body is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from functools import wraps
+from typing import Any, Literal, TypeVar, cast
 
+from apiflask import APIBlueprint
+from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from pydantic.alias_generators import to_camel
 
@@ -21,6 +27,7 @@ from memberships.views import (
     OrganizationView,
     Page,
 )
+from web.errors import ProblemError
 
 MembershipStateName = Literal[
     "active", "leave-pending", "soft-deleted", "restored", "purge-pending", "purged"
@@ -74,6 +81,56 @@ class ExternalCollaborationIn(Input):
 class GuestIn(Input):
     user: str = Field(min_length=1, max_length=320, description="The user's id or e-mail.")
     kind: GuestKindName
+
+
+class NoBody(Input):
+    """Nothing: this operation takes no body. Send none, or an empty object `{}`."""
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def no_body(bp: APIBlueprint) -> Callable[[View], View]:
+    """``@bp.input`` for an operation that takes no body (put it where that would go).
+
+    No body at all (what curl sends) or ``{}`` is accepted. Anything else is refused
+    the way every body is, before the view runs: malformed JSON is ``400
+    malformed-json``; a field (every field is unknown here) is ``422 invalid-input``
+    naming it; JSON that is not an object (``[]``, ``3``, ``"x"``, ``null``) is ``422
+    invalid-input`` too. The OpenAPI document shows ``NoBody`` as an optional body.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def without_body(*args: Any, body: NoBody, **kwargs: Any) -> Any:
+            return view(*args, **kwargs)  # NoBody holds nothing to pass on
+
+        # A body is parsed and validated by APIFlask, as every body is (400 malformed-json
+        # from ApiRequest, 422 invalid-input for a field), and documented by it.
+        validated = bp.input(NoBody, arg_name="body")(without_body)
+
+        @wraps(validated)  # also copies what APIFlask noted for the document
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if not request.get_data(cache=True):
+                return view(*args, **kwargs)  # APIFlask would call no body malformed
+            # APIFlask reads `null` as `{}`; here it is refused like any non-object.
+            if not isinstance(request.get_json(force=True), dict):
+                raise ProblemError(
+                    "invalid-input",
+                    "This operation takes no body: send none, or an empty JSON object {}.",
+                    errors=[
+                        {
+                            "location": "json",
+                            "field": "_schema",
+                            "message": "Input should be a JSON object",
+                        }
+                    ],
+                )
+            return validated(*args, **kwargs)
+
+        return cast(View, checked)
+
+    return decorator
 
 
 class PageQuery(BaseModel):

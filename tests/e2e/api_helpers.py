@@ -1,4 +1,5 @@
-"""Helpers for the HTTP tests: a signed-in caller, tokens, and the problem assertion."""
+"""Helpers for the HTTP tests: a signed-in caller, tokens, the problem assertion, and a
+snapshot of the database to show a refused request changed nothing."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from settings import Settings
+from store.models import Base
 from web.auth import issue_token
 
 SECRET = "e2e-test-secret-long-enough-for-hs256"
@@ -30,6 +33,9 @@ class Caller:
     def _send(self, method: str, path: str, **kwargs: Any) -> TestResponse:
         headers = {**self.headers, **kwargs.pop("headers", {})}
         return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        return self._send(method, path, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self._send("GET", path, **kwargs)
@@ -56,3 +62,12 @@ def problem(response: TestResponse, status: int, code: str) -> dict[str, Any]:
     assert body["status"] == status
     assert body["title"] and body["detail"]
     return body
+
+
+def database_rows(world: Any) -> dict[str, list[str]]:
+    """Every row of every table, as text: equal before and after when nothing changed."""
+    with world.uow() as uow:
+        return {
+            table.name: sorted(repr(tuple(row)) for row in uow.session.execute(select(table)))
+            for table in Base.metadata.sorted_tables
+        }
