@@ -3,7 +3,8 @@
 Views declare the domain problems they can answer with ``problems(...)``; the spec
 processor adds what every operation of a kind can answer (``401`` when it needs a
 token, ``400``/``415``/``422`` when it takes input, ``429``, ``500``), the ``Problem``
-schema and the ``bearerAuth`` security scheme.
+schema and the ``bearerAuth`` security scheme. Optional query parameters are marked
+``allowEmptyValue``: an empty value means the parameter was not given.
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
                 _add(operation, 415, ["unsupported-media-type"])
             if has_input:
                 _add(operation, 422, ["invalid-input"])
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    # web.schemas.Query: an empty value means "not given"
+                    parameter["allowEmptyValue"] = True
             if method == "post" and secured:
                 _add(operation, 400, ["bad-request"])
                 params = operation.setdefault("parameters", [])

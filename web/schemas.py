@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from apiflask import APIBlueprint
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.alias_generators import to_camel
 
 from memberships.views import (
@@ -133,23 +133,44 @@ def no_body(bp: APIBlueprint) -> Callable[[View], View]:
     return decorator
 
 
-class PageQuery(BaseModel):
-    """Query parameters; unknown ones are ignored (caches and proxies add their own)."""
+class Query(BaseModel):
+    """Query parameters; unknown ones are ignored (caches and proxies add their own).
+
+    An empty value (``?cursor=&limit=``) means the parameter was not given: its default
+    applies (the first page, the default limit, no filter). A value that is there and
+    wrong is a ``422``. The OpenAPI document says so with ``allowEmptyValue``."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_not_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value != ""}
+        return data
+
+
+class PageQuery(Query):
+    """One page of a list."""
 
     cursor: str | None = Field(
         default=None,
         max_length=200,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="The `nextCursor` of the previous page.",
+        description="The `nextCursor` of the previous page; absent or empty: the first page.",
     )
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: int = Field(
+        default=50, ge=1, le=200, description="At most this many items; absent or empty: 50."
+    )
 
 
 class MembershipQuery(PageQuery):
-    state: MembershipStateName | None = None
-    kind: MembershipKindName | None = None
+    state: MembershipStateName | None = Field(
+        default=None, description="Only memberships in this state; absent or empty: any state."
+    )
+    kind: MembershipKindName | None = Field(
+        default=None, description="Only memberships of this kind; absent or empty: any kind."
+    )
 
 
 # ---- outputs ----------------------------------------------------------------------------

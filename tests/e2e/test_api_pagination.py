@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from api_helpers import database_rows, problem
 from sqlalchemy import insert
 
 from store.models import AuditEvent, Membership, User
@@ -115,3 +116,80 @@ def test_audit_events_are_paged_each_exactly_once_oldest_first(api, crowded):
 def test_a_page_cannot_ask_for_more_than_200(api):
     response = api("gadmin").get("/v1/organizations/open.example/memberships?limit=201")
     assert response.status_code == 422
+
+
+LISTS = {
+    "memberships": "state=&kind=&cursor=&limit=",
+    "deleted-users": "cursor=&limit=",
+    "audit-events": "cursor=&limit=",
+}
+
+
+@pytest.mark.parametrize("listing", LISTS)
+def test_an_empty_query_value_means_the_parameter_was_not_given(api, crowded, listing):
+    # Given open has more rows than the default page of 50
+    url = f"/v1/organizations/open.example/{listing}"
+    plain = api("gadmin").get(url)
+    assert plain.status_code == 200
+    assert len(plain.get_json()["items"]) == 50
+    # When every parameter is sent empty, as the API outline writes it
+    empty = api("gadmin").get(f"{url}?{LISTS[listing]}")
+    # Then it is the first page with the default limit and no filter, as if none were given
+    assert empty.status_code == 200, empty.get_data(as_text=True)
+    assert empty.get_json() == plain.get_json()
+    # And an empty value next to a given one leaves the given one in force
+    next_page = api("gadmin").get(f"{url}?limit=&cursor={plain.get_json()['nextCursor']}")
+    assert next_page.status_code == 200
+    assert next_page.get_json()["items"][0] not in plain.get_json()["items"]
+
+
+def test_an_empty_filter_lists_every_state_and_kind(api, crowded):
+    url = "/v1/organizations/open.example/memberships"
+    every, _ = walk(api("gadmin"), url, 200)
+    unfiltered, _ = walk(api("gadmin"), f"{url}?state=&kind=", 200)
+    assert [m["id"] for m in unfiltered] == [m["id"] for m in every]
+    assert {m["state"] for m in unfiltered} == {"active", "soft-deleted"}
+    assert {m["kind"] for m in unfiltered} == {"home", "b2b-collaboration", "b2b-direct-connect"}
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("state=gone", "state"),
+        ("state=%20", "state"),
+        ("kind=guest", "kind"),
+        ("cursor=%25%25%25", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=many", "limit"),
+        ("state=&kind=&cursor=&limit=many", "limit"),
+    ],
+)
+def test_a_value_that_is_given_and_wrong_is_still_a_422_naming_it(api, world, query, field):
+    # When a non-empty value is not valid (the others empty or absent)
+    before = database_rows(world)
+    response = api("gadmin").get(f"/v1/organizations/open.example/memberships?{query}")
+    # Then 422 invalid-input naming that parameter only, and nothing changed
+    body = problem(response, 422, "invalid-input")
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", field)]
+    assert database_rows(world) == before
+    # The same holds on the other lists for the parameters they take
+    if field in ("cursor", "limit"):
+        for listing in ("deleted-users", "audit-events"):
+            other = api("gadmin").get(f"/v1/organizations/open.example/{listing}?{query}")
+            found = problem(other, 422, "invalid-input")
+            assert [e["field"] for e in found["errors"]] == [field]
+
+
+def test_the_openapi_document_says_empty_query_values_are_allowed(anonymous):
+    spec = anonymous.get("/openapi.json").get_json()
+    queries = [
+        (path, parameter)
+        for path, item in spec["paths"].items()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    ]
+    assert {p["name"] for _, p in queries} == {"cursor", "limit", "state", "kind"}
+    for path, parameter in queries:
+        assert parameter["allowEmptyValue"] is True, (path, parameter["name"])
