@@ -32,9 +32,19 @@ def embedded_redis_url(directory: Path | None = None) -> str | None:
     ``make run`` started, without the user copying its port.
     """
     directory = EMBEDDED_REDIS_DIR if directory is None else directory
+    if running_pid(directory / "redis.pid") is None:
+        return None
     try:
-        pid = int((directory / "redis.pid").read_text().strip())
         url = (directory / "url").read_text().strip()
+    except OSError:
+        return None
+    return url or None
+
+
+def running_pid(pidfile: Path) -> int | None:
+    """The pid in ``pidfile`` if that process is alive, else ``None``."""
+    try:
+        pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
     try:
@@ -43,7 +53,7 @@ def embedded_redis_url(directory: Path | None = None) -> str | None:
         return None
     except PermissionError:
         pass  # alive, owned by another user
-    return url or None
+    return pid
 
 
 class SettingsError(ValueError):

@@ -29,6 +29,7 @@ from pathlib import Path
 import redis
 
 from settings import embedded_redis_url
+from settings import running_pid as read_pid
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 10.0
@@ -47,20 +48,6 @@ def answers(url: str) -> bool:
             client.close()
     except redis.RedisError:
         return False
-
-
-def read_pid(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by someone else
-    return pid
 
 
 def free_port() -> int:

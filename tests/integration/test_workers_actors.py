@@ -225,21 +225,26 @@ def test_retry_policy_gives_up_on_a_wrong_message_and_after_max_retries():
     assert not should_retry(0, NotFound("no such membership"))
 
 
-def test_the_request_id_travels_into_the_worker_logs_and_audit(
-    world, stack, session_factory, caplog
-):
-    # Given ann leaves during HTTP request "req-42"
-    membership_id = _leave(stack, world, "ann", "open", request_id="req-42")
-    # When the worker carries the leave out
-    with caplog.at_level(logging.INFO, logger="workers.tasks"):
-        from workers.logs import ContextFilter
+def _run_logging_context(stack, caplog):
+    """Run the queued messages, capturing ``workers.tasks`` records with their context."""
+    from workers.logs import ContextFilter
 
+    with caplog.at_level(logging.INFO, logger="workers.tasks"):
         context = ContextFilter()
         caplog.handler.addFilter(context)
         try:
             stack.run_until_idle()
         finally:
             caplog.handler.removeFilter(context)
+
+
+def test_the_request_id_travels_into_the_worker_logs_and_audit(
+    world, stack, session_factory, caplog
+):
+    # Given ann leaves during HTTP request "req-42"
+    membership_id = _leave(stack, world, "ann", "open", request_id="req-42")
+    # When the worker carries the leave out
+    _run_logging_context(stack, caplog)
     # Then its log lines carry the membership and request ids
     done = [r for r in caplog.records if r.getMessage() == "leave carried out"]
     assert done and done[0].membership_id == membership_id and done[0].request_id == "req-42"
@@ -325,15 +330,7 @@ def test_a_chunks_log_lines_name_its_memberships_and_the_request(
     ann, pat = _purge_pending_pair(world, stack)
     stack.dispatcher.send_many("remove_data", [ann, pat], request_id="sweep-7")
     # When the worker carries the chunk out
-    with caplog.at_level(logging.INFO, logger="workers.tasks"):
-        from workers.logs import ContextFilter
-
-        context = ContextFilter()
-        caplog.handler.addFilter(context)
-        try:
-            stack.run_until_idle()
-        finally:
-            caplog.handler.removeFilter(context)
+    _run_logging_context(stack, caplog)
     # Then its log line names both memberships and the sweep's request id
     [done] = [r for r in caplog.records if r.getMessage() == "data removal done"]
     assert sorted(done.membership_ids) == sorted([ann, pat])
