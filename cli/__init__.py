@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -149,6 +150,11 @@ class LifecycleGroup(click.Group):
             fail(_database_failure(error))
         except ArgumentError as error:  # a URL or driver SQLAlchemy cannot use
             fail(f"database: {_first_line(error)}", 2)
+        except BrokenPipeError:
+            # The reader went away (`lifecycle timers | head`): nothing to say to it.
+            # Point stdout at /dev/null so the interpreter's final flush fails quietly too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as error:
             fail(os_failure(error))
 

@@ -3,8 +3,11 @@ and what every command does with bad settings or a database without its schema."
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -419,3 +422,27 @@ def test_db_upgrade_to_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
     services = Services(settings=Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
     line = _one_line_error(_invoke(services, "db", "upgrade", "--revision", "nope"), 2)
     assert "Invalid value for '--revision'" in line and "'nope'" in line
+
+
+def test_a_reader_that_goes_away_gets_no_error_message(tmp_path: Path) -> None:
+    # Given a pipe whose reader has already gone (`lifecycle diagram | head -1`, once
+    # head has its line)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    # When the command writes its output into it
+    lifecycle = Path(sys.executable).parent / "lifecycle"
+    try:
+        finished = subprocess.run(
+            [str(lifecycle), "diagram", "--format", "md"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write_end)
+    # Then it stops with a failure status and says nothing: there is no one to tell
+    assert finished.returncode == 1
+    assert finished.stderr == ""
