@@ -381,7 +381,9 @@ def _lock_purge_pending(
     versions: dict[str, int] = {}
     for row in uow.session.execute(statement):
         if row.state == PURGE_PENDING:
-            claimed.append(Claimed(str(row.id), str(row.kind), str(row.organization_id)))
+            claimed.append(
+                Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
+            )
             versions[str(row.id)] = int(row.version)
     return claimed, versions
 
@@ -447,6 +449,7 @@ def _finish_on_postgresql(
             update(Membership)
             .where(
                 Membership.id == batch.c.id,
+                Membership.state == PURGE_PENDING,
                 Membership.version == batch.c.version,
                 Membership.id == any_(_id_array("ids", ids)),
             )

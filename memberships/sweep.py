@@ -42,8 +42,9 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Integer,
     String,
-    any_,
+    and_,
     bindparam,
     func,
     insert,
@@ -51,6 +52,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 
@@ -90,11 +92,13 @@ def transition_table() -> Mapping[TransitionKey, str]:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A claimed row: just what a set-based transition needs."""
+    """A claimed row: just what a set-based transition needs, with the version it was
+    read at (the compare-and-set matches id, state and version, as every change does)."""
 
     id: str
     kind: str
     organization_id: str
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +124,10 @@ def apply_event_to_batch(
     """Fire ``event`` on every claimed row in ``from_state``: one UPDATE per target state,
     one INSERT of audit rows, and the follow-up work registered for after the commit.
 
-    The UPDATE matches ``state = from_state`` as well as the ids, so a row that changed
-    since it was claimed (only possible without row locks) is left alone and not
-    audited. Rows whose kind the machine refuses ``event`` for are skipped. The caller
-    commits.
+    The UPDATE is a compare-and-set: it matches each row's id, ``from_state`` and the
+    version it was claimed at, so a row that changed since (only possible without row
+    locks) is left alone and not audited. Rows whose kind the machine refuses ``event``
+    for are skipped. The caller commits.
     """
     table = transition_table()
     by_target: dict[str, list[Claimed]] = defaultdict(list)
@@ -171,8 +175,14 @@ def _move_on_postgresql(
 ) -> list[Moved]:
     """One round trip: the ids travel as one array parameter, not thousands of bound
     values."""
-    ids = bindparam("ids", [row.id for row in claimed], type_=ARRAY(String))
-    return _update_and_audit(uow, now, event, actor, from_state, target, Membership.id == any_(ids))
+    pairs = select(
+        func.unnest(bindparam("ids", [row.id for row in claimed], type_=ARRAY(String))).label("id"),
+        func.unnest(
+            bindparam("versions", [row.version for row in claimed], type_=ARRAY(Integer))
+        ).label("version"),
+    ).subquery("claimed")
+    chosen = and_(Membership.id == pairs.c.id, Membership.version == pairs.c.version)
+    return _update_and_audit(uow, now, event, actor, from_state, target, chosen)
 
 
 def _update_and_audit(
@@ -258,7 +268,10 @@ def _move_generic(
     ids = [row.id for row in claimed]
     statement = (
         update(Membership)
-        .where(Membership.id.in_(ids), Membership.state == from_state)
+        .where(
+            tuple_(Membership.id, Membership.version).in_([(r.id, r.version) for r in claimed]),
+            Membership.state == from_state,
+        )
         .values(**_transition_values(uow, now, target))
         .execution_options(synchronize_session=False)
     )
@@ -328,7 +341,7 @@ def _due_purges(
     ``ix_memberships_due_purge`` gives that order for free), locked, at most ``limit``;
     from ``due_from`` on when given."""
     return _locked(
-        select(Membership.id, Membership.kind, Membership.organization_id)
+        select(Membership.id, Membership.kind, Membership.organization_id, Membership.version)
         .where(
             Membership.state == MembershipState.SOFT_DELETED.value,
             Membership.purge_due_at <= now,
@@ -347,7 +360,7 @@ def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed
     ``expire_retention`` for are never claimed (they would be claimed again forever)."""
     kinds = [k for ks in targets_of(SOFT_DELETED, EXPIRE).values() for k in ks]
     return [
-        Claimed(str(row.id), str(row.kind), str(row.organization_id))
+        Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
         for row in uow.session.execute(_due_purges(now, kinds, limit))
     ]
 
@@ -370,9 +383,8 @@ def _expire_batch_on_postgresql(
     full = False
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
         claimed = _due_purges(now, kinds, limit, due_from).cte("claimed")
-        these = _update_and_audit(
-            uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target, Membership.id == claimed.c.id
-        )
+        chosen = and_(Membership.id == claimed.c.id, Membership.version == claimed.c.version)
+        these = _update_and_audit(uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target, chosen)
         full = full or len(these) >= limit
         moved.extend(these)
     _follow_up_after_commit(uow, moved)

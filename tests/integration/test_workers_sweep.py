@@ -127,12 +127,15 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
     by_state_event = {}
     for (state, kind, event), membership_id in zip(combos, batch_ids, strict=True):
         by_state_event.setdefault((state.value, event), []).append(
-            sweep.Claimed(membership_id, kind.value, "")
+            sweep.Claimed(membership_id, kind.value, "", 0)
         )
     with UnitOfWork(session_factory, dispatcher, policy) as uow:
         for (state, event), rows in by_state_event.items():
             org = uow.session.get(Membership, rows[0].id).organization_id
-            claimed = [sweep.Claimed(r.id, r.kind, org) for r in rows]
+            claimed = [
+                sweep.Claimed(r.id, r.kind, org, uow.session.get(Membership, r.id).version)
+                for r in rows
+            ]
             sweep.apply_event_to_batch(uow, now, event, state, claimed)
         uow.commit()
 
@@ -209,6 +212,36 @@ def test_sweep_expires_a_retention_period_only_once_it_has_ended(world, dispatch
         assert m.removal_due_by == world.clock() + timedelta(days=30)
     assert _audit_count(world, membership_id, "expire_retention") == 1
     assert dispatcher.sent == [("remove_data", membership_id)]
+
+
+def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(session_factory, clock):
+    # Given two soft-deleted memberships (version 3), claimed; one changes afterwards
+    # (as only a writer that ignores the row locks could)
+    fresh, changed = insert_memberships(
+        session_factory, clock, [("soft-deleted", "b2b-collaboration")] * 2
+    )
+    with session_factory() as session:
+        org = session.get(Membership, fresh).organization_id
+    claimed = [sweep.Claimed(i, "b2b-collaboration", org, 3) for i in (fresh, changed)]
+    with session_factory() as session, session.begin():
+        session.get(Membership, changed).version = 4
+    # When the batch fires expire_retention on what was claimed
+    dispatcher = RecordingDispatcher()
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        moved = sweep.apply_event_to_batch(
+            uow, clock(), "expire_retention", "soft-deleted", claimed
+        )
+        uow.commit()
+    # Then the compare-and-set leaves the changed row alone: not moved, not audited
+    assert [m.id for m in moved] == [fresh]
+    with session_factory() as session:
+        assert session.get(Membership, fresh).state == "purge-pending"
+        assert session.get(Membership, changed).state == "soft-deleted"
+        audited = session.scalars(
+            select(AuditEvent.membership_id).where(AuditEvent.action == "expire_retention")
+        ).all()
+    assert audited == [fresh]
+    assert dispatcher.sent == [("remove_data", fresh)]
 
 
 def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock):
