@@ -28,8 +28,7 @@ from pathlib import Path
 
 import redis
 
-from settings import embedded_redis_url
-from settings import running_pid as read_pid
+from settings import embedded_redis_url, running_pid
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 10.0
@@ -104,7 +103,7 @@ def start(state_dir: Path) -> str:
         while time.monotonic() < deadline:
             if answers(url):
                 urlfile.write_text(url + "\n")
-                say(f"started redis-server (pid {read_pid(pidfile)}) on {url}")
+                say(f"started redis-server (pid {running_pid(pidfile)}) on {url}")
                 return url
             time.sleep(0.05)
         say(f"redis-server on port {port} did not answer; see {logfile}")
@@ -128,7 +127,7 @@ def ensure(state_dir: Path) -> str:
 
 def stop(state_dir: Path) -> None:
     pidfile, urlfile = state_dir / "redis.pid", state_dir / "url"
-    pid = read_pid(pidfile)
+    pid = running_pid(pidfile)
     url = urlfile.read_text().strip() if urlfile.exists() else ""
     if pid is not None and url and answers(url):
         # Through the protocol, so we never signal an unrelated process that
