@@ -393,13 +393,18 @@ def test_restore_is_refused_once_the_retention_period_has_ended(
     )
 
 
+@pytest.mark.parametrize(
+    "after_due", [timedelta(0), timedelta(seconds=3)], ids=["exactly-at-due", "3s-after-due"]
+)
 def test_restore_is_refused_as_window_closed_after_the_timer_started_the_purge(
-    world: World,
+    world: World, after_due: timedelta
 ) -> None:
     # Given a soft-deleted membership whose retention period ran out, and the retention
-    # timer has moved it to purge-pending (as the sweep does within seconds of the due time)
+    # timer has moved it to purge-pending (as the sweep does within seconds of the due
+    # time, or at the very instant of it: purge_started_at == purge_due_at still closes
+    # the window)
     membership_id = _soft_delete(world)
-    world.clock.advance(RETENTION + timedelta(seconds=3))
+    world.clock.advance(RETENTION + after_due)
     with world.uow() as uow:
         assert timers.expire_retention(uow, world.clock, membership_id) is not None
     before = _last_audit_id(world)
