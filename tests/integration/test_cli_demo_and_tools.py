@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -301,7 +300,7 @@ def test_diagram_writes_to_a_file(tmp_path: Path) -> None:
     assert f"wrote {target}" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed here")
+@pytest.mark.graphviz
 def test_diagram_svg_is_rendered_where_graphviz_is_installed() -> None:
     result = _invoke(NO_DATABASE, "diagram", "--format", "svg")
     assert result.exit_code == 0, result.stderr
