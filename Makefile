@@ -2,6 +2,7 @@
 #   make run    the web app, a worker and the scheduler on one machine (Ctrl-C stops all)
 #   make test   the whole test suite, then the linters
 #   make lint | make docs | make clean
+#   make mutation   mutation testing of the deciding modules (slow: not part of make test)
 #
 # Nothing here relies on a Redis the machine may or may not run: when REDIS_URL
 # is unset, scripts/ensure_redis.py starts the redis-server shipped by the
@@ -29,13 +30,14 @@ INSTALLED := $(VENV)/.installed
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run test lint docs clean install redis-stop
+.PHONY: help run test lint docs clean install redis-stop mutation
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
 	@echo "make test    run the test suite, ruff and the import contracts"
 	@echo "make lint    ruff, import-linter and mypy"
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
+	@echo "make mutation  mutmut over the deciding modules (docs/TESTING.md; slow)"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
@@ -79,9 +81,17 @@ docs: $(INSTALLED)
 	lifecycle diagram --format md -o docs/lifecycle.md
 	lifecycle diagram --format svg -o web/static/lifecycle.svg
 
+# Mutation testing: which modules are mutated and which tests judge them is listed once,
+# in pyproject.toml [tool.mutmut]. SQLite only (TEST_DATABASE_URL is unset for it), on
+# MUTATION_JOBS processes; results stay in mutants/ so a second run resumes.
+MUTATION_JOBS ?= 2
+mutation: $(INSTALLED)
+	env -u TEST_DATABASE_URL $(BIN)/mutmut run --max-children $(MUTATION_JOBS)
+	$(BIN)/mutmut results
+
 redis-stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --stop
 
 clean: redis-stop
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --dir var/redis-test --stop
-	rm -rf var $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf var $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache mutants

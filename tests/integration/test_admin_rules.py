@@ -502,3 +502,42 @@ def test_the_current_expected_version_is_accepted(world: World) -> None:
             expected_version=version,
         )
     assert removed.version == version + 1
+
+
+def test_settings_changes_are_audited_on_their_organization_with_what_was_set(
+    world: World,
+) -> None:
+    # Given open's admin
+    before = _last_audit_id(world)
+    admin_of_open = world.principal("gadmin")
+    # When she sets the privacy profile, then disallows and allows self-service leave
+    with world.uow() as uow:
+        admin.set_privacy_profile(
+            uow, world.clock, admin_of_open, "open.example", "p@open.example", "https://o.example/p"
+        )
+    for allowed in (False, True):
+        with world.uow() as uow:
+            admin.set_external_user_leave_allowed(
+                uow, world.clock, admin_of_open, "open.example", allowed
+            )
+    # Then each change is in open's audit log, by her, saying what was set
+    assert [
+        (e.action, e.organization_id, e.actor, e.outcome, e.reason)
+        for e in _audit_after(world, before)
+    ] == [
+        ("set_privacy_profile", world.orgs["open"], admin_of_open.id, "allowed", None),
+        (
+            "set_external_user_leave_allowed",
+            world.orgs["open"],
+            admin_of_open.id,
+            "allowed",
+            "disallowed",
+        ),
+        (
+            "set_external_user_leave_allowed",
+            world.orgs["open"],
+            admin_of_open.id,
+            "allowed",
+            "allowed",
+        ),
+    ]
