@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import weakref
 from dataclasses import fields
 from typing import Any
@@ -20,7 +21,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from memberships.clock import utc_now
-from settings import Settings
+from settings import Settings, SettingsError
 from store.unit_of_work import Dispatcher, NullDispatcher
 from web import errors, rate_limits, request_id
 from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
@@ -75,6 +76,27 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
+def check_environment() -> Settings:
+    """The web process's settings from the environment, checked as ``create_app`` will
+    check them; on a bad one, ``error: <message naming the variable>`` on stderr and exit
+    code 2, as the ``lifecycle`` command does.
+
+    gunicorn builds the app in each worker, where a failure becomes a traceback and a
+    restart loop; ``web.gunicorn_conf`` calls this in gunicorn's master instead, before
+    it binds or forks.
+    """
+    try:
+        settings = Settings.from_env()
+        if importlib.util.find_spec("web.pages") is not None:
+            from web.pages import session_secret
+
+            session_secret(settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    return settings
+
+
 def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     """Build the app.
 
@@ -97,7 +119,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path="/docs")
     app.request_class = ApiRequest
     app.config.update(
-        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         AUTO_404_RESPONSE=False,
         AUTO_VALIDATION_ERROR_RESPONSE=False,
