@@ -23,7 +23,7 @@ from redis.retry import Retry
 from memberships.clock import utc_now
 from settings import Settings, SettingsError
 from store.unit_of_work import Dispatcher, NullDispatcher
-from web import errors, headers, rate_limits, request_id
+from web import bad_input, errors, headers, rate_limits, request_id
 from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
 from web.openapi import process_spec
 from web.services import EXTENSION_KEY, WebServices, policy_from
@@ -48,7 +48,21 @@ _COMPONENTS = {
 
 
 class ApiRequest(Request):
-    """A request whose unparseable JSON body is a ``400 malformed-json`` problem."""
+    """A request whose unparseable JSON body is a ``400 malformed-json`` problem, and
+    whose JSON body may hold no text a database cannot store (``web.bad_input``)."""
+
+    def get_json(  # type: ignore[override]  # werkzeug's overloads, one implementation
+        self, force: bool = False, silent: bool = False, cache: bool = True
+    ) -> Any:
+        try:
+            value = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:  # the parser's own limit, far below 64 KiB of brackets
+            return self.on_json_loading_failed(ValueError(bad_input.TOO_DEEP))
+        try:
+            bad_input.check_json(value)
+        except ValueError as error:
+            return None if silent else self.on_json_loading_failed(error)
+        return value
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise errors.MalformedJSON(f"The body is not valid JSON: {e}" if e else None)
@@ -158,6 +172,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         services.jwks_client,
         overrides.get("rate_limit_key_prefix") or DEFAULT_RATE_LIMIT_PREFIX,
     )
+    bad_input.install(app)
     errors.register_error_handlers(app)
 
     from web import api_me, api_memberships, api_organizations, health, ops
