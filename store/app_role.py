@@ -54,15 +54,17 @@ def grant_app_role(connection: Connection, role: str) -> AppRoleGrants:
         raise AppRoleRefused(f"no role {role!r}: create it first (CREATE ROLE ... LOGIN)")
     if found.rolsuper:
         raise AppRoleRefused(f"{role!r} is a superuser: grants cannot narrow what it may do")
-    schema = connection.execute(text("SELECT current_schema()")).scalar_one()
-    owners = connection.execute(
-        text(
-            "SELECT DISTINCT tableowner FROM pg_tables "
-            "WHERE schemaname = :schema AND tablename = ANY(:tables)"
-        ),
-        {"schema": schema, "tables": list(Base.metadata.tables)},
-    ).scalars()
-    if role in set(owners):
+    schema: str = connection.execute(text("SELECT current_schema()")).scalar_one()
+    owners: set[str] = set(
+        connection.execute(
+            text(
+                "SELECT DISTINCT tableowner FROM pg_tables "
+                "WHERE schemaname = :schema AND tablename = ANY(:tables)"
+            ),
+            {"schema": schema, "tables": list(Base.metadata.tables)},
+        ).scalars()
+    )
+    if role in owners:
         raise AppRoleRefused(
             f"{role!r} owns the tables (it ran the migrations): the service must connect "
             "as a role that does not, or it can disable the audit log's triggers"
