@@ -1,6 +1,6 @@
 """The lifecycle end to end with the real processes: the ``dramatiq`` worker and the
-``lifecycle scheduler``, a private Redis, RETENTION_PERIOD=2s and SWEEP_INTERVAL=1s, on
-SQLite (and on PostgreSQL when TEST_DATABASE_URL is set).
+``lifecycle scheduler``, a private Redis (or RabbitMQ as the broker), RETENTION_PERIOD=2s
+and SWEEP_INTERVAL=1s, on SQLite (and on PostgreSQL when TEST_DATABASE_URL is set).
 
 The test process acts as the web edge would: it calls the use cases with a unit of work
 whose messages go to the same Redis after the commit.
@@ -16,9 +16,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 from test_processes_harness import (
-    TEST_DATABASE_URL,
+    STACKS,
     Directory,
     Stack,
+    broker_url_for,
     private_database,
     redis_server,
     wait_for,
@@ -35,24 +36,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 COLLABORATION, DIRECT = "b2b-collaboration", "b2b-direct-connect"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL"),
-        ),
-    ],
-)
+@pytest.fixture(scope="module", params=STACKS)
 def stack(request, tmp_path_factory):
-    """One worker and one scheduler for the module, on a private database and Redis."""
-    directory = tmp_path_factory.mktemp(f"processes-{request.param}")
+    """One worker and one scheduler for the module, on a private database and broker."""
+    database, broker = request.param
+    directory = tmp_path_factory.mktemp(f"processes-{database}-{broker}")
     with (
         redis_server(directory) as redis_url,
-        private_database(request.param, directory) as database_url,
+        private_database(database, directory) as database_url,
     ):
-        running = Stack(database_url, redis_url, directory, {"REMOVAL_BATCH_SIZE": "20"})
+        running = Stack(
+            database_url,
+            redis_url,
+            directory,
+            {"REMOVAL_BATCH_SIZE": "20"},
+            broker_url=broker_url_for(request, broker),
+        )
         try:
             running.start_worker()
             running.start_scheduler()
@@ -204,6 +203,7 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     assert membership in [e["membership_id"] for e in timers["next_due_purges"]]
     # And the queues show the running worker, consuming every queue
     queues = json.loads(stack.lifecycle("queues", "--json"))
+    assert queues["broker"] == stack.broker_kind
     assert len(queues["workers"]) == 1
     assert set(queues["workers"][0]["queues"]) == {"leaves", "removals", "timers"}
     # And once purged, nothing is due, overdue or stalled

@@ -15,7 +15,6 @@ from dramatiq import Message, Worker
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_workers_sweep import insert_memberships
-from workers.heartbeats import WorkerHeartbeats
 
 from bench.harness import free_port, redis_server
 from cli import Services, main
@@ -26,6 +25,7 @@ from store.unit_of_work import Policy, UnitOfWork
 from workers import inspection
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
+from workers.heartbeats import WorkerHeartbeats
 from workers.metrics import (
     HttpRequestCounter,
     LifecycleCollector,
