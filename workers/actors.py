@@ -23,10 +23,10 @@ from workers import logs
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
 from workers.heartbeats import WorkerHeartbeats
-from workers.metrics import worker_metrics_middleware
 from workers.runtime import Runtime, load_removers
 from workers.shutdown import ignore_echoed_sigterm
 from workers.tasks import declare_actors
+from workers.worker_metrics import worker_metrics_middleware
 
 settings = Settings.from_env()
 logs.configure(level=None)

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 import redis
-from dramatiq.middleware import Middleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -236,21 +235,6 @@ class LifecycleCollector(Collector):
         ):
             http.add_metric([method, route, status], count)
         return [http]
-
-
-def worker_metrics_middleware() -> Middleware:
-    """Dramatiq's own ``Prometheus`` middleware, for the worker process only: per queue and
-    actor, messages processed, errors, retries, rejections (dead letters), messages in
-    progress and delayed, and a histogram of durations, exported by a process the
-    ``dramatiq`` command forks, on ``dramatiq_prom_host``:``dramatiq_prom_port``
-    (default 0.0.0.0:9191), from files under ``dramatiq_prom_db``.
-
-    Imported here, not at the top: the middleware's module creates its files' folder on
-    import, which a web process must not do.
-    """
-    from dramatiq.middleware.prometheus import Prometheus
-
-    return Prometheus()
 
 
 def registry_for(collector: LifecycleCollector) -> CollectorRegistry:

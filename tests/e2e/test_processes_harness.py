@@ -153,14 +153,17 @@ class Stack:
         count = sum(p.name == "worker" for p in self.processes)
         metrics_dir = self.directory / f"worker-{count}-metrics"
         metrics_dir.mkdir(exist_ok=True)
-        return self.start(
+        port = free_port()
+        process = self.start(
             "worker",
             worker_argv(),
             dramatiq_prom_host="127.0.0.1",
-            dramatiq_prom_port=str(free_port()),
+            dramatiq_prom_port=str(port),
             dramatiq_prom_db=str(metrics_dir),
             **env,
         )
+        process.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
+        return process
 
     def start_scheduler(self, **env: str) -> Process:
         return self.start("scheduler", scheduler_argv(), **env)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import urllib.request
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_processes_harness import (
     STACKS,
@@ -137,6 +139,30 @@ def test_a_direct_connect_guest_leaving_goes_straight_to_data_removal_and_is_pur
         "finish_removal",
     ]
     assert _left_behind(stack, membership) == (0, 0, (None, None))
+
+
+def _worker_samples(stack):
+    worker = next(p for p in stack.processes if p.name == "worker")
+    with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_the_worker_exports_per_actor_counts_and_durations_for_prometheus(stack, org):
+    # Given a direct-connect guest who left and was purged by the worker process
+    user, membership = org.guest(DIRECT, data_rows=10)
+    _leave(stack, org, user)
+    stack.wait_for_state(membership, "purged", timeout=30)
+    # When Prometheus scrapes the worker's own exposition
+    samples = _worker_samples(stack)
+    # Then it counts the messages each actor processed, and their durations
+    leaves = (("actor_name", "complete_leave"), ("queue_name", "leaves"))
+    assert samples[("dramatiq_messages_total", leaves)] >= 1
+    assert samples[("dramatiq_message_duration_milliseconds_count", leaves)] >= 1
 
 
 def test_an_admins_permanent_delete_ends_purged(stack, org):
