@@ -10,6 +10,7 @@ import pytest
 from api_helpers import Caller, token_for
 from dramatiq import Broker, Message
 from dramatiq.middleware import Middleware
+from prometheus_client.parser import text_string_to_metric_families
 from test_processes_harness import NEEDS_AMQP, TEST_AMQP_URL, broker_url_for, redis_server
 
 from web.services import EXTENSION_KEY
@@ -75,3 +76,23 @@ def test_every_message_the_web_process_sends_passes_through_the_enqueue_middlewa
     finally:
         port.close()
     assert ready == {"leaves": 4, "removals": 3}
+    # And the operators' endpoint and the metrics say the same, naming the broker
+    operator = Caller(
+        app.test_client(), {"Authorization": f"Bearer {token_for(world.users['ops'])}"}
+    )
+    body = operator.get("/v1/ops/queues").get_json()
+    assert body["broker"] == port.kind
+    assert {q["name"]: q["ready"] for q in body["queues"]} == {
+        "leaves": 4,
+        "removals": 3,
+        "timers": 0,
+    }
+    metrics = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(
+            app.test_client().get("/metrics").get_data(as_text=True)
+        )
+        for s in family.samples
+    }
+    assert metrics[("lifecycle_queue_messages", (("queue", "removals"), ("status", "ready")))] == 3
+    assert metrics[("lifecycle_scrape_source_up", (("source", "broker"),))] == 1
