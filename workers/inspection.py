@@ -18,7 +18,8 @@ public ``enqueue``, so the broker's middleware sees it like any other message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from dramatiq import Broker, Message
 from sqlalchemy.orm import Session, sessionmaker
 
 from settings import Settings
-from workers.broker import NAMESPACE
+from workers.broker import NAMESPACE, build_broker
 from workers.heartbeats import WorkerSeen, workers_seen
 
 # Options Dramatiq's retries leave on a message; a retried dead letter starts afresh.
@@ -86,9 +87,19 @@ class BrokerQueues(Protocol):
 
     def list_dead_letters(self, queue: str | None, limit: int) -> list[DeadLetter]: ...
 
-    def retry_dead_letters(self, queue: str | None) -> int: ...
+    def retry_dead_letters(self, queue: str | None) -> int:
+        """Send every dead letter (of ``queue``, or of every queue) again through the
+        broker's ``enqueue`` with a fresh retry count, then drop the dead one. Returns how
+        many."""
+        ...
 
-    def purge_dead_letters(self, queue: str | None) -> int: ...
+    def purge_dead_letters(self, queue: str | None) -> int:
+        """Drop every dead letter (of ``queue``, or of every queue). Returns how many.
+
+        Safe for the memberships: the database still says what is left to do, and the
+        sweep re-drives it.
+        """
+        ...
 
     def close(self) -> None: ...
 
@@ -139,6 +150,22 @@ def dead_letter(
         retries=int(message.options.get("retries", 0)),
         error=traceback.splitlines()[-1] if traceback else None,
     )
+
+
+@contextmanager
+def resending_broker(
+    settings: Settings, broker: Broker | None, namespace: str = NAMESPACE
+) -> Iterator[Broker]:
+    """The broker a retried dead letter is sent through: ``broker`` when given, else one
+    built from ``settings`` for the retry and closed after it."""
+    if broker is not None:
+        yield broker
+        return
+    built = build_broker(settings, namespace=namespace)
+    try:
+        yield built
+    finally:
+        built.close()
 
 
 def fresh_copy(message: Message[Any], queue: str) -> Message[Any]:

@@ -29,7 +29,6 @@ from dramatiq import Broker, Message
 from pika.adapters.blocking_connection import BlockingChannel
 
 from settings import Settings, without_password
-from workers.broker import build_broker
 from workers.broker_rabbitmq import connection_parameters
 from workers.heartbeats import WorkerSeen
 from workers.inspection import (
@@ -38,6 +37,7 @@ from workers.inspection import (
     QueueStats,
     dead_letter,
     fresh_copy,
+    resending_broker,
 )
 from workers.messages import QUEUES
 
@@ -150,33 +150,24 @@ class RabbitmqQueues:
     def retry_dead_letters(self, queue: str | None = None) -> int:
         """Send every dead letter (of ``queue``, or of every queue) again with a fresh retry
         count, then acknowledge it on ``q.XQ``. Returns how many."""
-        broker = self._broker or build_broker(self.settings)
         moved = 0
-        try:
-            with self._answers():
-                for q in self._queues(queue):
-                    # Only those dead now: a retried one that dies again at once waits for
-                    # the next retry.
-                    count, _ = self._declared(f"{q}.XQ")
-                    channel = self._open_channel()
-                    for _ in range(count):
-                        method, _properties, body = channel.basic_get(f"{q}.XQ", auto_ack=False)
-                        if method is None:
-                            break
-                        broker.enqueue(fresh_copy(Message.decode(body), q))
-                        channel.basic_ack(method.delivery_tag)
-                        moved += 1
-        finally:
-            if self._broker is None:
-                broker.close()
+        with self._answers(), resending_broker(self.settings, self._broker) as broker:
+            for q in self._queues(queue):
+                # Only those dead now: a retried one that dies again at once waits for
+                # the next retry.
+                count, _ = self._declared(f"{q}.XQ")
+                channel = self._open_channel()
+                for _ in range(count):
+                    method, _properties, body = channel.basic_get(f"{q}.XQ", auto_ack=False)
+                    if method is None:
+                        break
+                    broker.enqueue(fresh_copy(Message.decode(body), q))
+                    channel.basic_ack(method.delivery_tag)
+                    moved += 1
         return moved
 
     def purge_dead_letters(self, queue: str | None = None) -> int:
-        """Drop every dead letter (of ``queue``, or of every queue). Returns how many.
-
-        Safe for the memberships: the database still says what is left to do, and the
-        sweep re-drives it.
-        """
+        """``BrokerQueues.purge_dead_letters``: purges ``<queue>.XQ``."""
         dropped = 0
         with self._answers():
             for q in self._queues(queue):

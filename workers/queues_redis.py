@@ -23,7 +23,7 @@ import redis
 from dramatiq import Broker, Message
 
 from settings import Settings, without_password
-from workers.broker import HEARTBEAT_TIMEOUT_MS, NAMESPACE, build_broker, redis_client
+from workers.broker import HEARTBEAT_TIMEOUT_MS, NAMESPACE, redis_client
 from workers.heartbeats import WorkerSeen
 from workers.inspection import (
     BrokerUnavailable,
@@ -31,6 +31,7 @@ from workers.inspection import (
     QueueStats,
     dead_letter,
     fresh_copy,
+    resending_broker,
 )
 from workers.messages import QUEUES
 
@@ -141,9 +142,11 @@ class RedisQueues:
     def retry_dead_letters(self, queue: str | None = None) -> int:
         """Send every dead letter (of ``queue``, or of every queue) again with a fresh retry
         count, then drop it from the dead letters. Returns how many."""
-        broker = self._broker or build_broker(self.settings, namespace=self.namespace)
         moved = 0
-        with self._answers():
+        with (
+            self._answers(),
+            resending_broker(self.settings, self._broker, self.namespace) as broker,
+        ):
             for q in self._queues(queue):
                 xq = f"{self.namespace}:{q}.XQ"
                 dead = cast(dict[bytes, bytes], self.client.hgetall(f"{xq}.msgs"))
@@ -154,16 +157,10 @@ class RedisQueues:
                         pipe.hdel(f"{xq}.msgs", _text(member))
                         pipe.execute()
                     moved += 1
-        if self._broker is None:
-            broker.close()
         return moved
 
     def purge_dead_letters(self, queue: str | None = None) -> int:
-        """Drop every dead letter (of ``queue``, or of every queue). Returns how many.
-
-        Safe for the memberships: the database still says what is left to do, and the
-        sweep re-drives it.
-        """
+        """``BrokerQueues.purge_dead_letters``: deletes the dead-letter keys."""
         dropped = 0
         with self._answers():
             for q in self._queues(queue):
