@@ -133,3 +133,19 @@ def api(client: FlaskClient, world: Any) -> Callable[[str], Caller]:
 @pytest.fixture
 def anonymous(client: FlaskClient) -> Caller:
     return Caller(client)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test run's own on ``TEST_AMQP_URL`` (made with
+    ``rabbitmqctl``, deleted with its queues at the end), so concurrent runs never see each
+    other's messages. Skipped without ``TEST_AMQP_URL``; with it, a RabbitMQ that is not
+    there fails the tests (CI sets it)."""
+    from test_processes_harness import NEEDS_AMQP, TEST_AMQP_URL
+
+    from bench.harness import rabbitmq_vhost
+
+    if not TEST_AMQP_URL:
+        pytest.skip(NEEDS_AMQP)
+    with rabbitmq_vhost(TEST_AMQP_URL, "lifecycle-test") as url:
+        yield url
