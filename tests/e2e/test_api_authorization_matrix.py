@@ -42,7 +42,10 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 def _document() -> dict[str, Any]:
     """The OpenAPI document of an app that touches no database or Redis (collection time)."""
     app = create_app(
-        Settings(jwt_secret="x" * 40), session_factory=sessionmaker(), redis_client=object()
+        Settings(jwt_secret="x" * 40),
+        session_factory=sessionmaker(),
+        redis_client=object(),
+        pages=False,
     )
     return app.test_client().get("/openapi.json").get_json()  # type: ignore[no-any-return]
 

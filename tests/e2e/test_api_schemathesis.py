@@ -6,7 +6,7 @@ memberships, odd inputs) and aimed at the admin's own organization and a real
 membership, so the operations' working paths are exercised too. Every response must
 be documented, match its schema, and never be a ``5xx``.
 
-``SCHEMATHESIS_EXAMPLES`` sets the examples per operation (default 12; .ci/run sets 30).
+``SCHEMATHESIS_EXAMPLES`` sets the examples per operation (default 12; .ci/run sets 25).
 """
 
 from __future__ import annotations

@@ -81,30 +81,26 @@ def _state_and_version(world: World, membership_id: str) -> tuple[str, int]:
         return row.state, row.version
 
 
-def _allowed(world: World, membership_id: str, action: str) -> int:
-    with world.uow() as uow:
-        return len(
-            uow.session.scalars(
-                select(AuditEvent.id).where(
-                    AuditEvent.membership_id == membership_id,
-                    AuditEvent.action == action,
-                    AuditEvent.outcome == "allowed",
-                )
-            ).all()
-        )
-
-
-def _denied(world: World, membership_id: str, action: str) -> list[str | None]:
+def _audited(world: World, membership_id: str, action: str, outcome: str) -> list[str | None]:
+    """The reasons of the membership's audit rows for ``action`` with ``outcome``."""
     with world.uow() as uow:
         return list(
             uow.session.scalars(
                 select(AuditEvent.reason).where(
                     AuditEvent.membership_id == membership_id,
                     AuditEvent.action == action,
-                    AuditEvent.outcome == "denied",
+                    AuditEvent.outcome == outcome,
                 )
             )
         )
+
+
+def _allowed(world: World, membership_id: str, action: str) -> int:
+    return len(_audited(world, membership_id, action, "allowed"))
+
+
+def _denied(world: World, membership_id: str, action: str) -> list[str | None]:
+    return _audited(world, membership_id, action, "denied")
 
 
 def _soft_delete(world: World) -> str:
