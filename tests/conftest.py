@@ -40,8 +40,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ``stack``): ``-m postgres`` selects them all, ``-m "not postgres"`` none of them."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "postgresql" in callspec.params.values():
+        if callspec is not None and any(map(_names_postgresql, callspec.params.values())):
             item.add_marker(pytest.mark.postgres)
+
+
+def _names_postgresql(value: object) -> bool:
+    """A backend parameter: ``"postgresql"``, or a tuple naming it (database, broker)."""
+    if isinstance(value, str):
+        return value == "postgresql"
+    return isinstance(value, tuple) and "postgresql" in value
 
 
 # Set by .ci/run: there the Graphviz tests must run, so a missing `dot` fails them.
