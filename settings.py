@@ -194,7 +194,9 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwks_url: str | None = None
-    secret_key: str = field(default="dev-only-not-secret", repr=False)
+    # Signs the pages' session cookies; never taken from JWT_SECRET (see
+    # ``web.pages.session_secret`` for when it is required).
+    secret_key: str | None = field(default=None, repr=False)
     dev_sign_in: bool = False
     rate_limit: str = "600 per minute"
     rate_limits_enabled: bool = True
@@ -258,7 +260,7 @@ class Settings:
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
             jwks_url=text("JWKS_URL"),
-            secret_key=text("SECRET_KEY") or text("JWT_SECRET") or defaults.secret_key,
+            secret_key=text("SECRET_KEY"),
             dev_sign_in=flag("DEV_SIGN_IN", False),
             rate_limit=rate_limit,
             rate_limits_enabled=flag("RATE_LIMITS_ENABLED", True),

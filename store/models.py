@@ -99,6 +99,9 @@ class User(Base):
     home_organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Written into each page session at sign-in; sign-out advances it, which ends every
+    # session of the user that was started before (migration 0004).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Membership(Base):
@@ -220,7 +223,8 @@ class RoleAssignment(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: a trigger refuses UPDATE and DELETE. Ids, codes and states only."""
+    """Append-only: triggers refuse UPDATE, DELETE and (PostgreSQL) TRUNCATE. Ids, codes
+    and states only."""
 
     __tablename__ = "audit_events"
     __table_args__ = (

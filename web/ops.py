@@ -240,10 +240,27 @@ def _metrics() -> dict[str, Any]:
     return found
 
 
+# The methods counted by name; any other (a client may send any token) is "other", so
+# no caller can add series, nor a '|' that would break the stored labels.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def request_labels(method: str, rule: str | None) -> tuple[str, str]:
+    """The ``method`` and ``route`` labels of a request: a known method or ``other``;
+    the route template that matched (one series per endpoint, however many ids), or
+    ``<unmatched>`` for every path that matched none."""
+    return (
+        method if method in KNOWN_METHODS else OTHER_METHOD,
+        rule if rule is not None else UNMATCHED_ROUTE,
+    )
+
+
 def _count_request(response: Response) -> Response:
-    # The route template, not the path: one series per endpoint, however many ids.
-    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    _metrics()["counter"].record(request.method, rule, response.status_code)
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    method, route = request_labels(request.method, rule)
+    _metrics()["counter"].record(method, route, response.status_code)
     return response
 
 

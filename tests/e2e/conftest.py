@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from api_helpers import SECRET, Caller, token_for
+from api_helpers import SECRET, SESSION_SECRET, Caller, token_for
 from flask.testing import FlaskClient
 
 from settings import Settings
@@ -76,6 +76,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         jwt_secret=SECRET,
+        secret_key=SESSION_SECRET,
         rate_limits_enabled=False,
     )
 

@@ -1,7 +1,7 @@
 """worker heartbeats: live workers seen from the database, whichever broker runs
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
