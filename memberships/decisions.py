@@ -8,24 +8,15 @@ keeps denied attempts even though the caller sees an error.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from typing import Any, NoReturn
-
-from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
+from typing import NoReturn
 
 from memberships.errors import Conflict, Forbidden, LifecycleError, NotFound, PreconditionFailed
 from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
 from memberships.principal import Principal
-from statemachines.membership import MembershipState, next_state
+from statemachines.membership import FOLLOW_UP, entry_fields, target
 from store import queries
 from store.models import Membership, Organization
 from store.unit_of_work import UnitOfWork
-
-# The follow-up work each target state needs, sent only after the commit.
-FOLLOW_UP = {
-    MembershipState.LEAVE_PENDING.value: "complete_leave",
-    MembershipState.PURGE_PENDING.value: "remove_data",
-}
 
 
 def audit(
@@ -139,46 +130,6 @@ def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Mem
     return membership
 
 
-def entry_fields(to_state: str, now: datetime, uow: UnitOfWork) -> dict[str, Any]:
-    """The timestamps and due times a membership gets on entering ``to_state``."""
-    policy = uow.policy
-    match to_state:
-        case MembershipState.LEAVE_PENDING:
-            return {"leave_requested_at": now, "last_progress_at": now}
-        case MembershipState.SOFT_DELETED:
-            return {"soft_deleted_at": now, "purge_due_at": now + policy.retention_period}
-        case MembershipState.RESTORED:
-            return {"restored_at": now, "purge_due_at": None}
-        case MembershipState.PURGE_PENDING:
-            return {
-                "purge_started_at": now,
-                "removal_due_by": now + policy.removal_window,
-                "last_progress_at": now,
-                "attempts": 0,
-                "last_error": None,
-            }
-        case MembershipState.PURGED:
-            # Nothing personal remains: the tombstone keeps ids, states and timestamps.
-            return {"purged_at": now, "email": None, "display_name": None, "last_error": None}
-    return {}
-
-
-@cache
-def target_state(state: str, kind: str, event: str) -> str | None:
-    """Where ``event`` takes a membership in ``state`` of ``kind``; ``None`` when the
-    machine refuses it.
-
-    The machine is fired once per (state, kind, event) and its answer kept: its guards
-    read only the kind, so the answer cannot differ between rows, and building a machine
-    per request was a tenth of a leave's time in the web process. The keys are bounded
-    by the states, kinds and events the code names.
-    """
-    try:
-        return next_state(state, kind, event)
-    except MachineTransitionNotAllowed:
-        return None
-
-
 def apply_event(
     uow: UnitOfWork,
     now: datetime,
@@ -189,7 +140,7 @@ def apply_event(
     expected_version: int | None = None,
 ) -> Membership:
     """Move ``membership`` by ``event`` (as the lifecycle machine decides, see
-    ``target_state``) and store it with compare-and-set.
+    ``statemachines.membership.target``) and store it with compare-and-set.
 
     Raises ``PreconditionFailed`` (stale ``expected_version``), ``TransitionNotAllowed``
     (the machine refuses) or ``Conflict`` (another decision changed the row first); each
@@ -209,7 +160,7 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    to_state = target_state(membership.state, membership.kind, event)
+    to_state = target(membership.state, membership.kind, event)
     if to_state is None:
         deny(
             uow,
@@ -223,7 +174,7 @@ def apply_event(
             **ids,
         )
     if not queries.compare_and_set(
-        uow.session, membership, to_state, **entry_fields(to_state, now, uow)
+        uow.session, membership, to_state, **entry_fields(to_state, now, uow.policy)
     ):
         deny(
             uow,
@@ -237,6 +188,7 @@ def apply_event(
     audit(
         uow, now, principal, event, membership=membership, from_state=from_state, to_state=to_state
     )
+    # The work the new state waits for, sent only after the commit.
     follow_up = FOLLOW_UP.get(to_state)
     if follow_up:
         uow.send_after_commit(follow_up, membership.id)

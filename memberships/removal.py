@@ -45,11 +45,11 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from memberships.clock import Clock
-from memberships.decisions import apply_event, deny, entry_fields
+from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
-from memberships.sweep import Claimed, apply_event_to_batch, audit_moved, transition_table
+from memberships.sweep import Claimed, apply_event_to_batch, audit_moved
 from memberships.timers import WORKER
-from statemachines.membership import MembershipState
+from statemachines.membership import MembershipState, entry_fields, transition_table
 from store.database import is_postgresql
 from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership, UTCDateTime
 from store.unit_of_work import UnitOfWork
@@ -458,7 +458,7 @@ def _finish_on_postgresql(
                 version=Membership.version + 1,
                 removed_rows=Membership.removed_rows + batch.c.n,
                 last_progress_at=now,
-                **entry_fields(target, now, uow),
+                **entry_fields(target, now, uow.policy),
             )
             .returning(Membership.id, Membership.organization_id)
             .cte("moved")

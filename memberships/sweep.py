@@ -12,8 +12,8 @@ a tick works through them on ``SWEEP_CONCURRENCY`` connections at once, since
 each batch is bound by one database core (the row's new version and its six
 index entries, the audit row and its three), not by Python.
 
-The transition applied is not written here: ``transition_table`` asks
-``MembershipLifecycle`` itself, once, what each (state, event, kind) leads to,
+The transition applied is not written here: ``statemachines.membership.transition_table``
+asks ``MembershipLifecycle`` itself, once, what each (state, event, kind) leads to,
 and a test proves the batch path and ``memberships.decisions.apply_event`` agree
 on every one of them.
 
@@ -32,11 +32,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -57,37 +55,22 @@ from sqlalchemy import (
 )
 
 from memberships.clock import Clock
-from memberships.decisions import FOLLOW_UP, entry_fields, target_state
 from memberships.idempotency import forget_expired_keys
 from memberships.timers import WORKER
-from statemachines.membership import EVENTS, MembershipKind, MembershipState
+from statemachines.membership import (
+    FOLLOW_UP,
+    MembershipKind,
+    MembershipState,
+    entry_fields,
+    targets_of,
+    transition_table,
+)
 from store.database import is_postgresql
 from store.models import AuditEvent, Membership, UTCDateTime
 from store.unit_of_work import Dispatcher, UnitOfWork, send_message
 
-TransitionKey = tuple[str, str, str]
-"""(from state, event, kind)."""
-
 SOFT_DELETED = MembershipState.SOFT_DELETED.value
 EXPIRE = "expire_retention"
-
-
-@cache
-def transition_table() -> Mapping[TransitionKey, str]:
-    """Every allowed (state, event, kind) → target state, read off the machine once.
-
-    Each event is fired on a fresh machine in each state for each kind
-    (``memberships.decisions.target_state``, which the per-row path uses too); what the
-    machine refuses is simply absent from the table.
-    """
-    table: dict[TransitionKey, str] = {}
-    for state in MembershipState:
-        for kind in MembershipKind:
-            for event in EVENTS:
-                target = target_state(state.value, kind.value, event)
-                if target is not None:
-                    table[(state.value, event, kind.value)] = target
-    return MappingProxyType(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +144,11 @@ def _send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> 
 def _transition_values(uow: UnitOfWork, now: datetime, target: str) -> dict[str, Any]:
     # The same fields memberships.decisions.apply_event stores, plus the version bump of
     # its compare-and-set.
-    return {"state": target, "version": Membership.version + 1, **entry_fields(target, now, uow)}
+    return {
+        "state": target,
+        "version": Membership.version + 1,
+        **entry_fields(target, now, uow.policy),
+    }
 
 
 def _move_on_postgresql(
@@ -324,16 +311,6 @@ def _locked(statement: Any) -> Any:
     return statement.with_for_update(skip_locked=True, key_share=True)
 
 
-def targets_of(from_state: str, event: str) -> dict[str, tuple[str, ...]]:
-    """Target state → the kinds ``event`` leads there from ``from_state`` (the table's
-    view); a kind the machine refuses ``event`` for is in none of them."""
-    found: dict[str, list[str]] = defaultdict(list)
-    for (state, name, kind), target in transition_table().items():
-        if (state, name) == (from_state, event):
-            found[target].append(kind)
-    return {target: tuple(kinds) for target, kinds in found.items()}
-
-
 def _due_purges(
     now: datetime, kinds: Sequence[str], limit: int, due_from: datetime | None = None
 ) -> Any:
@@ -427,15 +404,6 @@ def expire_due_retentions(
     return moved, batches
 
 
-# What a stalled membership is waiting for, and the message that makes it happen.
-REDRIVEN: Mapping[str, str] = MappingProxyType(
-    {
-        MembershipState.LEAVE_PENDING.value: "complete_leave",
-        MembershipState.PURGE_PENDING.value: "remove_data",
-    }
-)
-
-
 def redrive_stalled(
     uow: UnitOfWork,
     clock: Clock,
@@ -448,7 +416,7 @@ def redrive_stalled(
     """
     limit = uow.policy.sweep_batch_size
     sent: dict[str, int] = {}
-    for state, actor_name in REDRIVEN.items():
+    for state, actor_name in FOLLOW_UP.items():
         sent[actor_name] = 0
         while should_continue():
             now = clock()

@@ -16,7 +16,13 @@ from memberships import self_service, sweep, timers
 from memberships.decisions import apply_event
 from memberships.errors import TransitionNotAllowed
 from memberships.timers import WORKER
-from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
+from statemachines.membership import (
+    EVENTS,
+    MembershipKind,
+    MembershipState,
+    next_state,
+    transition_table,
+)
 from store.models import AuditEvent, IdempotencyKey, Membership, Organization, User
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
@@ -89,7 +95,7 @@ def _snapshot(session, membership_id):
 
 def test_transition_table_is_read_off_the_machine():
     # Given the machine, When the table is derived
-    table = sweep.transition_table()
+    table = transition_table()
     # Then it holds exactly what next_state allows, e.g. both kinds of expire_retention
     for state, kind, event in itertools.product(MembershipState, MembershipKind, EVENTS):
         try:
@@ -154,7 +160,7 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
             assert fields_a == fields_b, where
             assert [t for t in trail_a if t[2] == "allowed"] == trail_b, where
             assert follow_ups(per_row_dispatcher, a) == follow_ups(dispatcher, b), where
-            if (state.value, event, kind.value) in sweep.transition_table():
+            if (state.value, event, kind.value) in transition_table():
                 allowed += 1
                 assert trail_b and fields_b["version"] == 4, where
             else:
@@ -162,7 +168,7 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
                 assert not trail_b and fields_b["state"] == state.value, where
                 assert fields_b["version"] == 3, where
     # And both kinds of pair were met: every allowed triple, and the refused rest
-    assert allowed == len(sweep.transition_table())
+    assert allowed == len(transition_table())
     assert allowed + refused == len(combos) and refused > 0
 
 
