@@ -14,8 +14,9 @@ from memberships.errors import Conflict, Forbidden, LifecycleError, NotFound, Pr
 from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
 from memberships.principal import Principal
 from statemachines.membership import FOLLOW_UP, entry_fields, target
-from store import queries
+from store import queries, transitions
 from store.models import Membership, Organization
+from store.transitions import Transition
 from store.unit_of_work import UnitOfWork
 
 
@@ -140,7 +141,8 @@ def apply_event(
     expected_version: int | None = None,
 ) -> Membership:
     """Move ``membership`` by ``event`` (as the lifecycle machine decides, see
-    ``statemachines.membership.target``) and store it with compare-and-set.
+    ``statemachines.membership.target``) and store it with the one transition writer
+    (``store.transitions.move_one``: compare-and-set and the audit row).
 
     Raises ``PreconditionFailed`` (stale ``expected_version``), ``TransitionNotAllowed``
     (the machine refuses) or ``Conflict`` (another decision changed the row first); each
@@ -173,9 +175,16 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    if not queries.compare_and_set(
-        uow.session, membership, to_state, **entry_fields(to_state, now, uow.policy)
-    ):
+    transition = Transition(
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        fields=entry_fields(to_state, now, uow.policy),
+        now=now,
+        actor=principal.id,
+        request_id=uow.request_id,
+    )
+    if not transitions.move_one(uow.session, membership, transition):
         deny(
             uow,
             now,
@@ -185,9 +194,6 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    audit(
-        uow, now, principal, event, membership=membership, from_state=from_state, to_state=to_state
-    )
     # The work the new state waits for, sent only after the commit.
     follow_up = FOLLOW_UP.get(to_state)
     if follow_up:

@@ -26,17 +26,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy import (
     ARRAY,
-    Integer,
     String,
-    Table,
     any_,
     bindparam,
     delete,
-    func,
     insert,
     select,
     update,
@@ -47,11 +44,13 @@ from sqlalchemy.orm import Session
 from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
-from memberships.sweep import Claimed, apply_event_to_batch, audit_moved
+from memberships.sweep import apply_event_to_batch
 from memberships.timers import WORKER
-from statemachines.membership import MembershipState, entry_fields, transition_table
+from statemachines.membership import MembershipState
+from store import transitions
 from store.database import is_postgresql
-from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership, UTCDateTime
+from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership
+from store.transitions import Claimed
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -326,18 +325,20 @@ def remove_chunk_batch(
             for membership_id in _remaining_many(remover, uow.session, ids):
                 blocked.setdefault(membership_id, []).append(remover.name)
         ready = [row for row in claimed if row.id not in blocked]
-        if is_postgresql(uow.session):
-            purged = _finish_on_postgresql(uow, now, ready, versions, removed)
-            removed = Counter({m: n for m, n in removed.items() if m in blocked})
-        if removed:
-            _record_progress(uow, now, removed)
-        if not purged:
-            moved = apply_event_to_batch(uow, now, "finish_removal", PURGE_PENDING, ready)
-            purged = tuple(m.id for m in moved)
+        # The finish records the last batch's progress of the memberships it moves in the
+        # same UPDATE (one write per membership, in the transaction that touches the most
+        # index entries of the whole removal); the others' progress is recorded apart.
+        moved = apply_event_to_batch(
+            uow, now, "finish_removal", PURGE_PENDING, ready, progress=removed
+        )
+        purged = tuple(m.id for m in moved)
+        finished = set(purged) | {row.id for row in ready}
+        rest = {m: n for m, n in removed.items() if m not in finished}
+        transitions.record_removal_progress(uow.session, now, rest)
         if blocked:
             _audit_refused_finishes(uow, now, [row for row in claimed if row.id in blocked])
     elif total:
-        _record_progress(uow, now, removed)
+        transitions.record_removal_progress(uow.session, now, removed)
     uow.commit()
     if blocked:
         names = sorted({name for found in blocked.values() for name in found})
@@ -410,91 +411,6 @@ def _remaining_many(remover: Remover, session: Session, membership_ids: Sequence
     if many is not None:
         return set(many(session, membership_ids))
     return {m for m in membership_ids if remover.remaining(session, m)}
-
-
-def _finish_on_postgresql(
-    uow: UnitOfWork,
-    now: datetime,
-    ready: Sequence[Claimed],
-    versions: Mapping[str, int],
-    removed: Mapping[str, int],
-) -> tuple[str, ...]:
-    """``finish_removal`` for ``ready``, with their last batch's progress, in one round trip
-    per target state: the UPDATE that records ``removed_rows`` also moves the state on (what
-    ``apply_event_to_batch`` stores: the machine's target, version + 1, the entry fields),
-    and its RETURNING feeds the audit INSERT. One write per membership instead of two, in
-    the transaction that touches the most index entries of the whole removal.
-
-    The compare-and-set is on (id, version) as read, purge-pending, by the lock (no
-    ``state`` condition: see ``_lock_purge_pending`` for why the planner must not see one).
-    """
-    by_target: dict[str, list[Claimed]] = {}
-    for row in ready:
-        target = transition_table().get((PURGE_PENDING, "finish_removal", row.kind))
-        if target is not None:
-            by_target.setdefault(target, []).append(row)
-    purged: list[str] = []
-    for target, rows in by_target.items():
-        ids = [row.id for row in rows]
-        batch = select(
-            func.unnest(_id_array("ids", ids)).label("id"),
-            func.unnest(
-                bindparam("versions", [versions[i] for i in ids], type_=ARRAY(Integer))
-            ).label("version"),
-            func.unnest(
-                bindparam("counts", [removed.get(i, 0) for i in ids], type_=ARRAY(Integer))
-            ).label("n"),
-        ).subquery("batch")
-        moved = (
-            update(Membership)
-            .where(
-                Membership.id == batch.c.id,
-                Membership.state == PURGE_PENDING,
-                Membership.version == batch.c.version,
-                Membership.id == any_(_id_array("ids", ids)),
-            )
-            .values(
-                state=target,
-                version=Membership.version + 1,
-                removed_rows=Membership.removed_rows + batch.c.n,
-                last_progress_at=now,
-                **entry_fields(target, now, uow.policy),
-            )
-            .returning(Membership.id, Membership.organization_id)
-            .cte("moved")
-        )
-        audit = audit_moved(
-            moved, now, WORKER.id, "finish_removal", PURGE_PENDING, target, uow.request_id
-        ).returning(AuditEvent.membership_id)
-        purged.extend(str(m) for m in uow.session.scalars(audit))
-    return tuple(purged)
-
-
-def _record_progress(uow: UnitOfWork, now: datetime, removed: Mapping[str, int]) -> None:
-    """Add each membership's deleted rows to ``removed_rows`` and touch ``last_progress_at``
-    (so the sweep does not re-drive a removal that is moving)."""
-    if is_postgresql(uow.session):
-        uow.session.execute(
-            sql(
-                # The second condition on m.id lets the planner reach the rows through the
-                # primary key instead of hashing the whole table.
-                "UPDATE memberships AS m SET removed_rows = m.removed_rows + c.n, "
-                "last_progress_at = :now FROM unnest(:ids, :counts) AS c(id, n) "
-                "WHERE m.id = c.id AND m.id = ANY(:ids)"
-            ).bindparams(
-                _id_array("ids", list(removed)),
-                bindparam("counts", list(removed.values()), type_=ARRAY(Integer)),
-                bindparam("now", now, type_=UTCDateTime()),
-            )
-        )
-        return
-    table = cast(Table, Membership.__table__)
-    uow.session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(removed_rows=table.c.removed_rows + bindparam("b_count"), last_progress_at=now),
-        [{"b_id": m, "b_count": n} for m, n in removed.items()],
-    )
 
 
 def _audit_refused_finishes(uow: UnitOfWork, now: datetime, rows: Sequence[Claimed]) -> None:

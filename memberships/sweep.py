@@ -32,25 +32,16 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    Integer,
-    String,
-    and_,
-    bindparam,
     func,
-    insert,
-    literal,
     or_,
     select,
     true,
-    tuple_,
     update,
 )
 
@@ -65,34 +56,14 @@ from statemachines.membership import (
     targets_of,
     transition_table,
 )
+from store import transitions
 from store.database import is_postgresql
-from store.models import AuditEvent, Membership, UTCDateTime
+from store.models import Membership
+from store.transitions import Claimed, Moved, Transition
 from store.unit_of_work import Dispatcher, UnitOfWork, send_message
 
 SOFT_DELETED = MembershipState.SOFT_DELETED.value
 EXPIRE = "expire_retention"
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A claimed row: just what a set-based transition needs, with the version it was
-    read at (the compare-and-set matches id, state and version, as every change does)."""
-
-    id: str
-    kind: str
-    organization_id: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    id: str
-    organization_id: str
-    from_state: str
-    to_state: str
-    # Where the batch reached in the due order (PostgreSQL path): the next claim of the
-    # same tick starts there.
-    purge_due_at: datetime | None = None
 
 
 def apply_event_to_batch(
@@ -103,6 +74,7 @@ def apply_event_to_batch(
     rows: Sequence[Claimed],
     *,
     actor: str = WORKER.id,
+    progress: Mapping[str, int] | None = None,
 ) -> list[Moved]:
     """Fire ``event`` on every claimed row in ``from_state``: one UPDATE per target state,
     one INSERT of audit rows, and the follow-up work registered for after the commit.
@@ -118,12 +90,27 @@ def apply_event_to_batch(
         target = table.get((from_state, event, row.kind))
         if target is not None:
             by_target[target].append(row)
-    move = _move_on_postgresql if is_postgresql(uow.session) else _move_generic
     moved: list[Moved] = []
     for target, claimed in by_target.items():
-        moved.extend(move(uow, now, event, actor, from_state, target, claimed))
+        transition = _transition(uow, now, event, actor, from_state, target)
+        moved.extend(transitions.move_rows(uow.session, transition, claimed, progress=progress))
     _follow_up_after_commit(uow, moved)
     return moved
+
+
+def _transition(
+    uow: UnitOfWork, now: datetime, event: str, actor: str, from_state: str, target: str
+) -> Transition:
+    """What every row moved by ``event`` from ``from_state`` to ``target`` gets."""
+    return Transition(
+        event=event,
+        from_state=from_state,
+        to_state=target,
+        fields=entry_fields(target, now, uow.policy),
+        now=now,
+        actor=actor,
+        request_id=uow.request_id,
+    )
 
 
 def _follow_up_after_commit(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
@@ -139,156 +126,6 @@ def _follow_up_after_commit(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
 def _send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> None:
     request_id = uow.request_id
     uow.on_commit(lambda: send_all(uow.dispatcher, actor_name, ids, request_id))
-
-
-def _transition_values(uow: UnitOfWork, now: datetime, target: str) -> dict[str, Any]:
-    # The same fields memberships.decisions.apply_event stores, plus the version bump of
-    # its compare-and-set.
-    return {
-        "state": target,
-        "version": Membership.version + 1,
-        **entry_fields(target, now, uow.policy),
-    }
-
-
-def _move_on_postgresql(
-    uow: UnitOfWork,
-    now: datetime,
-    event: str,
-    actor: str,
-    from_state: str,
-    target: str,
-    claimed: Sequence[Claimed],
-) -> list[Moved]:
-    """One round trip: the ids travel as one array parameter, not thousands of bound
-    values."""
-    pairs = select(
-        func.unnest(bindparam("ids", [row.id for row in claimed], type_=ARRAY(String))).label("id"),
-        func.unnest(
-            bindparam("versions", [row.version for row in claimed], type_=ARRAY(Integer))
-        ).label("version"),
-    ).subquery("claimed")
-    chosen = and_(Membership.id == pairs.c.id, Membership.version == pairs.c.version)
-    return _update_and_audit(uow, now, event, actor, from_state, target, chosen)
-
-
-def _update_and_audit(
-    uow: UnitOfWork,
-    now: datetime,
-    event: str,
-    actor: str,
-    from_state: str,
-    target: str,
-    chosen: ColumnElement[bool],
-) -> list[Moved]:
-    """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
-    feeds its RETURNING to the INSERT of their audit rows (a data-modifying CTE always
-    runs to completion), and says what moved. Nothing passes through Python between the
-    two."""
-    moved = (
-        update(Membership)
-        .where(chosen, Membership.state == from_state)
-        .values(**_transition_values(uow, now, target))
-        .returning(Membership.id, Membership.organization_id, Membership.purge_due_at)
-        .cte("moved")
-    )
-    audit = (
-        audit_moved(moved, now, actor, event, from_state, target, uow.request_id)
-        .returning(AuditEvent.id)
-        .cte("audit")
-    )
-    statement = select(moved.c.id, moved.c.organization_id, moved.c.purge_due_at).add_cte(audit)
-    return [
-        Moved(str(row.id), str(row.organization_id), from_state, target, row.purge_due_at)
-        for row in uow.session.execute(statement)
-    ]
-
-
-def audit_moved(
-    moved: Any,
-    now: datetime,
-    actor: str,
-    event: str,
-    from_state: str,
-    target: str,
-    request_id: str | None,
-) -> Any:
-    """The INSERT of one allowed audit row per row of ``moved`` (a CTE of an UPDATE that
-    returns ``id`` and ``organization_id``): the set-based form of what
-    ``memberships.decisions.audit`` writes for one decision."""
-    return insert(AuditEvent).from_select(
-        [
-            "occurred_at",
-            "organization_id",
-            "membership_id",
-            "actor",
-            "action",
-            "outcome",
-            "from_state",
-            "to_state",
-            "request_id",
-        ],
-        select(
-            literal(now, UTCDateTime()),
-            moved.c.organization_id,
-            moved.c.id,
-            literal(actor, String()),
-            literal(event, String()),
-            literal("allowed", String()),
-            literal(from_state, String()),
-            literal(target, String()),
-            literal(request_id, String()),
-        ).select_from(moved),
-    )
-
-
-def _move_generic(
-    uow: UnitOfWork,
-    now: datetime,
-    event: str,
-    actor: str,
-    from_state: str,
-    target: str,
-    claimed: Sequence[Claimed],
-) -> list[Moved]:
-    """An UPDATE (with RETURNING where the database has it), then one bulk INSERT."""
-    ids = [row.id for row in claimed]
-    statement = (
-        update(Membership)
-        .where(
-            tuple_(Membership.id, Membership.version).in_([(r.id, r.version) for r in claimed]),
-            Membership.state == from_state,
-        )
-        .values(**_transition_values(uow, now, target))
-        .execution_options(synchronize_session=False)
-    )
-    if uow.session.get_bind().dialect.update_returning:
-        updated = list(uow.session.scalars(statement.returning(Membership.id)))
-    else:  # the rows are locked (or the database is), so every id matched
-        uow.session.execute(statement)
-        updated = ids
-    organization_of = {row.id: row.organization_id for row in claimed}
-    moved = [Moved(i, organization_of[i], from_state, target) for i in updated]
-    if moved:
-        uow.session.execute(
-            insert(AuditEvent),
-            [
-                {
-                    "occurred_at": now,
-                    "organization_id": m.organization_id,
-                    "membership_id": m.id,
-                    "actor": actor,
-                    "action": event,
-                    "outcome": "allowed",
-                    "from_state": from_state,
-                    "to_state": target,
-                    "reason": None,
-                    "request_id": uow.request_id,
-                }
-                for m in moved
-            ],
-        )
-    return moved
 
 
 def send_all(
@@ -359,9 +196,9 @@ def _expire_batch_on_postgresql(
     moved: list[Moved] = []
     full = False
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
-        claimed = _due_purges(now, kinds, limit, due_from).cte("claimed")
-        chosen = and_(Membership.id == claimed.c.id, Membership.version == claimed.c.version)
-        these = _update_and_audit(uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target, chosen)
+        transition = _transition(uow, now, EXPIRE, WORKER.id, SOFT_DELETED, target)
+        claim = _due_purges(now, kinds, limit, due_from)
+        these = transitions.move_claimed(uow.session, transition, claim)
         full = full or len(these) >= limit
         moved.extend(these)
     _follow_up_after_commit(uow, moved)

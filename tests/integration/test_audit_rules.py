@@ -15,7 +15,7 @@ from memberships import admin, provisioning, self_service, timers
 from memberships.errors import LifecycleError
 from memberships.principal import SYSTEM
 from memberships.removal import remove_all_data
-from store import queries
+from store import transitions
 from store.models import AuditEvent, Membership, Organization
 from store.unit_of_work import UnitOfWork
 
@@ -156,7 +156,7 @@ def case_conflict(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Attemp
     # race between two connections is in test_races_postgresql.py; here the "other"
     # change is made on the same connection, so the denial's rollback undoes it too.)
     membership_id = _soft_delete(world)
-    real = queries.compare_and_set
+    real = transitions.compare_and_set
 
     def someone_else_first(
         session: Session, membership: Membership, to_state: str, **fields: object
@@ -169,7 +169,7 @@ def case_conflict(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Attemp
         )
         return real(session, membership, to_state, **fields)
 
-    monkeypatch.setattr(queries, "compare_and_set", someone_else_first)
+    monkeypatch.setattr(transitions, "compare_and_set", someone_else_first)
 
     def attempt(uow: UnitOfWork) -> object:
         return admin.restore(
