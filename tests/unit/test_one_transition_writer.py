@@ -38,12 +38,17 @@ def _writes_state(tree: ast.AST) -> list[int]:
             for target in targets:
                 if isinstance(target, ast.Attribute) and target.attr == "state":
                     lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "values" and any(k.arg == "state" for k in node.keywords):
-                lines.append(node.lineno)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if SQL_UPDATE_OF_STATE.search(node.value):
-                lines.append(node.lineno)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "values"
+            and any(k.arg == "state" for k in node.keywords)
+        ) or (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and SQL_UPDATE_OF_STATE.search(node.value)
+        ):
+            lines.append(node.lineno)
     return lines
 
 
