@@ -60,7 +60,7 @@ from store import transitions
 from store.database import is_postgresql
 from store.models import Membership
 from store.transitions import Claimed, Moved, Transition
-from store.unit_of_work import Dispatcher, UnitOfWork, send_message
+from store.unit_of_work import UnitOfWork
 
 SOFT_DELETED = MembershipState.SOFT_DELETED.value
 EXPIRE = "expire_retention"
@@ -125,19 +125,7 @@ def _follow_up_after_commit(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
 
 def _send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> None:
     request_id = uow.request_id
-    uow.on_commit(lambda: send_all(uow.dispatcher, actor_name, ids, request_id))
-
-
-def send_all(
-    dispatcher: Dispatcher, actor_name: str, ids: Sequence[str], request_id: str | None = None
-) -> None:
-    """Send one message per id, in one round trip when the dispatcher can (``send_many``)."""
-    send_many = getattr(dispatcher, "send_many", None)
-    if send_many is not None:
-        send_many(actor_name, ids, request_id=request_id)
-        return
-    for membership_id in ids:
-        send_message(dispatcher, actor_name, membership_id, request_id)
+    uow.on_commit(lambda: uow.dispatcher.send_many(actor_name, ids, request_id))
 
 
 def _locked(statement: Any) -> Any:

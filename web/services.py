@@ -23,16 +23,6 @@ from store.unit_of_work import Dispatcher, Policy, UnitOfWork
 EXTENSION_KEY = "lifecycle.services"
 
 
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
-        retention_period=settings.retention_period,
-        removal_window=settings.removal_window,
-        removal_batch_size=settings.removal_batch_size,
-        sweep_batch_size=settings.sweep_batch_size,
-        redrive_after=settings.redrive_after,
-    )
-
-
 @dataclass
 class WebServices:
     """One app's composition: settings, database sessions, clock, dispatcher, Redis."""

@@ -34,7 +34,6 @@ from dramatiq.middleware import CurrentMessage, Interrupt
 from memberships import jobs
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
-from memberships.sweep import send_all
 from store.unit_of_work import UnitOfWork, send_message
 from workers.logs import log_context
 from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
@@ -201,7 +200,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 "data removal continues in a new message",
                 extra={"removed": removed, "purged": purged, "pending": len(ids)},
             )
-            send_all(runtime.dispatcher, REMOVE_DATA.actor_name, ids, request_id)
+            runtime.dispatcher.send_many(REMOVE_DATA.actor_name, ids, request_id)
 
     def sweep(request_id: str | None = None) -> None:
         """One sweep of the durable timers on a worker (the scheduler runs its own)."""

@@ -31,6 +31,7 @@ from bench.harness import (
     wait_for,
     worker_argv,
 )
+from composition import policy_from
 from memberships import provisioning
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
@@ -40,7 +41,6 @@ from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
-from workers.runtime import policy_from
 
 __all__ = ["Process", "free_port", "redis_server", "redis_server_path", "wait_for"]
 
