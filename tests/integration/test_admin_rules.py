@@ -1,4 +1,4 @@
-"""DESIGN.md §1, the admin's side: the privacy profile, the external user leave setting,
+"""docs/domain.md, "What an admin decides": the privacy profile, the external user leave setting,
 who may administer an organization, removal, restore and permanent deletion."""
 
 from __future__ import annotations

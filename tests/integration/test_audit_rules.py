@@ -1,4 +1,5 @@
-"""DESIGN.md §1: every decision, allowed or denied, is written to the audit log — who,
+"""docs/domain.md, "The audit log": every decision, allowed or denied, is written to
+the audit log — who,
 what, when, from which state to which, and why — and a denial changes nothing else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DESIGN.md §1, what happens by itself: the end of the retention period, staged data
+"""docs/domain.md, "What happens by itself": the end of the retention period, staged data
 removal in bounded batches, and the tombstone that is all a purge leaves."""
 
 from __future__ import annotations

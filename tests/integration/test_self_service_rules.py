@@ -1,4 +1,5 @@
-"""DESIGN.md §1, the member's side: addressing organizations, the Organizations list,
+"""docs/domain.md, "The Organizations list" and "Leaving", the member's side:
+addressing organizations, the Organizations list,
 leaving, and the cases where leaving is refused. Run through the use cases on a real
 database (SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set)."""
 
