@@ -47,7 +47,8 @@ from dramatiq import get_encoder
 from dramatiq.common import dq_name
 from sqlalchemy import create_engine, text
 
-from bench.harness import (
+from settings import Settings
+from tests.support.harness import (
     Process,
     arguments,
     emit,
@@ -59,7 +60,6 @@ from bench.harness import (
     wait_for,
     worker_argv,
 )
-from settings import Settings
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import message_for
 from workers.inspection import queue_stats, workers_seen

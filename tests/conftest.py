@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bench.harness import scratch_database
 from memberships.principal import SYSTEM, Principal
 from store.database import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import Base
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
+from tests.support.harness import scratch_database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 # Every table of the schema, read off the models so that a new table is emptied too

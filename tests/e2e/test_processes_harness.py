@@ -19,7 +19,15 @@ from pathlib import Path
 import redis
 from sqlalchemy import select
 
-from bench.harness import (
+from composition import policy_from
+from memberships import provisioning
+from memberships.clock import utc_now
+from memberships.principal import SYSTEM
+from settings import Settings
+from store.database import make_engine, make_session_factory
+from store.models import AuditEvent, Membership
+from store.unit_of_work import UnitOfWork
+from tests.support.harness import (
     BIN,
     REPO,
     Process,
@@ -31,14 +39,6 @@ from bench.harness import (
     wait_for,
     worker_argv,
 )
-from composition import policy_from
-from memberships import provisioning
-from memberships.clock import utc_now
-from memberships.principal import SYSTEM
-from settings import Settings
-from store.database import make_engine, make_session_factory
-from store.models import AuditEvent, Membership
-from store.unit_of_work import UnitOfWork
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
 
