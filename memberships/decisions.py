@@ -131,6 +131,23 @@ def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Mem
     return membership
 
 
+def transition_for(
+    uow: UnitOfWork, now: datetime, actor: str, event: str, from_state: str, to_state: str
+) -> Transition:
+    """What a membership moved by ``event`` from ``from_state`` to ``to_state`` gets: the
+    state's entry fields (with the policy's durations), and who, when and which request
+    for its audit row."""
+    return Transition(
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        fields=entry_fields(to_state, now, uow.policy),
+        now=now,
+        actor=actor,
+        request_id=uow.request_id,
+    )
+
+
 def apply_event(
     uow: UnitOfWork,
     now: datetime,
@@ -175,15 +192,7 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    transition = Transition(
-        event=event,
-        from_state=from_state,
-        to_state=to_state,
-        fields=entry_fields(to_state, now, uow.policy),
-        now=now,
-        actor=principal.id,
-        request_id=uow.request_id,
-    )
+    transition = transition_for(uow, now, principal.id, event, from_state, to_state)
     if not transitions.move_one(uow.session, membership, transition):
         deny(
             uow,

@@ -11,7 +11,7 @@ locks the chunk's purge-pending rows, deletes each remover's rows for the whole
 chunk with one statement, bounded by ``removal_batch_size`` rows per transaction,
 adds each membership's count to its progress, and, once a transaction finds the
 chunk drained, finishes every membership no remover reports data for with one
-set-based ``finish_removal`` (``memberships.sweep.apply_event_to_batch``: audit
+set-based ``finish_removal`` (``memberships.batches.apply_event_to_batch``: audit
 rows, version bump and erased personal fields, as the per-row machine does).
 
 Removers are pluggable, one per data store: a deployment adds its own by
@@ -41,11 +41,11 @@ from sqlalchemy import (
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from memberships.automatic import WORKER
+from memberships.batches import apply_event_to_batch
 from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
-from memberships.sweep import apply_event_to_batch
-from memberships.timers import WORKER
 from statemachines.membership import MembershipState
 from store import transitions
 from store.database import is_postgresql

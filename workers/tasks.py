@@ -31,7 +31,7 @@ import dramatiq
 from dramatiq import Broker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
-from memberships import jobs
+from memberships import message_handlers
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
 from store.unit_of_work import UnitOfWork, send_message
@@ -108,7 +108,7 @@ def _handling_chunk(
 
     def record(uow: UnitOfWork, error: BaseException, text: str) -> object:
         named = getattr(error, "extra", {}).get("membership_ids")
-        return jobs.record_chunk_failure(uow, named or membership_ids, text)
+        return message_handlers.record_chunk_failure(uow, named or membership_ids, text)
 
     return _recording_failures(
         runtime,
@@ -152,7 +152,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         with _handling(runtime, COMPLETE_LEAVE, membership_id, request_id):
             log.info("carrying out a leave")
             with runtime.uow(request_id) as uow:
-                view = jobs.carry_out_leave(uow, runtime.clock, membership_id)
+                view = message_handlers.carry_out_leave(uow, runtime.clock, membership_id)
             if view is None:
                 log.info("nothing to do: not leave-pending")
             else:
@@ -162,7 +162,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         """Erase one bounded batch, then send itself again until the membership is purged."""
         with _handling(runtime, REMOVE_DATA, membership_id, request_id):
             with runtime.uow(request_id) as uow:
-                progress = jobs.remove_next_batch(
+                progress = message_handlers.remove_next_batch(
                     uow, runtime.clock, membership_id, runtime.removers
                 )
             fields = {
@@ -185,7 +185,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             deadline = time.monotonic() + CHUNK_WORK_SECONDS
             while True:
                 with runtime.uow(request_id) as uow:
-                    progress = jobs.remove_next_chunk_batch(
+                    progress = message_handlers.remove_next_chunk_batch(
                         uow, runtime.clock, ids, runtime.removers
                     )
                 removed += progress.removed_now

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pages_helpers import Visitor, text_of
 
-from memberships import admin, reading, self_service, timers
+from memberships import admin, automatic, reading, self_service
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When open's admin opens her membership
     page = _signed_in(visitor, world, "gadmin").get(
         f"/admin/open.example/memberships/{world.membership('open', 'ann')}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import func, select
 
-from memberships import admin, timers
+from memberships import admin, automatic
 from memberships.errors import (
     Forbidden,
     HomeOrganization,
@@ -401,7 +401,7 @@ def test_restore_is_refused_as_window_closed_after_the_timer_started_the_purge(
     membership_id = _soft_delete(world)
     world.clock.advance(RETENTION + timedelta(seconds=3))
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is not None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is not None
     before = _last_audit_id(world)
     # When the admin tries to restore it
     with world.uow() as uow, pytest.raises(RestoreWindowClosed):

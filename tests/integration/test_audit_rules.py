@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, self_service, timers
+from memberships import admin, automatic, provisioning, self_service
 from memberships.errors import LifecycleError
 from memberships.principal import SYSTEM
 from memberships.removal import remove_all_data
@@ -239,7 +239,7 @@ def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world:
     step(world.users["ann"], "request_leave", "active", "leave-pending")
     world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     step("worker", "complete_leave", "leave-pending", "soft-deleted")
     world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:

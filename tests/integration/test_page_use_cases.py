@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from memberships import accounts, admin, selection, self_service, timeline, timers
+from memberships import accounts, admin, automatic, selection, self_service, timeline
 from memberships.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 
 
@@ -88,7 +88,7 @@ def test_overview_still_shows_a_left_organization_when_asked_for_it(world):
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When she opens the overview on it
     with world.uow() as uow:
         overview = accounts.organizations_overview(uow, world.principal("ann"), "open.example")
@@ -102,7 +102,7 @@ def test_timeline_names_the_member_the_admin_and_the_service(world):
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with world.uow() as uow:
         admin.restore(
             uow,

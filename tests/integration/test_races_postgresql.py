@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, timers
+from memberships import admin, automatic, provisioning
 from memberships.errors import Conflict
 from memberships.principal import SYSTEM, Principal
 from store import transitions
@@ -99,7 +99,7 @@ def _decision(directory: Directory, action: str, membership_id: str) -> Callable
                         uow, just_before_due, directory.admin, directory.org_id, membership_id
                     )
                 case "expire_retention":
-                    return timers.expire_retention(uow, at_due, membership_id)
+                    return automatic.expire_retention(uow, at_due, membership_id)
         raise AssertionError(action)
 
     return decide

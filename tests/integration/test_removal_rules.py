@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, reading, self_service, timers
+from memberships import admin, automatic, provisioning, reading, self_service
 from memberships.errors import TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
@@ -78,12 +78,12 @@ def test_retention_expires_only_when_the_purge_is_due(world: World, dispatcher: 
     # When the timer fires a second early, Then nothing happens
     world.clock.advance(RETENTION - timedelta(seconds=1))
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).state == "soft-deleted"
     # When it fires at the due time
     world.clock.advance(timedelta(seconds=1))
     with world.uow() as uow:
-        expired = timers.expire_retention(uow, world.clock, membership_id)
+        expired = automatic.expire_retention(uow, world.clock, membership_id)
     # Then permanent deletion starts by itself, due within the data-removal window
     assert expired is not None
     assert expired.state == "purge-pending"
@@ -93,7 +93,7 @@ def test_retention_expires_only_when_the_purge_is_due(world: World, dispatcher: 
     # And a second firing changes nothing
     version = _row(world, membership_id).version
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).version == version
 
 
@@ -108,7 +108,7 @@ def test_retention_never_expires_for_a_membership_in_use(world: World, state: st
     # When the timer fires long after the old due time, Then nothing happens
     world.clock.advance(RETENTION * 3)
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).state == state
 
 
@@ -222,7 +222,7 @@ def test_a_direct_connect_guest_is_purged_without_a_soft_deleted_period(world: W
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("pat"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     # When data removal runs
     with world.uow() as uow:
         done = remove_all_data(uow, world.clock, membership_id)
@@ -271,13 +271,13 @@ def test_after_a_purge_nothing_personal_remains(world: World) -> None:
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, Principal.user(person.id), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     with world.uow() as uow:
         assert _strings_holding_personal_data(uow.session)  # the check can see it
     # When the retention period ends and data removal runs to the end
     world.clock.advance(RETENTION)
     with world.uow() as uow:
-        timers.expire_retention(uow, world.clock, membership_id)
+        automatic.expire_retention(uow, world.clock, membership_id)
     with world.uow() as uow:
         assert remove_all_data(uow, world.clock, membership_id).state == "purged"
     # Then no grants, no member data and no personal fields remain: a tombstone of ids,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import Engine, event, select
 
-from memberships import admin, provisioning, self_service, timers
+from memberships import admin, automatic, provisioning, self_service
 from memberships.errors import (
     AccountDisabled,
     HomeOrganization,
@@ -149,7 +149,7 @@ def test_a_soft_deleted_membership_is_hidden_from_the_list(world: World) -> None
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When she lists her organizations
     with world.uow() as uow:
         domains = [
@@ -182,7 +182,7 @@ def test_a_collaboration_guest_leaves_and_is_soft_deleted_for_the_retention_peri
     # When the worker carries it out a minute later
     done_at = world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:
-        done = timers.complete_leave(uow, world.clock, membership_id)
+        done = automatic.complete_leave(uow, world.clock, membership_id)
     # Then the membership is soft-deleted and its purge is due after the retention period
     assert done is not None
     assert done.state == "soft-deleted"
@@ -202,7 +202,7 @@ def test_a_direct_connect_guest_leaving_starts_data_removal_at_once(
     # When the leave is carried out
     started_at = world.clock.advance(timedelta(seconds=5))
     with world.uow() as uow:
-        done = timers.complete_leave(uow, world.clock, membership_id)
+        done = automatic.complete_leave(uow, world.clock, membership_id)
     # Then there is no soft-deleted period: data removal starts, due within the window
     assert done is not None
     assert done.state == "purge-pending"
@@ -219,11 +219,11 @@ def test_completing_a_leave_twice_changes_nothing(world: World) -> None:
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     version = _membership(world, "open", "ann").version
     # When the worker's message is delivered again
     with world.uow() as uow:
-        again = timers.complete_leave(uow, world.clock, membership_id)
+        again = automatic.complete_leave(uow, world.clock, membership_id)
     # Then nothing happens
     assert again is None
     assert _membership(world, "open", "ann").version == version

@@ -336,9 +336,9 @@ def _known_timers_situation(world, session_factory, broker):
     with _uow(session_factory, broker) as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with _uow(session_factory, broker) as uow:
-        from memberships import timers
+        from memberships import automatic
 
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with _uow(session_factory, broker) as uow:
         admin.remove(
             uow,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select, update
 
-from memberships import removal, timers
+from memberships import automatic, removal
 from memberships.clock import Clock
 from memberships.failures import MAX_ERROR_LENGTH
 from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
@@ -38,13 +38,13 @@ def lock_membership(uow: UnitOfWork, membership_id: str) -> bool:
 
 
 def carry_out_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:
-    """The ``complete_leave`` message: see ``memberships.timers.complete_leave``.
+    """The ``complete_leave`` message: see ``memberships.automatic.complete_leave``.
 
     Returns ``None`` when there was nothing to do.
     """
     if not lock_membership(uow, membership_id):
         return None
-    return timers.complete_leave(uow, clock, membership_id)
+    return automatic.complete_leave(uow, clock, membership_id)
 
 
 def remove_next_batch(
