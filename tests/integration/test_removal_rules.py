@@ -53,15 +53,8 @@ def _count(world: World, model: type[Grant] | type[MemberData], membership_id: s
         )
 
 
-def _soft_delete(world: World, org: str = "open", user: str = "ann") -> str:
-    membership_id = world.membership(org, user)
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, SYSTEM, world.orgs[org], membership_id)
-    return membership_id
-
-
 def _purge_pending(world: World) -> str:
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     return membership_id
@@ -72,7 +65,7 @@ def _purge_pending(world: World) -> str:
 
 def test_retention_expires_only_when_the_purge_is_due(world: World, dispatcher: object) -> None:
     # Given ann's membership in open, soft-deleted now
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     due = _row(world, membership_id).purge_due_at
     assert due == world.clock() + RETENTION
     # When the timer fires a second early, Then nothing happens
@@ -102,7 +95,7 @@ def test_retention_never_expires_for_a_membership_in_use(world: World, state: st
     # Given an active membership, or one that was restored before its purge was due
     membership_id = world.membership("open", "ann")
     if state == "restored":
-        _soft_delete(world)
+        world.soft_delete()
         with world.uow() as uow:
             admin.restore(uow, world.clock, SYSTEM, "open.example", membership_id)
     # When the timer fires long after the old due time, Then nothing happens
@@ -392,7 +385,7 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
     # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending, and in the
     # same chunk memberships that are not: ann soft-deleted in closed, ann active in bare
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
-    soft_deleted = _soft_delete(world, "closed")
+    soft_deleted = world.soft_delete("closed")
     active = world.membership("bare", "ann")
     others = {m: (_row(world, m).state, _row(world, m).version) for m in (soft_deleted, active)}
     # When a worker runs the chunk batch by batch (50 rows per transaction)
@@ -544,7 +537,7 @@ def test_a_chunk_resumes_after_a_crash_and_falls_back_to_per_membership_removers
 def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: World) -> None:
     # Given two collaboration guests purge-pending: ann in open, and ann in closed
     by_row = _purge_pending(world)
-    by_chunk = _soft_delete(world, "closed")
+    by_chunk = world.soft_delete("closed")
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("cadmin"), "closed.example", by_chunk)
     # When one is finished by the per-membership path and the other by the chunk path
