@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from memberships.automatic import WORKER
 from memberships.decisions import transition_for
@@ -68,11 +67,3 @@ def follow_up_after_commit(uow: UnitOfWork, moved: Sequence[Moved]) -> None:
 def send_after_commit(uow: UnitOfWork, actor_name: str, ids: Sequence[str]) -> None:
     request_id = uow.request_id
     uow.on_commit(lambda: uow.dispatcher.send_many(actor_name, ids, request_id))
-
-
-def skip_locked(statement: Any) -> Any:
-    # SKIP LOCKED lets several sweepers claim disjoint batches on PostgreSQL. NO KEY
-    # UPDATE is the strength an UPDATE that keeps the key takes anyway: it still excludes
-    # every other decision about the row, but not the inserts of rows that refer to it.
-    # SQLite renders no FOR UPDATE: its BEGIN IMMEDIATE already makes each batch exclusive.
-    return statement.with_for_update(skip_locked=True, key_share=True)

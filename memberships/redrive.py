@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
-
-from memberships.batches import send_after_commit, skip_locked
+from memberships.batches import send_after_commit
 from memberships.clock import Clock
-from statemachines.membership import FOLLOW_UP, MembershipState
-from store.models import Membership
+from statemachines.membership import FOLLOW_UP
+from store import batch_operations
 from store.unit_of_work import UnitOfWork
 
 
@@ -36,27 +34,11 @@ def redrive_stalled(
         while should_continue():
             now = clock()
             cutoff = now - uow.policy.redrive_after
-            statement = (
-                select(Membership.id)
-                .where(
-                    Membership.state == state,
-                    or_(
-                        Membership.last_progress_at.is_(None), Membership.last_progress_at < cutoff
-                    ),
-                )
-                .order_by(Membership.last_progress_at)
-                .limit(limit)
-            )
-            ids = list(uow.session.scalars(skip_locked(statement)))
+            ids = batch_operations.claim_stalled(uow.session, state, cutoff, limit)
             if not ids:
                 uow.rollback()
                 break
-            uow.session.execute(
-                update(Membership)
-                .where(Membership.id.in_(ids), Membership.state == state)
-                .values(last_progress_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            batch_operations.touch_progress(uow.session, ids, state, now)
             send_after_commit(uow, actor_name, ids)
             uow.commit()
             sent[actor_name] += len(ids)
@@ -67,14 +49,4 @@ def redrive_stalled(
 
 def count_overdue_removals(uow: UnitOfWork, now: datetime) -> int:
     """``purge-pending`` memberships past ``removal_due_by``: the data-removal window missed."""
-    return (
-        uow.session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(
-                Membership.state == MembershipState.PURGE_PENDING.value,
-                Membership.removal_due_by < now,
-            )
-        )
-        or 0
-    )
+    return batch_operations.count_overdue_removals(uow.session, now)

@@ -25,20 +25,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import (
-    ARRAY,
-    String,
-    any_,
-    bindparam,
-    delete,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from memberships.automatic import WORKER
@@ -47,10 +35,8 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from statemachines.membership import MembershipState
-from store import transitions
-from store.database import is_postgresql
-from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership
-from store.transitions import Claimed
+from store import data_removal, queries, transitions
+from store.data_removal import TABLE_REMOVERS
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -89,77 +75,9 @@ class ChunkRemover(Remover, Protocol):
         ...
 
 
-def _id_array(name: str, ids: Sequence[str]) -> Any:
-    # One array parameter on PostgreSQL, not thousands of bound values.
-    return bindparam(name, list(ids), type_=ARRAY(String))
-
-
-@dataclass(frozen=True)
-class TableRemover:
-    """Deletes rows of one of this service's own tables keyed by ``membership_id``."""
-
-    name: str
-    model: type[Grant] | type[MemberData] | type[IdempotencyKey]
-
-    def remove_many(
-        self, session: Session, membership_ids: Sequence[str], limit: int
-    ) -> Mapping[str, int]:
-        table = self.model.__tablename__
-        if is_postgresql(session):
-            # The rows are found through the membership_id index and deleted by their
-            # physical address (a TID scan): no second index lookup per row. The counts
-            # come back grouped, one row per membership, not one per deleted row.
-            statement = sql(
-                f"WITH gone AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                f"SELECT ctid FROM {table} WHERE membership_id = ANY(:ids) LIMIT :limit)) "
-                "RETURNING membership_id) "
-                "SELECT membership_id, count(*) FROM gone GROUP BY membership_id"
-            ).bindparams(_id_array("ids", membership_ids), bindparam("limit", limit))
-            return {str(row[0]): int(row[1]) for row in session.execute(statement)}
-        rows = session.execute(
-            select(self.model.id, self.model.membership_id)
-            .where(self.model.membership_id.in_(membership_ids))
-            .limit(limit)
-        ).all()
-        if rows:
-            session.execute(
-                delete(self.model)
-                .where(self.model.id.in_([row[0] for row in rows]))
-                .execution_options(synchronize_session=False)
-            )
-        return dict(Counter(str(row[1]) for row in rows))
-
-    def remaining_many(self, session: Session, membership_ids: Sequence[str]) -> set[str]:
-        column = self.model.membership_id
-        where = (
-            column == any_(_id_array("ids", membership_ids))
-            if is_postgresql(session)
-            else column.in_(membership_ids)
-        )
-        return {str(m) for m in session.scalars(select(column).where(where).distinct())}
-
-    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
-        ids = select(self.model.id).where(self.model.membership_id == membership_id).limit(limit)
-        result = session.execute(
-            delete(self.model)
-            .where(self.model.id.in_(ids.scalar_subquery()))
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result
-
-    def remaining(self, session: Session, membership_id: str) -> int:
-        found = session.scalar(
-            select(self.model.id).where(self.model.membership_id == membership_id).limit(1)
-        )
-        return 0 if found is None else 1
-
-
-BUILT_IN_REMOVERS: tuple[Remover, ...] = (
-    TableRemover("grants", Grant),
-    TableRemover("member-data", MemberData),
-    # Responses stored for Idempotency-Key replays can hold the membership's e-mail and name.
-    TableRemover("idempotency-keys", IdempotencyKey),
-)
+BUILT_IN_REMOVERS: tuple[Remover, ...] = TABLE_REMOVERS
+"""The removers of this service's own tables (``store.data_removal``); a deployment adds
+its own at the workers' composition point."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +104,7 @@ def remove_data_batch(
     Idempotent: a membership that is not ``purge-pending`` is left as it is.
     """
     now = clock()
-    membership = uow.session.get(Membership, membership_id)
+    membership = queries.membership_by_id(uow.session, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return RemovalProgress(
             membership_id,
@@ -201,14 +119,7 @@ def remove_data_batch(
         if removed >= limit:
             break
     if removed:
-        uow.session.execute(
-            update(Membership)
-            .where(
-                Membership.id == membership_id, Membership.state == MembershipState.PURGE_PENDING
-            )
-            .values(removed_rows=Membership.removed_rows + removed, last_progress_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        data_removal.record_progress_of(uow.session, membership_id, removed, now)
         uow.commit()
         uow.session.refresh(membership)
         return RemovalProgress(membership_id, membership.state, removed, membership.removed_rows)
@@ -229,7 +140,7 @@ def finish_removal(
     like every refused decision).
     """
     now = clock()
-    membership = uow.session.get(Membership, membership_id)
+    membership = queries.membership_by_id(uow.session, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return
     left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
@@ -303,7 +214,7 @@ def remove_chunk_batch(
     ``finish_removal`` in the audit log, committed with the rest of the batch.
     """
     now = clock()
-    claimed, versions = _lock_purge_pending(uow, membership_ids)
+    claimed = data_removal.lock_purge_pending_chunk(uow.session, membership_ids)
     if not claimed:
         uow.rollback()
         return ChunkProgress((), 0, ())
@@ -336,7 +247,17 @@ def remove_chunk_batch(
         rest = {m: n for m, n in removed.items() if m not in finished}
         transitions.record_removal_progress(uow.session, now, rest)
         if blocked:
-            _audit_refused_finishes(uow, now, [row for row in claimed if row.id in blocked])
+            refused = [(row.organization_id, row.id) for row in claimed if row.id in blocked]
+            queries.append_denials(
+                uow.session,
+                refused,
+                occurred_at=now,
+                actor=WORKER.id,
+                action="finish_removal",
+                from_state=PURGE_PENDING,
+                reason=TransitionNotAllowed.code,
+                request_id=uow.request_id,
+            )
     elif total:
         transitions.record_removal_progress(uow.session, now, removed)
     uow.commit()
@@ -348,45 +269,6 @@ def remove_chunk_batch(
             membership_ids=sorted(blocked),
         )
     return ChunkProgress(tuple(ids), total, purged)
-
-
-def _lock_purge_pending(
-    uow: UnitOfWork, membership_ids: Sequence[str]
-) -> tuple[list[Claimed], dict[str, int]]:
-    """The chunk's purge-pending rows, locked, with the version each was read at.
-
-    The rows are found by id alone and their state checked here: a condition on ``state``
-    would let the planner pick the partial index of purge-pending rows, which grows with
-    every membership a sweep moves on and which the statistics of a burst know nothing
-    of yet — a scan of all of them per chunk. A row of the chunk in another state (a
-    tombstone a duplicate finished, say) stays locked to the end of this short
-    transaction, which holds up nothing: no decision is waiting for a tombstone.
-    """
-    statement = (
-        select(
-            Membership.id,
-            Membership.kind,
-            Membership.organization_id,
-            Membership.state,
-            Membership.version,
-        )
-        .where(
-            Membership.id == any_(_id_array("ids", membership_ids))
-            if is_postgresql(uow.session)
-            else Membership.id.in_(membership_ids)
-        )
-        .order_by(Membership.id)
-        .with_for_update(skip_locked=True)
-    )
-    claimed: list[Claimed] = []
-    versions: dict[str, int] = {}
-    for row in uow.session.execute(statement):
-        if row.state == PURGE_PENDING:
-            claimed.append(
-                Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
-            )
-            versions[str(row.id)] = int(row.version)
-    return claimed, versions
 
 
 def _remove_many(
@@ -411,24 +293,3 @@ def _remaining_many(remover: Remover, session: Session, membership_ids: Sequence
     if many is not None:
         return set(many(session, membership_ids))
     return {m for m in membership_ids if remover.remaining(session, m)}
-
-
-def _audit_refused_finishes(uow: UnitOfWork, now: datetime, rows: Sequence[Claimed]) -> None:
-    uow.session.execute(
-        insert(AuditEvent),
-        [
-            {
-                "occurred_at": now,
-                "organization_id": row.organization_id,
-                "membership_id": row.id,
-                "actor": WORKER.id,
-                "action": "finish_removal",
-                "outcome": "denied",
-                "from_state": PURGE_PENDING,
-                "to_state": None,
-                "reason": TransitionNotAllowed.code,
-                "request_id": uow.request_id,
-            }
-            for row in rows
-        ],
-    )

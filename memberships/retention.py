@@ -16,20 +16,16 @@ six index entries, the audit row and its three), not by Python.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select, true
 
 from memberships.automatic import WORKER
-from memberships.batches import apply_event_to_batch, follow_up_after_commit, skip_locked
+from memberships.batches import apply_event_to_batch, follow_up_after_commit
 from memberships.clock import Clock
 from memberships.decisions import transition_for
-from statemachines.membership import MembershipKind, MembershipState, targets_of
-from store import transitions
+from statemachines.membership import MembershipState, targets_of
+from store import batch_operations, transitions
 from store.database import is_postgresql
-from store.models import Membership
 from store.transitions import Claimed, Moved
 from store.unit_of_work import UnitOfWork
 
@@ -37,35 +33,12 @@ SOFT_DELETED = MembershipState.SOFT_DELETED.value
 EXPIRE = "expire_retention"
 
 
-def _due_purges(
-    now: datetime, kinds: Sequence[str], limit: int, due_from: datetime | None = None
-) -> Any:
-    """Due soft-deleted memberships of ``kinds``, oldest due first (the partial index
-    ``ix_memberships_due_purge`` gives that order for free), locked, at most ``limit``;
-    from ``due_from`` on when given."""
-    return skip_locked(
-        select(Membership.id, Membership.kind, Membership.organization_id, Membership.version)
-        .where(
-            Membership.state == MembershipState.SOFT_DELETED.value,
-            Membership.purge_due_at <= now,
-            true() if due_from is None else Membership.purge_due_at >= due_from,
-            # Every kind, as today, needs no filter.
-            true() if set(kinds) == set(MembershipKind) else Membership.kind.in_(kinds),
-        )
-        .order_by(Membership.purge_due_at)
-        .limit(limit)
-    )
-
-
 def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed]:
     """Up to ``limit`` soft-deleted memberships whose retention period has ended, oldest due
     first, locked for this transaction. Kinds the machine would refuse
     ``expire_retention`` for are never claimed (they would be claimed again forever)."""
     kinds = [k for ks in targets_of(SOFT_DELETED, EXPIRE).values() for k in ks]
-    return [
-        Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
-        for row in uow.session.execute(_due_purges(now, kinds, limit))
-    ]
+    return batch_operations.claim_due_retention(uow.session, now, kinds, limit)
 
 
 def _expire_batch_on_postgresql(
@@ -86,7 +59,7 @@ def _expire_batch_on_postgresql(
     full = False
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
         transition = transition_for(uow, now, WORKER.id, EXPIRE, SOFT_DELETED, target)
-        claim = _due_purges(now, kinds, limit, due_from)
+        claim = batch_operations.due_retention(now, kinds, limit, due_from)
         these = transitions.move_claimed(uow.session, transition, claim)
         full = full or len(these) >= limit
         moved.extend(these)

@@ -153,6 +153,44 @@ def append_audit(
     )
 
 
+def append_denials(
+    session: Session,
+    refused: Sequence[tuple[str, str]],
+    *,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    from_state: str,
+    reason: str,
+    request_id: str | None,
+) -> None:
+    """Append one denied entry per (organization id, membership id) in ``refused``: one
+    bulk INSERT."""
+    session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "occurred_at": occurred_at,
+                "organization_id": organization_id,
+                "membership_id": membership_id,
+                "actor": actor,
+                "action": action,
+                "outcome": "denied",
+                "from_state": from_state,
+                "to_state": None,
+                "reason": reason,
+                "request_id": request_id,
+            }
+            for organization_id, membership_id in refused
+        ],
+    )
+
+
+def membership_by_id(session: Session, membership_id: str) -> Membership | None:
+    """A membership by its id, from the session's identity map when it holds it."""
+    return session.get(Membership, membership_id)
+
+
 _AUDIT_INSERT = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
 
 

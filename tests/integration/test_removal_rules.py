@@ -18,13 +18,13 @@ from memberships.removal import (
     BUILT_IN_REMOVERS,
     ChunkProgress,
     Remover,
-    TableRemover,
     finish_removal,
     remove_all_data,
     remove_chunk_batch,
     remove_data_batch,
 )
 from memberships.views import to_dict
+from store.data_removal import TableRemover
 from store.models import AuditEvent, Base, Grant, MemberData, Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
