@@ -156,3 +156,14 @@ def record_chunk_failure(session: Session, membership_ids: Sequence[str], error:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+
+def still_purge_pending(session: Session, membership_ids: Sequence[str]) -> list[str]:
+    """Those of ``membership_ids`` that are ``purge-pending``, read without a lock."""
+    return list(
+        session.scalars(
+            select(Membership.id).where(
+                Membership.id.in_(list(membership_ids)), Membership.state == PURGE_PENDING
+            )
+        )
+    )
