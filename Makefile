@@ -29,13 +29,14 @@ INSTALLED := $(VENV)/.installed
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run test lint docs clean install redis-stop
+.PHONY: help run test lint docs client clean install redis-stop
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
 	@echo "make test    run the test suite, ruff and the import contracts"
 	@echo "make lint    ruff, import-linter and mypy"
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
+	@echo "make client  generate the Python API client into var/client (docs/api.md)"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
@@ -78,6 +79,9 @@ lint: $(INSTALLED)
 docs: $(INSTALLED)
 	lifecycle diagram --format md -o docs/lifecycle.md
 	lifecycle diagram --format svg -o web/static/lifecycle.svg
+
+client: $(INSTALLED)
+	$(BIN)/python scripts/generate_client.py --output var/client
 
 redis-stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --stop

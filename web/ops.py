@@ -154,6 +154,7 @@ class TimersQuery(BaseModel):
 @v1.get("/ops/queues")
 @v1.output(QueuesOut)
 @v1.doc(
+    operation_id="getQueues",
     summary="Queues: ready, delayed, in flight, dead letters; workers seen",
     description="Read from the broker's Redis keys. Platform operators only.",
     responses=problems("forbidden", "not-ready"),
@@ -173,6 +174,7 @@ def get_queues() -> Any:
 @v1.input(TimersQuery, location="query", arg_name="query")
 @v1.output(TimersOut)
 @v1.doc(
+    operation_id="getTimers",
     summary="Durable timers: memberships by state, due and overdue purges and removals",
     description="Read from the database, which holds every due time. Platform operators only.",
     responses=problems("forbidden"),
@@ -191,6 +193,7 @@ def get_timers(query: TimersQuery) -> TimersOut:
     description="The Prometheus text exposition format.",
 )
 @scrape.doc(
+    operation_id="getMetrics",
     summary="Prometheus metrics",
     description="HTTP requests, transitions by event, memberships by state, due and "
     "overdue timers, queue depths and dead letters; computed at scrape time.",
