@@ -94,7 +94,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     if changes:
         settings = settings.with_changes(**changes)
 
-    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path="/docs")
+    # /docs is web.docs (Swagger UI from a package, no CDN), not APIFlask's own page.
+    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path=None)
     app.request_class = ApiRequest
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -138,8 +139,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     )
     errors.register_error_handlers(app)
 
-    from web import api_me, api_memberships, api_organizations, health, ops
+    from web import api_me, api_memberships, api_organizations, docs, health, ops
 
+    app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_me.bp)
     app.register_blueprint(api_organizations.bp)
