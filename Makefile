@@ -20,6 +20,7 @@ export PATH := $(BIN):$(PATH)
 PORT ?= 8000
 run: export DEV_SIGN_IN ?= 1
 run: export JWT_SECRET ?= dev-secret-change-me
+run: export LOG_FORMAT ?= text
 
 # The stamp makes `pip install` run again only when the dependencies change;
 # the install is editable, so code changes need no reinstall.

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from memberships.clock import utc_now
 from settings import Settings
 from store.unit_of_work import Dispatcher, NullDispatcher
-from web import errors, rate_limits, request_id
+from web import errors, observability, rate_limits, request_id
 from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
 from web.openapi import process_spec
 from web.services import EXTENSION_KEY, WebServices, policy_from
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         silence_key_length_warnings()
 
     request_id.install(app)
+    observability.install(app)
     rate_limits.install(
         app,
         settings,

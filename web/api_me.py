@@ -92,7 +92,7 @@ def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
     version = expected_version()
     with s.uow() as uow:
         membership = self_service.request_leave(uow, s.clock, principal(), org, version)
-    g.membership_id = membership.id
+    g.membership_id, g.organization_id = membership.id, membership.organization_id
     location = url_for("me.get_my_organization", org=membership.organization_id)
     return (
         MyMembership.of(membership),

@@ -37,7 +37,7 @@ def _with_etag(status: int, description: str) -> ResponsesDoc:
 
 
 def _mutated(view: MembershipView, status: int, body: Membership) -> tuple[Membership, int, dict]:
-    g.membership_id = view.id
+    g.membership_id, g.organization_id = view.id, view.organization_id
     return body, status, {"ETag": etag(view.version)}
 
 

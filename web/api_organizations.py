@@ -137,7 +137,7 @@ def add_guest(org: str, body: GuestIn) -> tuple[Membership, int, dict[str, str]]
     s = services()
     with s.uow() as uow:
         view = provisioning.add_guest(uow, s.clock, principal(), org, body.user, body.kind)
-    g.membership_id = view.id
+    g.membership_id, g.organization_id = view.id, view.organization_id
     location = url_for(
         "memberships.get_membership", org=view.organization_id, membership_id=view.id
     )
