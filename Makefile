@@ -23,14 +23,20 @@ run: export JWT_SECRET ?= dev-secret-change-me
 run: export LOG_FORMAT ?= text
 
 # The stamp makes `pip install` run again only when the dependencies change;
-# the install is editable, so code changes need no reinstall.
+# the install is editable, so code changes need no reinstall. The exact versions come
+# from requirements.lock (`make lock` rewrites it after pyproject.toml changes); the
+# second pip line adds anything pyproject.toml asks for that the lock does not hold yet.
 INSTALLED := $(VENV)/.installed
+LOCK := requirements.lock
+EXTRAS := dev,postgres
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres \
+	--universal --python-version 3.11 --quiet -o $(LOCK)
 
 # Prefix for a recipe line that needs Redis: REDIS_URL as given, or an embedded
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run test lint docs client clean install redis-stop
+.PHONY: help run test lint docs client lock lock-upgrade clean install redis-stop
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
@@ -38,14 +44,24 @@ help:
 	@echo "make lint    ruff, import-linter and mypy"
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
 	@echo "make client  generate the Python API client into var/client (docs/api.md)"
+	@echo "make lock    rewrite requirements.lock after changing dependencies in pyproject.toml"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+$(INSTALLED): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install -r $(LOCK)
+	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
 	touch $@
+
+# Rewrite the lock after a dependency changed in pyproject.toml, keeping every other pin;
+# `make lock-upgrade` moves every pin to the newest version the ranges allow.
+lock: $(INSTALLED)
+	$(UV_COMPILE)
+
+lock-upgrade: $(INSTALLED)
+	$(UV_COMPILE) --upgrade
 
 install: $(INSTALLED)
 
