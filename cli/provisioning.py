@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from cli import database_file_usable, emit, main, services
@@ -19,21 +21,28 @@ def db() -> None:
     """The database schema."""
 
 
-@db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
-    """Apply the migrations up to REVISION."""
+def _move_schema(move: Callable[[str, str], None], revision: str, hint: str) -> None:
+    """Upgrade or downgrade to ``revision``; an unknown one is a bad parameter."""
     from alembic.util import CommandError
 
-    from store.migrate import current, upgrade
+    from store.migrate import current
 
     url = services().settings.database_url
     with database_file_usable(url):
         try:
-            upgrade(url, revision)
+            move(url, revision)
         except CommandError as error:
-            raise click.BadParameter(str(error), param_hint="'--revision'") from error
-    click.echo(f"database at revision {current(url)}", err=True)
+            raise click.BadParameter(str(error), param_hint=hint) from error
+    click.echo(f"database at revision {current(url) or 'none'}", err=True)
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to REVISION."""
+    from store.migrate import upgrade
+
+    _move_schema(upgrade, revision, "'--revision'")
 
 
 @db.command("current")
@@ -62,17 +71,9 @@ def db_history() -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Undo the migrations above REVISION (e.g. 0002, or -1 for one step; 'base' for all)."""
-    from alembic.util import CommandError
+    from store.migrate import downgrade
 
-    from store.migrate import current, downgrade
-
-    url = services().settings.database_url
-    with database_file_usable(url):
-        try:
-            downgrade(url, revision)
-        except CommandError as error:
-            raise click.BadParameter(str(error), param_hint="'REVISION'") from error
-    click.echo(f"database at revision {current(url) or 'none'}", err=True)
+    _move_schema(downgrade, revision, "'REVISION'")
 
 
 @db.command("revision")

@@ -5,7 +5,7 @@ settings, never from a file, so there is no ``alembic.ini`` to keep in step."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(database_url: str, stdout: IO[str] | None = None) -> Config:
+def alembic_config(database_url: str, stdout: TextIO | None = None) -> Config:
     config = Config(stdout=stdout) if stdout is not None else Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -23,7 +23,7 @@ def alembic_config(database_url: str, stdout: IO[str] | None = None) -> Config:
     return config
 
 
-def history(database_url: str, stdout: IO[str]) -> None:
+def history(database_url: str, stdout: TextIO) -> None:
     """Every revision, newest first, as ``alembic history`` prints them."""
     command.history(alembic_config(database_url, stdout), indicate_current=True)
 

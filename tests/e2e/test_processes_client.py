@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_api_contract import load_generator
 from test_processes_harness import Stack, free_port, private_database, redis_server, wait_for
 
-from bench.http import web_argv
+from bench.http import answers, web_argv
 from store import queries
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -44,18 +44,10 @@ def served(tmp_path_factory):
             web = stack.start("web", web_argv(port))
             stack.start_worker()
             base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: _answers(f"{base}/healthz"), 30, "gunicorn to answer", stack.logs)
+            wait_for(lambda: answers(f"{base}/healthz"), 30, "gunicorn to answer", stack.logs)
             yield stack, base, web
         finally:
             stack.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +196,7 @@ def test_metrics_add_up_every_gunicorn_worker(served):
     # Given requests served by the two gunicorn workers
     stack, base, _ = served
     for _ in range(30):
-        assert _answers(f"{base}/healthz")
+        assert answers(f"{base}/healthz")
     # When Prometheus scrapes, whichever worker answers
     for _ in range(3):
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
