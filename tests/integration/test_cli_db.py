@@ -16,7 +16,7 @@ LIFECYCLE = Path(sys.executable).parent / "lifecycle"
 def lifecycle(database: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
     result = subprocess.run(
-        [str(LIFECYCLE), *args], env=env, capture_output=True, text=True, timeout=60
+        [str(LIFECYCLE), *args], env=env, capture_output=True, text=True, timeout=180
     )
     assert (result.returncode == 0) is ok, result.stderr
     return result
