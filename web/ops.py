@@ -2,7 +2,7 @@
 operator role, and ``GET /metrics`` for Prometheus.
 
 The reports are computed elsewhere (``memberships.operations`` for the timers, from the
-database; ``workers.inspection`` for the queues, from the broker's Redis keys;
+database; ``workers.inspection`` for the queues, from the broker (Redis or RabbitMQ);
 ``workers.metrics`` for Prometheus), so ``lifecycle timers``/``queues``, the operators'
 page and these endpoints say the same. The reports are read when asked; ``/metrics``
 reuses the database and Redis figures for a few seconds and adds up the HTTP metrics
@@ -19,7 +19,6 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-import redis
 from apiflask import APIBlueprint, APIFlask
 from flask import Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,8 +33,16 @@ from web.openapi import problems
 from web.schemas import Output
 from web.services import EXTENSION_KEY, principal, services
 from web.v1 import blueprint
-from workers.inspection import QueuesReport, queues_report
-from workers.metrics import LifecycleCollector, WebMetrics, metrics_redis_client, render
+from workers.inspection import BrokerUnavailable, QueuesReport, broker_queues, queues_report
+from workers.metrics import (  # request_labels: the labels of one request, used by tests
+    LifecycleCollector,
+    WebMetrics,
+    metrics_redis_client,
+    render,
+    request_labels,
+)
+
+__all__ = ["request_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,8 @@ class WorkerSeenOut(Output):
 
 
 class QueuesOut(Output):
-    namespace: str
+    broker: str = Field(description="Which broker runs: redis or rabbitmq.")
+    namespace: str = Field(description="The broker's Redis key prefix, or RabbitMQ's virtual host.")
     queues: list[QueueStatsOut]
     workers: list[WorkerSeenOut]
     broker_clients_seen: int = Field(
@@ -74,6 +82,7 @@ class QueuesOut(Output):
     @classmethod
     def of(cls, report: QueuesReport) -> QueuesOut:
         return cls(
+            broker=report.broker,
             namespace=report.namespace,
             queues=[QueueStatsOut.model_validate(q, from_attributes=True) for q in report.queues],
             workers=[
@@ -150,18 +159,33 @@ class TimersQuery(BaseModel):
 @v1.doc(
     operation_id="getQueues",
     summary="Queues: ready, delayed, in flight, dead letters; workers seen",
-    description="Read from the broker's Redis keys. Platform operators only.",
+    description="Read from the broker, Redis or RabbitMQ, and the workers' heartbeats. "
+    "Platform operators only.",
     responses=problems("forbidden", "not-ready"),
 )
 def get_queues() -> Any:
     with services().uow() as uow:
         require_operator(uow, principal())
     try:
-        report = queues_report(services().redis)
-    except redis.RedisError as error:
+        report = current_queues_report()
+    except BrokerUnavailable as error:
         log.warning("queue inspection failed: %s", error)
-        return edge_problem("not-ready", f"Redis did not answer ({type(error).__name__}).")
+        return edge_problem("not-ready", "The broker did not answer.")
     return QueuesOut.of(report)
+
+
+def current_queues_report() -> QueuesReport:
+    """The queue report for this app's broker (the endpoint and the operators' page).
+
+    A port of its own per call: a RabbitMQ connection is not shared between threads, and
+    operators ask seldom. Raises ``BrokerUnavailable``.
+    """
+    s = services()
+    port = broker_queues(s.settings)
+    try:
+        return queues_report(port, s.session_factory)
+    finally:
+        port.close()
 
 
 @v1.get("/ops/timers")
@@ -211,6 +235,10 @@ def register(app: APIFlask) -> None:
     client = metrics_redis_client(s.settings)
     weakref.finalize(app, client.close)
     collector = LifecycleCollector(
-        lambda: UnitOfWork(s.session_factory, policy=s.policy), client, clock=s.clock
+        lambda: UnitOfWork(s.session_factory, policy=s.policy),
+        client,
+        lambda: broker_queues(s.settings),
+        s.session_factory,
+        clock=s.clock,
     )
     app.extensions[METRICS_KEY] = WebMetrics(collector)

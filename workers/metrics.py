@@ -8,8 +8,9 @@ state read from the database and Redis that every process shares.
   sets it up) and a scrape of any worker reads them all. Nothing leaves the process on
   the request path.
 - memberships by state, due and overdue timers, stalled and failing work, and
-  transitions by event (from the audit log, so exact and restart-proof) are read from
-  the database; queue depths, dead letters and workers seen from the broker's Redis.
+  transitions by event (from the audit log, so exact and restart-proof) and workers
+  seen (their heartbeats) are read from the database; queue depths and dead letters
+  from the broker, Redis or RabbitMQ (``workers.inspection``).
   ``LifecycleCollector`` keeps what it read for ``max_age_seconds`` (5 s), so frequent
   scrapes, or several Prometheus servers, do not count whole tables each time.
 - ``process_*``: the scraped process's CPU, memory, open files and start time.
@@ -39,13 +40,15 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy.orm import Session, sessionmaker
 
 from memberships import operations
 from memberships.clock import Clock, utc_now
 from settings import Settings
 from store.unit_of_work import UnitOfWork
 from workers.broker import NAMESPACE
-from workers.inspection import discover_queues, queue_stats, workers_seen
+from workers.heartbeats import workers_seen
+from workers.inspection import BrokerQueues, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,18 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 # The only method labels: anything else a client invents is counted as "other", so a
 # caller cannot make new series by sending made-up methods.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 UNMATCHED_ROUTE = "<unmatched>"
+
+
+def request_labels(method: str, rule: str | None) -> tuple[str, str]:
+    """The ``method`` and ``route`` labels of a request: a known method or ``other``;
+    the route template that matched (one series per endpoint, however many ids), or
+    ``<unmatched>`` for every path that matched none."""
+    return (
+        method if method in KNOWN_METHODS else OTHER_METHOD,
+        rule if rule is not None else UNMATCHED_ROUTE,
+    )
 
 
 def multiprocess_dir() -> str | None:
@@ -99,8 +113,7 @@ class WebMetrics:
             self.registry.register(collector)
 
     def record(self, method: str, route: str | None, status: int, seconds: float) -> None:
-        method = method if method in KNOWN_METHODS else "other"
-        route = route or UNMATCHED_ROUTE
+        method, route = request_labels(method, route)
         self.requests.labels(method, route, str(status)).inc()
         self.duration.labels(route, str(status)).observe(seconds)
 
@@ -116,12 +129,15 @@ def metrics_redis_client(settings: Settings) -> redis.Redis:
 
 
 class LifecycleCollector(Collector):
-    """Reads the database and Redis when scraped, at most once per ``max_age_seconds``."""
+    """Reads the database and the broker when scraped, at most once per
+    ``max_age_seconds``."""
 
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
         client: redis.Redis,
+        queues: Callable[[], BrokerQueues],
+        session_factory: sessionmaker[Session],
         namespace: str = NAMESPACE,
         clock: Clock = utc_now,
         max_age_seconds: float = CACHE_SECONDS,
@@ -129,6 +145,10 @@ class LifecycleCollector(Collector):
     ) -> None:
         self.uow_factory = uow_factory
         self.client = client
+        # A port per scrape, closed after it (a RabbitMQ connection is not shared
+        # between threads).
+        self.queues = queues
+        self.session_factory = session_factory
         self.namespace = namespace
         self.clock = clock
         self.max_age_seconds = max_age_seconds
@@ -156,11 +176,11 @@ class LifecycleCollector(Collector):
             log.exception("metrics: the database did not answer")
             up.add_metric(["database"], 0)
         try:
-            yield from self._redis_metrics()
-            up.add_metric(["redis"], 1)
-        except redis.RedisError:
-            log.exception("metrics: Redis did not answer")
-            up.add_metric(["redis"], 0)
+            yield from self._broker_metrics()
+            up.add_metric(["broker"], 1)
+        except BrokerUnavailable:
+            log.exception("metrics: the broker did not answer")
+            up.add_metric(["broker"], 0)
         yield up
 
     def _database_metrics(self) -> list[Metric]:
@@ -207,12 +227,27 @@ class LifecycleCollector(Collector):
         )
         for event, count in transitions.items():
             transitions_total.add_metric([event], count)
-        return [memberships, overdue_purges, overdue_removals, stalled, failing, transitions_total]
-
-    def _redis_metrics(self) -> list[Metric]:
-        stats = queue_stats(
-            self.client, discover_queues(self.client, self.namespace), self.namespace
+        workers = GaugeMetricFamily(
+            "lifecycle_workers_seen",
+            "Worker processes whose heartbeat is recent (from the database).",
+            value=len(workers_seen(self.session_factory)),
         )
+        return [
+            memberships,
+            overdue_purges,
+            overdue_removals,
+            stalled,
+            failing,
+            transitions_total,
+            workers,
+        ]
+
+    def _broker_metrics(self) -> list[Metric]:
+        port = self.queues()
+        try:
+            stats = port.queue_stats(port.queue_names(), workers_seen(self.session_factory))
+        finally:
+            port.close()
         messages = GaugeMetricFamily(
             "lifecycle_queue_messages",
             "Broker messages by queue and status (ready, delayed, in_flight).",
@@ -226,12 +261,7 @@ class LifecycleCollector(Collector):
             messages.add_metric([q.name, "delayed"], q.delayed)
             messages.add_metric([q.name, "in_flight"], q.in_flight)
             dead.add_metric([q.name], q.dead_letters)
-        workers = GaugeMetricFamily(
-            "lifecycle_workers_seen",
-            "Worker processes that announced themselves recently.",
-            value=len(workers_seen(self.client, self.namespace)),
-        )
-        return [messages, dead, workers]
+        return [messages, dead]
 
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:

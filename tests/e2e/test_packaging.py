@@ -9,6 +9,7 @@ for them and cannot see the checkout."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -33,10 +34,18 @@ def _files(root: Path) -> dict[str, int]:
 def test_the_wheel_installs_runs_from_any_directory_and_writes_nothing_into_site_packages(
     tmp_path,
 ):
-    # Given a wheel built from the checkout
+    # Given a wheel built from a copy of the checkout (the build leaves build/ behind)
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         check=True,
         capture_output=True,
         timeout=240,
