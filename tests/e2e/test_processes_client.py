@@ -36,7 +36,12 @@ def served(tmp_path_factory):
             db,
             redis_url,
             directory,
-            {"JWT_SECRET": SECRET, "RETENTION_PERIOD": "1h", "LOG_FORMAT": "json"},
+            {
+                "JWT_SECRET": SECRET,
+                "SECRET_KEY": "client-test-session-key-long-enough-0123456789",
+                "RETENTION_PERIOD": "1h",
+                "LOG_FORMAT": "json",
+            },
         )
         try:
             stack.lifecycle("seed-demo")
