@@ -94,6 +94,7 @@ def test_the_wheel_installs_runs_from_any_directory_and_writes_nothing_into_site
     }
     env["PATH"] = f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["SECRET_KEY"] = "packaging-test-session-key-long-enough-0123456789"
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
