@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
-from bench.harness import (
+from tests.support.harness import (
     Process,
     arguments,
     emit,
@@ -228,7 +228,9 @@ def run_pipeline(
     ]
     # How long the sweep took to put them all on the clock, and how long removal ran on
     # after the last sweep batch: which of the two stages bounds the pipeline.
-    sweep_done = max((datetime.fromisoformat(s["timestamp"]).timestamp() for s in sweeps), default=0)
+    sweep_done = max(
+        (datetime.fromisoformat(s["timestamp"]).timestamp() for s in sweeps), default=0
+    )
     return {
         "seconds": seconds,
         "scheduler_boot_seconds": started - launched,
