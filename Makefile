@@ -105,6 +105,7 @@ docs: $(INSTALLED)
 
 client: $(INSTALLED)
 	$(BIN)/python scripts/generate_client.py --output var/client
+
 # Mutation testing: which modules are mutated and which tests judge them is listed once,
 # in pyproject.toml [tool.mutmut]. SQLite only (TEST_DATABASE_URL is unset for it), on
 # MUTATION_JOBS processes; results stay in mutants/ so a second run resumes.
