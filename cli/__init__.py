@@ -67,6 +67,7 @@ class Services:
                 removal_batch_size=s.removal_batch_size,
                 sweep_batch_size=s.sweep_batch_size,
                 redrive_after=s.redrive_after,
+                invitation_ttl=s.invitation_ttl,
             ),
         )
 

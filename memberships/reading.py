@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from memberships.clock import Clock
-from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.decisions import admin_organization, membership_in
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView, Page
@@ -38,15 +38,14 @@ def decode_cursor(cursor: str | None) -> str | None:
         raise InvalidInput("cursor: not a cursor this service gave out", field="cursor") from None
 
 
-def _limit(limit: int) -> int:
+def page_limit(limit: int) -> int:
     if limit < 1 or limit > MAX_PAGE:
         raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
     return limit
 
 
 def _admin_org(uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, action: str):
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, clock(), principal, org, action)
+    org = admin_organization(uow, clock(), principal, org_ref, action)
     return org
 
 
@@ -99,7 +98,7 @@ def list_deleted_users(
 
 
 def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
-    limit = _limit(limit)
+    limit = page_limit(limit)
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(Membership.id > after)
@@ -136,7 +135,7 @@ def list_audit_events(
     limit: int = 50,
 ) -> Page:
     org = _admin_org(uow, clock, principal, org_ref, "list_audit_events")
-    limit = _limit(limit)
+    limit = page_limit(limit)
     after = decode_cursor(cursor)
     query = select(AuditEvent).where(AuditEvent.organization_id == org.id)
     if after is not None:

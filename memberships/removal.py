@@ -38,7 +38,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy import text as sql
@@ -51,7 +53,16 @@ from memberships.sweep import Claimed, apply_event_to_batch, audit_moved, transi
 from memberships.timers import WORKER
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
-from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership, UTCDateTime
+from store.models import (
+    AuditEvent,
+    Grant,
+    IdempotencyKey,
+    Invitation,
+    MemberData,
+    Membership,
+    User,
+    UTCDateTime,
+)
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -245,7 +256,11 @@ def finish_removal(
             membership_id=membership.id,
             from_state=membership.state,
         )
+    departed = Departed(
+        membership.id, membership.organization_id, membership.user_id, membership.email
+    )
     apply_event(uow, now, WORKER, membership, "finish_removal")
+    forget_departed(uow.session, now, [departed])
     uow.commit()
 
 
@@ -304,7 +319,7 @@ def remove_chunk_batch(
     ``finish_removal`` in the audit log, committed with the rest of the batch.
     """
     now = clock()
-    claimed, versions = _lock_purge_pending(uow, membership_ids)
+    claimed, versions, people = _lock_purge_pending(uow, membership_ids)
     if not claimed:
         uow.rollback()
         return ChunkProgress((), 0, ())
@@ -334,6 +349,7 @@ def remove_chunk_batch(
         if not purged:
             moved = apply_event_to_batch(uow, now, "finish_removal", PURGE_PENDING, ready)
             purged = tuple(m.id for m in moved)
+        forget_departed(uow.session, now, [people[m] for m in purged])
         if blocked:
             _audit_refused_finishes(uow, now, [row for row in claimed if row.id in blocked])
     elif total:
@@ -351,8 +367,9 @@ def remove_chunk_batch(
 
 def _lock_purge_pending(
     uow: UnitOfWork, membership_ids: Sequence[str]
-) -> tuple[list[Claimed], dict[str, int]]:
-    """The chunk's purge-pending rows, locked, with the version each was read at.
+) -> tuple[list[Claimed], dict[str, int], dict[str, Departed]]:
+    """The chunk's purge-pending rows, locked, with the version each was read at and who
+    each belongs to (what ``forget_departed`` erases once they are purged).
 
     The rows are found by id alone and their state checked here: a condition on ``state``
     would let the planner pick the partial index of purge-pending rows, which grows with
@@ -368,6 +385,8 @@ def _lock_purge_pending(
             Membership.organization_id,
             Membership.state,
             Membership.version,
+            Membership.user_id,
+            Membership.email,
         )
         .where(
             Membership.id == any_(_id_array("ids", membership_ids))
@@ -379,13 +398,70 @@ def _lock_purge_pending(
     )
     claimed: list[Claimed] = []
     versions: dict[str, int] = {}
+    people: dict[str, Departed] = {}
     for row in uow.session.execute(statement):
         if row.state == PURGE_PENDING:
             claimed.append(
                 Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
             )
             versions[str(row.id)] = int(row.version)
-    return claimed, versions
+            people[str(row.id)] = Departed(
+                str(row.id), str(row.organization_id), row.user_id, row.email
+            )
+    return claimed, versions, people
+
+
+@dataclass(frozen=True, slots=True)
+class Departed:
+    """Who a membership being purged belonged to, read before the purge cuts the link."""
+
+    membership_id: str
+    organization_id: str
+    user_id: str | None
+    email: str | None
+
+
+def forget_departed(session: Session, now: datetime, departed: Sequence[Departed]) -> None:
+    """What else a purge erases, in the purge's own transaction:
+
+    - the organization's answered invitations of the person (the accepted one that made
+      the membership, and those to the same address declined, revoked or expired), so no
+      invitation links the tombstone, or the pseudonym an invitee declined under, to an
+      e-mail address; a pending invitation stays (a new question the person may answer);
+    - the user's e-mail and display name, once no membership of theirs is left anywhere
+      (home included): tombstones no longer point at the user, so "none left" is "no
+      membership row names them".
+    """
+    if not departed:
+        return
+    ids = [d.membership_id for d in departed]
+    addresses = {(d.organization_id, d.email.strip().lower()) for d in departed if d.email}
+    answered = Invitation.status != "pending"
+    session.execute(
+        delete(Invitation)
+        .where(Invitation.membership_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    if addresses:
+        session.execute(
+            delete(Invitation)
+            .where(
+                tuple_(Invitation.organization_id, Invitation.email_key).in_(sorted(addresses)),
+                or_(answered, Invitation.expires_at <= now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    users = sorted({d.user_id for d in departed if d.user_id})
+    if users:
+        still_a_member = (
+            select(Membership.id).where(Membership.user_id == User.id).limit(1).exists()
+        )
+        session.execute(
+            update(User)
+            .where(User.id.in_(users), ~still_a_member)
+            .values(email=None, display_name=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _remove_many(
