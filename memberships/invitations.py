@@ -25,7 +25,7 @@ from memberships.errors import (
     NotFound,
 )
 from memberships.principal import Principal
-from memberships.reading import decode_cursor, encode_cursor, page_limit
+from memberships.reading import page_by_id
 from memberships.validation import valid_email
 from memberships.views import InvitationView, MembershipView, MyInvitation, OrganizationView, Page
 from statemachines.membership import MembershipKind
@@ -101,14 +101,8 @@ def list_invitations(
     """The organization's invitations in every status, oldest first, cursor-paginated."""
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "list_invitations")
-    limit = page_limit(limit)
     query = select(Invitation).where(Invitation.organization_id == org.id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(Invitation.id > after)
-    rows = uow.session.scalars(query.order_by(Invitation.id).limit(limit + 1)).all()
-    items = tuple(InvitationView.of(i, now) for i in rows[:limit])
-    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+    return page_by_id(uow, query, Invitation.id, cursor, limit, lambda i: InvitationView.of(i, now))
 
 
 def revoke_invitation(

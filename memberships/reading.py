@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -97,14 +98,26 @@ def list_deleted_users(
     return _page_of_memberships(uow, query, cursor, limit)
 
 
-def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
+def page_by_id(
+    uow: UnitOfWork,
+    query: Any,
+    id_column: Any,
+    cursor: str | None,
+    limit: int,
+    view: Callable[[Any], Any],
+) -> Page:
+    """One page of ``query``'s rows in ``id_column`` order, after the cursor's id."""
     limit = page_limit(limit)
     after = decode_cursor(cursor)
     if after is not None:
-        query = query.where(Membership.id > after)
-    rows = uow.session.scalars(query.order_by(Membership.id).limit(limit + 1)).all()
-    items = tuple(MembershipView.of(m) for m in rows[:limit])
+        query = query.where(id_column > after)
+    rows = uow.session.scalars(query.order_by(id_column).limit(limit + 1)).all()
+    items = tuple(view(row) for row in rows[:limit])
     return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
+    return page_by_id(uow, query, Membership.id, cursor, limit, MembershipView.of)
 
 
 def get_membership(

@@ -53,6 +53,8 @@ ADMIN_OPERATIONS = [
         "/v1/organizations/{org}/guests",
         {"email": "pat@mail.example", "kind": "b2b-collaboration"},
     ),
+    ("GET", "/v1/organizations/{org}/invitations", None),
+    ("DELETE", "/v1/organizations/{org}/invitations/{mid}", None),
 ]
 EVERY_OPERATION = MEMBER_OPERATIONS + ADMIN_OPERATIONS
 

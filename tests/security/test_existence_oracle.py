@@ -8,38 +8,9 @@ import uuid
 import pytest
 from api_helpers import problem
 from pages_helpers import text_of
+from test_api_authorization import ADMIN_OPERATIONS
 
 MADE_UP = ("nowhere.example", str(uuid.UUID(int=12345)))
-
-ADMIN_OPERATIONS = [
-    ("GET", "/v1/organizations/{org}", None),
-    (
-        "PUT",
-        "/v1/organizations/{org}/privacy-profile",
-        {"contactEmail": "x@evil.example", "statementUrl": "https://evil.example/p"},
-    ),
-    ("GET", "/v1/organizations/{org}/settings/external-collaboration", None),
-    (
-        "PATCH",
-        "/v1/organizations/{org}/settings/external-collaboration",
-        {"externalUserLeaveAllowed": False},
-    ),
-    ("GET", "/v1/organizations/{org}/memberships", None),
-    ("GET", "/v1/organizations/{org}/memberships/{mid}", None),
-    ("GET", "/v1/organizations/{org}/memberships/{mid}/history", None),
-    ("DELETE", "/v1/organizations/{org}/memberships/{mid}", None),
-    ("GET", "/v1/organizations/{org}/deleted-users", None),
-    ("POST", "/v1/organizations/{org}/deleted-users/{mid}/restore", None),
-    ("DELETE", "/v1/organizations/{org}/deleted-users/{mid}", None),
-    ("GET", "/v1/organizations/{org}/audit-events", None),
-    (
-        "POST",
-        "/v1/organizations/{org}/guests",
-        {"email": "p@mail.example", "kind": "b2b-collaboration"},
-    ),
-    ("GET", "/v1/organizations/{org}/invitations", None),
-    ("DELETE", "/v1/organizations/{org}/invitations/{mid}", None),
-]
 
 
 def _answer(response, ref: str) -> tuple[int, str, str]:
