@@ -148,7 +148,8 @@ class Membership(Base):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     # The membership's own pseudonym (a random GUID): the audit log names the guest by it
     # when they act, and the tombstone shows it where the user id was. It leads to this
-    # membership only.
+    # membership only. (Migration 0005 also gives the column a database default, so that
+    # rows inserted in bulk get one.)
     pseudonym: Mapped[str] = mapped_column(GUID, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     kind: Mapped[str] = mapped_column(String(32))

@@ -40,6 +40,16 @@ _PARTIAL_INDEXES = (
 )
 
 
+# A pseudonym the database makes itself, so that rows inserted by other means (bulk
+# loads, scripts) get one too: a random version-4 GUID.
+_POSTGRESQL_PSEUDONYM = "gen_random_uuid()::text"
+_SQLITE_PSEUDONYM = (
+    "(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
+    "substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) "
+    "|| substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))))"
+)
+
+
 def _fill_pseudonyms() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
@@ -68,9 +78,15 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.add_column("memberships", sa.Column("pseudonym", sa.String(length=36), nullable=True))
     _fill_pseudonyms()
+    default = _SQLITE_PSEUDONYM if sqlite else _POSTGRESQL_PSEUDONYM
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.alter_column("user_id", existing_type=sa.String(length=36), nullable=True)
-        batch_op.alter_column("pseudonym", existing_type=sa.String(length=36), nullable=False)
+        batch_op.alter_column(
+            "pseudonym",
+            existing_type=sa.String(length=36),
+            nullable=False,
+            server_default=sa.text(default),
+        )
     _recreate_partial_indexes(sqlite)
     op.create_index("uq_memberships_pseudonym", "memberships", ["pseudonym"], unique=True)
     with op.batch_alter_table("users", schema=None) as batch_op:
