@@ -111,6 +111,8 @@ def deny(
 
     ``reason`` is recorded instead of the error's code where the caller is told less than
     the log keeps (an organization the caller may not see is answered ``not-found``).
+    The unit of work is told (``denial_recorded``): the web edge charges each audited
+    refusal to the caller's rate limit.
     """
     if actor is None:
         membership = uow.session.get(Membership, membership_id) if membership_id else None
@@ -129,6 +131,7 @@ def deny(
         request_id=uow.request_id,
     )
     uow.commit()
+    uow.denial_recorded()
     raise error
 
 

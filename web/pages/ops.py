@@ -1,10 +1,10 @@
 """The operators' page: the durable timers (from the database) and the queues (from the
-broker's Redis), refreshed every few seconds.
+broker, Redis or RabbitMQ), refreshed every few seconds.
 
 Timers come from ``memberships.operations.timers_report``, which also checks the
 platform operator role. The queue figures come from ``workers.inspection``; when
-Redis cannot be reached the page still shows the timers and says so, because the
-timers are what matter for correctness (losing Redis loses nothing). Both are
+the broker cannot be reached the page still shows the timers and says so, because the
+timers are what matter for correctness (losing the broker's messages loses nothing). Both are
 imported when the page is shown, so that the rest of the pages never depend on them.
 """
 
@@ -15,13 +15,11 @@ import logging
 from types import ModuleType
 from typing import Any
 
-import redis
 from flask import render_template
 
 from web.pages import page_blueprint
 from web.pages import session as auth
 from web.pages.context import clock, unit_of_work
-from web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +42,13 @@ def _queues() -> tuple[Any, str | None]:
     inspection = _module("workers.inspection")
     if inspection is None:
         return None, "Queue inspection is not available (workers/inspection.py is missing)."
+    from web.ops import current_queues_report
+
     try:
-        return inspection.queues_report(services().redis), None
-    except redis.RedisError as error:
+        return current_queues_report(), None
+    except inspection.BrokerUnavailable as error:
         log.warning("queue inspection failed: %s", error)
-        return None, f"The queues could not be read from Redis ({type(error).__name__})."
+        return None, "The queues could not be read from the broker (it did not answer)."
 
 
 @bp.get("")
