@@ -19,11 +19,12 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from composition import dispatcher_from, policy_from
 from memberships.clock import Clock, utc_now
 from memberships.errors import LifecycleError
 from memberships.views import to_dict
 from settings import Settings, SettingsError, without_password
-from store.unit_of_work import Dispatcher, NullDispatcher, Policy, UnitOfWork
+from store.unit_of_work import Dispatcher, NullDispatcher, UnitOfWork
 
 
 @dataclass
@@ -57,19 +58,7 @@ class Services:
             factory.kw["bind"].dispose()
 
     def uow(self) -> UnitOfWork:
-        s = self.settings
-        return UnitOfWork(
-            self.session_factory,
-            self.dispatcher,
-            Policy(
-                retention_period=s.retention_period,
-                removal_window=s.removal_window,
-                removal_batch_size=s.removal_batch_size,
-                sweep_batch_size=s.sweep_batch_size,
-                redrive_after=s.redrive_after,
-                invitation_ttl=s.invitation_ttl,
-            ),
-        )
+        return UnitOfWork(self.session_factory, self.dispatcher, policy_from(self.settings))
 
 
 @contextmanager
@@ -191,18 +180,9 @@ def main(ctx: click.Context) -> None:
             settings = Settings.from_env()
         except SettingsError as error:
             fail(str(error), 2)
-        ctx.obj = Services(settings=settings, dispatcher_factory=_broker_dispatcher)
+        ctx.obj = Services(settings=settings, dispatcher_factory=dispatcher_from)
     if isinstance(ctx.obj, Services):
         ctx.call_on_close(ctx.obj.close)
-
-
-def _broker_dispatcher(settings: Settings) -> Dispatcher:
-    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
-    try:
-        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
-    except ImportError:
-        return NullDispatcher()
-    return broker_dispatcher(settings)  # type: ignore[no-any-return]
 
 
 from cli import diagram, ops, provisioning, token  # noqa: E402,F401  (commands register on import)

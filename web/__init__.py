@@ -20,13 +20,13 @@ from flask import Request
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from composition import dispatcher_from, policy_from
 from memberships.clock import utc_now
 from settings import Settings, SettingsError
-from store.unit_of_work import Dispatcher, NullDispatcher
 from web import bad_input, errors, headers, rate_limits, request_id
 from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
 from web.openapi import process_spec
-from web.services import EXTENSION_KEY, WebServices, policy_from
+from web.services import EXTENSION_KEY, WebServices
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,6 @@ class ApiRequest(Request):
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise errors.MalformedJSON(f"The body is not valid JSON: {e}" if e else None)
-
-
-def _broker_dispatcher(settings: Settings) -> Dispatcher:
-    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
-    try:
-        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
-    except ImportError:
-        return NullDispatcher()
-    return broker_dispatcher(settings)  # type: ignore[no-any-return]
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -150,7 +141,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         settings=settings,
         session_factory=overrides.get("session_factory") or _session_factory(settings),
         clock=overrides.get("clock") or utc_now,
-        dispatcher=overrides.get("dispatcher") or _broker_dispatcher(settings),
+        dispatcher=overrides.get("dispatcher") or dispatcher_from(settings),
         policy=policy_from(settings),
         redis=overrides.get("redis_client") or redis_client(settings),
         jwks_client=overrides.get("jwks_client") or jwks_client_for(settings),

@@ -16,12 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_workers_sweep import insert_memberships
 
-from bench.harness import free_port, redis_server
 from cli import Services, main
 from memberships import admin, self_service
 from settings import Settings
 from store.models import AuditEvent, Membership
 from store.unit_of_work import Policy, UnitOfWork
+from tests.support.harness import free_port, redis_server
 from workers import inspection
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
@@ -338,9 +338,9 @@ def _known_timers_situation(world, session_factory, broker):
     with _uow(session_factory, broker) as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with _uow(session_factory, broker) as uow:
-        from memberships import timers
+        from memberships import automatic
 
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with _uow(session_factory, broker) as uow:
         admin.remove(
             uow,

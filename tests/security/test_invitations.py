@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from api_helpers import problem
 from pages_helpers import text_of
 
-from memberships import removal, timers
+from memberships import automatic, removal
 from settings import Settings
 
 GUESTS = "/v1/organizations/closed.example/guests"
@@ -148,7 +148,7 @@ def test_someone_purged_is_back_only_once_they_accept_again(api, world):
     membership_id = world.membership("open", "ann")
     api("ann").post("/v1/me/organizations/open.example/leave")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     api("gadmin").delete(f"/v1/organizations/open.example/deleted-users/{membership_id}")
     with world.uow() as uow:
         removal.remove_all_data(uow, world.clock, membership_id)

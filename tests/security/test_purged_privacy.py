@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from memberships import removal, timers
+from memberships import automatic, removal
 from store.models import Membership, User
 
 
@@ -24,7 +24,7 @@ def _purge(api: Any, world: Any, org: str, user: str, *, leave: bool, chunked: b
     if leave:
         assert api(user).post(f"/v1/me/organizations/{org}.example/leave").status_code == 202
         with world.uow() as uow:
-            timers.complete_leave(uow, world.clock, membership_id)
+            automatic.complete_leave(uow, world.clock, membership_id)
     else:
         assert api(admin).delete(f"{base}/memberships/{membership_id}").status_code in (200, 202)
     state = _row(world, membership_id).state
