@@ -264,7 +264,14 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    transition = transition_for(uow, now, principal.id, event, from_state, to_state)
+    transition = transition_for(
+        uow,
+        now,
+        actor_of(uow, principal, membership.organization_id, membership),
+        event,
+        from_state,
+        to_state,
+    )
     if not transitions.move_one(uow.session, membership, transition):
         deny(
             uow,
