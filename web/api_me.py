@@ -31,6 +31,7 @@ ORG = "The organization's id (a GUID) or its domain name, e.g. `contoso.example`
 @bp.get("/me/organizations")
 @bp.output(MyOrganizationList)
 @bp.doc(
+    operation_id="listMyOrganizations",
     summary="List my organizations",
     description="The home organization first (it can never be left), then the others by "
     "name; each says whether it can be left and, if not, why. Shows the memberships the "
@@ -46,6 +47,7 @@ def list_my_organizations() -> MyOrganizationList:
 @bp.get("/me/organizations/<org>")
 @bp.output(MyOrganization)
 @bp.doc(
+    operation_id="getMyOrganization",
     summary="Show one of my organizations",
     description=f"{ORG} Answers with the membership's state (`leave-pending`, `soft-deleted`, "
     "`purge-pending`, …) until it is purged, then `404`: poll it after leaving. The `ETag` "
@@ -69,6 +71,7 @@ def get_my_organization(org: str) -> tuple[MyOrganization, int, dict[str, str]]:
     description="Accepted: the membership is `leave-pending`; poll `Location`.",
 )
 @bp.doc(
+    operation_id="leaveOrganization",
     summary="Leave an organization",
     description=f"{ORG} When leaving is not allowed, nothing changes and the `403` problem "
     "has `reason` (`home-organization`, `account-disabled`, `leave-disabled`) and the "
@@ -97,7 +100,7 @@ def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
     version = expected_version()
     with s.uow() as uow:
         membership = self_service.request_leave(uow, s.clock, principal(), org, version)
-    g.membership_id = membership.id
+    g.membership_id, g.organization_id = membership.id, membership.organization_id
     location = url_for("me.get_my_organization", org=membership.organization_id)
     return (
         MyMembership.of(membership),
@@ -109,6 +112,7 @@ def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
 @bp.get("/me/invitations")
 @bp.output(MyInvitationList)
 @bp.doc(
+    operation_id="listMyInvitations",
     summary="List my invitations",
     description="The pending invitations addressed to the e-mail of the signed-in user, "
     "oldest first, each with the organization that sends it. Expired, answered and revoked "
@@ -126,6 +130,7 @@ def list_my_invitations() -> MyInvitationList:
 @no_body(bp)
 @bp.output(MyMembership, status_code=201, description="The new membership, `active`.")
 @bp.doc(
+    operation_id="acceptInvitation",
     summary="Accept an invitation",
     description="Joins the organization: the guest membership is made now, `active`. An "
     "invitation addressed to another e-mail is `404`; one that is no longer pending "
@@ -161,6 +166,7 @@ def accept_invitation(invitation_id: str) -> tuple[MyMembership, int, dict[str, 
 @no_body(bp)
 @bp.output(Invitation, description="The invitation, `declined`.")
 @bp.doc(
+    operation_id="declineInvitation",
     summary="Decline an invitation",
     description="Nothing is made; the organization sees the invitation `declined`. An "
     "invitation that is no longer pending is `409 invitation-closed`.",
