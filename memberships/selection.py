@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from memberships.admin import purge
 from memberships.clock import Clock
-from memberships.decisions import organization_or_404, require_admin
+from memberships.decisions import admin_organization
 from memberships.errors import Forbidden, InvalidInput, LifecycleError
 from memberships.principal import Principal
 from memberships.views import MembershipView
@@ -49,8 +49,7 @@ def purge_selected(
         raise InvalidInput(
             f"Select at most {MAX_SELECTION} deleted users at a time.", field="membership_id"
         )
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, clock(), principal, org, "purge")
+    org = admin_organization(uow, clock(), principal, org_ref, "purge")
     outcomes = []
     for membership_id in ids:
         try:

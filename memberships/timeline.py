@@ -13,12 +13,12 @@ from datetime import datetime
 
 from memberships.automatic import WORKER
 from memberships.clock import Clock
-from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.decisions import admin_organization, membership_in
 from memberships.principal import SYSTEM, Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
 from store import queries
-from store.models import User
+from store.models import Membership, User
 from store.unit_of_work import UnitOfWork
 
 
@@ -59,13 +59,13 @@ def _remaining_rows(uow: UnitOfWork, membership_id: str) -> int:
     return grants + queries.count_member_data(uow.session, membership_id)
 
 
-def _actor_label(uow: UnitOfWork, actor: str, member_user_id: str) -> str:
-    if actor == member_user_id:
+def _actor_label(uow: UnitOfWork, actor: str, membership: Membership) -> str:
+    if actor in (membership.user_id, membership.pseudonym):
         return "the member"
     if actor in (WORKER.id, SYSTEM.id):
         return "the service"
     user = uow.session.get(User, actor)
-    return user.email if user is not None else actor
+    return user.email if user is not None and user.email else actor
 
 
 def membership_details(
@@ -73,15 +73,14 @@ def membership_details(
 ) -> MembershipDetails:
     """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (not an admin)."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "read_membership")
+    org = admin_organization(uow, now, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
     labels: dict[str, str] = {}
     timeline = []
     for event in queries.audit_trail(uow.session, membership.id):
         if event.actor not in labels:
-            labels[event.actor] = _actor_label(uow, event.actor, membership.user_id)
+            labels[event.actor] = _actor_label(uow, event.actor, membership)
         timeline.append(TimelineEntry(AuditEventView.of(event), labels[event.actor]))
     removal = None
     if membership.state == MembershipState.PURGE_PENDING:

@@ -182,6 +182,22 @@ class World:
     def membership(self, org: str, user: str) -> str:
         return self.memberships[(org, user)]
 
+    def actor(self, user: str, org: str | None = None) -> str:
+        """How the audit log names ``user`` acting in ``org``: a guest of ``org`` by their
+        membership's pseudonym, anyone else by their id."""
+
+        membership_id = self.memberships.get((org, user)) if org else None
+        return self.users[user] if membership_id is None else self.pseudonym(membership_id)
+
+    def pseudonym(self, membership_id: str) -> str:
+        """The membership's pseudonym: the audit log's name for its member acting on it."""
+        from store.models import Membership
+
+        with self.uow() as uow:
+            row = uow.session.get(Membership, membership_id)
+            assert row is not None
+            return row.pseudonym
+
     def soft_delete(self, org: str = "open", user: str = "ann", *, by: Principal = SYSTEM) -> str:
         """Remove ``user``'s guest membership of ``org`` (collaboration: soft-deleted)."""
         from memberships import admin
