@@ -161,7 +161,7 @@ class PageQuery(Query):
     cursor: str | None = Field(
         default=None,
         max_length=200,
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=r"^[A-Za-z0-9_-]*$",
         description="The `nextCursor` of the previous page; absent or empty: the first page.",
     )
     limit: int = Field(

@@ -17,7 +17,7 @@ from typing import Any
 import schemathesis
 from api_helpers import SECRET, token_for
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from sqlalchemy.orm import sessionmaker
 
 from settings import Settings
@@ -29,6 +29,16 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "") or 12)
 # whose domain is malformed (422), a cursor this service never gave out (422), or an
 # Idempotency-Key already used for another request (422).
 NOT_APPLICABLE = [positive_data_acceptance]
+
+
+def not_applicable(case: Any) -> list[Any]:
+    """The checks that do not apply to ``case``: besides ``NOT_APPLICABLE``, "schema-
+    violating input must be refused" when a query value is empty, because the API takes an
+    empty value as "not given" by design (docs/api.md), which OpenAPI 3.1 cannot express
+    for an integer without ``allowEmptyValue`` (not recommended, and gone from the document)."""
+    if any(value == "" for value in (case.query or {}).values()):
+        return [*NOT_APPLICABLE, negative_data_rejection]
+    return NOT_APPLICABLE
 
 
 def _document() -> dict[str, Any]:
@@ -62,7 +72,7 @@ def test_every_operation_answers_as_documented(case: Any, app: Any, world: Any) 
     case.operation.schema.app = app
     headers = {"Authorization": f"Bearer {token_for(world.users['gadmin'])}"}
     # As generated
-    case.call_and_validate(headers=headers, excluded_checks=NOT_APPLICABLE)
+    case.call_and_validate(headers=headers, excluded_checks=not_applicable(case))
     # Aimed at the admin's organization and one of its memberships
     parameters = dict(case.path_parameters or {})
     if "org" in parameters:
@@ -71,4 +81,4 @@ def test_every_operation_answers_as_documented(case: Any, app: Any, world: Any) 
         parameters["membership_id"] = world.membership("open", "ann")
     if parameters != (case.path_parameters or {}):
         case.path_parameters = parameters
-        case.call_and_validate(headers=headers, excluded_checks=NOT_APPLICABLE)
+        case.call_and_validate(headers=headers, excluded_checks=not_applicable(case))
