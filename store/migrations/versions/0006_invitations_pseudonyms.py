@@ -1,7 +1,7 @@
 """invitations and pseudonyms: a guest joins by accepting, and a purged one is gone
 
-Revision ID: 0005
-Revises: 0007
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30
 
 - ``invitations``: an admin's invitation for an e-mail address; the membership is made
@@ -20,8 +20,8 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0007"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
