@@ -71,10 +71,13 @@ def _actor_label(uow: UnitOfWork, actor: str, member_user_id: str) -> str:
 def membership_details(
     uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
 ) -> MembershipDetails:
-    """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (not an admin)."""
+    """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (neither an admin
+    of the organization nor a platform operator, who may read any record: the Operations
+    page links its timers here)."""
     now = clock()
     org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "read_membership")
+    if "operator" not in queries.roles_of(uow.session, principal.id, None):
+        require_admin(uow, now, principal, org, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
     labels: dict[str, str] = {}

@@ -87,3 +87,10 @@ def next_state(state: str, kind: str, event: str, **kwargs: Any) -> str:
 # On the class, ``events`` is the list the metaclass builds; the stubs only know the
 # instance method of the same name.
 EVENTS: tuple[str, ...] = tuple(e.id for e in MembershipLifecycle.events)  # type: ignore[attr-defined]
+
+
+def allowed_events(state: str, kind: str) -> frozenset[str]:
+    """The events the machine accepts from ``state`` for a membership of ``kind``: what a
+    page may offer (Restore, Remove, …) without listing states itself."""
+    machine = MembershipLifecycle(model=_Row(state, kind))
+    return frozenset(str(e.id) for e in machine.allowed_events)

@@ -83,6 +83,14 @@ class GuestIn(Input):
     kind: GuestKindName
 
 
+class SelectionIn(Input):
+    ids: list[str] = Field(
+        min_length=1,
+        max_length=500,
+        description="The memberships' ids, at most 500; each is decided on its own.",
+    )
+
+
 class NoBody(Input):
     """Nothing: this operation takes no body. Send none, or an empty object `{}`."""
 
@@ -341,6 +349,28 @@ class MembershipPage(Output):
     @classmethod
     def of(cls, page: Page) -> MembershipPage:
         return cls(items=[Membership.of(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+class SelectionProblem(Output):
+    """Why one id of a bulk operation was refused: the problem a single call would get."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class SelectionResult(Output):
+    """One id's outcome: ``membership`` when it was carried out, else ``problem``."""
+
+    id: str
+    status: int = Field(description="What the single operation would have answered.")
+    membership: Membership | None
+    problem: SelectionProblem | None
+
+
+class SelectionResults(Output):
+    items: list[SelectionResult] = Field(description="One per distinct id, in the order given.")
 
 
 class AuditEvent(Output):

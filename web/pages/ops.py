@@ -16,10 +16,12 @@ from types import ModuleType
 from typing import Any
 
 import redis
-from flask import render_template
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from web.pages import page_blueprint
 from web.pages import session as auth
+from memberships.decisions import require_operator
 from web.pages.context import clock, unit_of_work
 from web.services import services
 
@@ -69,3 +71,30 @@ def overview() -> str:
         refresh_seconds=REFRESH_SECONDS,
         now=clock()(),
     )
+
+
+@bp.post("/dead-letters/retry")
+@auth.requires_sign_in
+def retry_dead_letters() -> Response:
+    """Put the dead letters (of one queue, or of every queue) back on their queues."""
+    with unit_of_work() as uow:
+        require_operator(uow, auth.principal())
+    queue = request.form.get("queue") or None
+    inspection = _module("workers.inspection")
+    if inspection is None:
+        flash("Dead letters can't be retried: queue inspection is not available.", "error")
+        return redirect(url_for("pages_ops.overview"), 303)
+    try:
+        moved = inspection.retry_dead_letters(services().redis, queue)
+    except redis.RedisError as error:
+        log.warning("retrying dead letters failed: %s", error)
+        flash("The dead letters could not be retried: the queues can't be reached.", "error")
+        return redirect(url_for("pages_ops.overview"), 303)
+    where = f" of {queue}" if queue else ""
+    flash(
+        f"{moved} dead letter{'s' if moved != 1 else ''}{where} put back on the queue to run again."
+        if moved
+        else f"There were no dead letters{where} to retry.",
+        "success",
+    )
+    return redirect(url_for("pages_ops.overview"), 303)
