@@ -208,7 +208,9 @@ def _removed_by_organization(uow: UnitOfWork, membership_id: str) -> bool:
     return last == "remove"
 
 
-def _recent_changes(uow: UnitOfWork, principal: Principal, now: datetime) -> tuple[RecentChange, ...]:
+def _recent_changes(
+    uow: UnitOfWork, principal: Principal, now: datetime
+) -> tuple[RecentChange, ...]:
     """The caller's memberships' state changes of the last 30 days, newest first."""
     since = now - timedelta(days=RECENT_CHANGES_DAYS)
     rows = uow.session.execute(

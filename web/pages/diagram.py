@@ -47,7 +47,7 @@ PAGE_MEANINGS: dict[str, str] = {
     MembershipState.SOFT_DELETED.value: (
         "in Deleted users: hidden, and an admin can restore it until the retention period ends"
     ),
-    MembershipState.RESTORED.value: "restored by an admin; the guest can use the organization again",
+    MembershipState.RESTORED.value: "restored by an admin; the guest can use it again",
     MembershipState.PURGE_PENDING.value: (
         "permanently deleted: can no longer be restored; the guest's data is being removed"
     ),
@@ -57,7 +57,7 @@ PAGE_MEANINGS: dict[str, str] = {
 }
 
 _GUARD = re.compile(r">\[(!?\w+)\]<")
-_GRAPH_CAPTION = re.compile(r'<text [^>]*>MembershipLifecycle</text>\s*')
+_GRAPH_CAPTION = re.compile(r"<text [^>]*>MembershipLifecycle</text>\s*")
 
 DIAGRAM_FILE = Path(__file__).resolve().parent.parent / "static" / "lifecycle.svg"
 
@@ -73,7 +73,9 @@ def _plain_svg() -> str:
     # People's words on the picture: guards as the kinds they stand for, no class name.
     drawn = _GUARD.sub(lambda m: f">({GUARD_WORDS.get(m.group(1), m.group(1))})<", drawn)
     drawn = _GRAPH_CAPTION.sub("", drawn)
-    return drawn.replace("<title>MembershipLifecycle</title>", "<title>Membership lifecycle</title>")
+    return drawn.replace(
+        "<title>MembershipLifecycle</title>", "<title>Membership lifecycle</title>"
+    )
 
 
 def _highlighted(drawn: str, state_id: str, label: str) -> str:

@@ -19,9 +19,9 @@ import redis
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from memberships.decisions import require_operator
 from web.pages import page_blueprint
 from web.pages import session as auth
-from memberships.decisions import require_operator
 from web.pages.context import clock, unit_of_work
 from web.services import services
 
