@@ -2,28 +2,37 @@
 
 Every command gets its services from ``Services`` (built once per invocation
 from ``Settings.from_env()``). Errors are one line on stderr and a non-zero exit,
-never a traceback.
+never a traceback. JSON output uses camelCase names, like the HTTP API.
+
+Start-up time: a command imports what it uses when it runs, not when the CLI
+loads, so ``lifecycle --help`` and ``lifecycle token`` never pay for SQLAlchemy's
+ORM, the web app or the workers (``bench/cli_startup.py`` measures it).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from memberships.clock import Clock, utc_now
 from memberships.errors import LifecycleError
-from memberships.views import to_dict
 from settings import Settings, SettingsError, without_password
-from store.unit_of_work import Dispatcher, NullDispatcher, Policy, UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
+    from store.unit_of_work import Dispatcher, UnitOfWork
 
 
 @dataclass
@@ -43,6 +52,8 @@ class Services:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         if self.dispatcher_factory is None:
+            from store.unit_of_work import NullDispatcher
+
             return NullDispatcher()
         return self.dispatcher_factory(self.settings)
 
@@ -57,6 +68,8 @@ class Services:
             factory.kw["bind"].dispose()
 
     def uow(self) -> UnitOfWork:
+        from store.unit_of_work import Policy, UnitOfWork
+
         s = self.settings
         return UnitOfWork(
             self.session_factory,
@@ -90,19 +103,52 @@ def os_failure(error: OSError) -> str:
     return f"{' -> '.join(where)}: {reason}" if where else reason
 
 
+class LazyModule(types.ModuleType):
+    """A module imported on first use: ``provisioning = LazyModule("memberships.provisioning")``
+    costs nothing until a command calls ``provisioning.add_guest``. Modules that use one
+    import the real module under ``TYPE_CHECKING`` too, so the type checker sees it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__dict__["_lazy_target"] = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = importlib.import_module(self.__dict__["_lazy_target"])
+        return getattr(module, attribute)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def emit(value: Any) -> None:
-    """Print a view (or a dict/list holding views) as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, default=_json_default))
+    """Print a view (or a dict/list holding views) as JSON on stdout, with camelCase
+    names as the HTTP API has them (``membership_id`` → ``membershipId``)."""
+    click.echo(json.dumps(camel_case(value), indent=2, default=_json_default))
+
+
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+def camel_case(value: Any) -> Any:
+    """``value`` with every dict key (and every view's field name) in camelCase."""
+    if hasattr(value, "__dataclass_fields__"):
+        from memberships.views import to_dict
+
+        value = to_dict(value)
+    if isinstance(value, dict):
+        return {_camel(k): camel_case(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [camel_case(v) for v in value]
+    return value
+
+
+def _camel(key: Any) -> Any:
+    return _SNAKE.sub(lambda m: m.group(1).upper(), key) if isinstance(key, str) else key
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return to_dict(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
@@ -146,10 +192,6 @@ class LifecycleGroup(click.Group):
             fail(f"{error.code}: {error.detail}")
         except SettingsError as error:
             fail(str(error), 2)
-        except DBAPIError as error:
-            fail(_database_failure(error))
-        except ArgumentError as error:  # a URL or driver SQLAlchemy cannot use
-            fail(f"database: {_first_line(error)}", 2)
         except BrokenPipeError:
             # The reader went away (`lifecycle timers | head`): nothing to say to it.
             # Point stdout at /dev/null so the interpreter's final flush fails quietly too.
@@ -157,6 +199,22 @@ class LifecycleGroup(click.Group):
             sys.exit(1)
         except OSError as error:
             fail(os_failure(error))
+        except Exception as error:
+            _database_error(error)
+            raise
+
+
+def _database_error(error: Exception) -> None:
+    """Fail with one line if ``error`` is SQLAlchemy's; return otherwise. SQLAlchemy is
+    looked at only when a command loaded it: then, and only then, can it have raised."""
+    if "sqlalchemy" not in sys.modules:
+        return
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    if isinstance(error, DBAPIError):
+        fail(_database_failure(error))
+    if isinstance(error, ArgumentError):  # a URL or driver SQLAlchemy cannot use
+        fail(f"database: {_first_line(error)}", 2)
 
 
 def _usage_failure(error: click.UsageError) -> NoReturn:
@@ -197,6 +255,8 @@ def main(ctx: click.Context) -> None:
 
 def _broker_dispatcher(settings: Settings) -> Dispatcher:
     """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
+    from store.unit_of_work import NullDispatcher
+
     try:
         from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
     except ImportError:

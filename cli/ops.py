@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
 
-from cli import emit, fail, main, services
-from memberships import operations
+from cli import LazyModule, emit, fail, main, services
 from memberships.principal import SYSTEM
-from memberships.views import to_dict
+
+if TYPE_CHECKING:
+    import redis
+
+    from memberships import operations
+else:
+    redis = LazyModule("redis")
+    operations = LazyModule("memberships.operations")
 
 
 @main.command("scheduler")
@@ -44,7 +49,7 @@ def sweep(enqueue: bool) -> None:
     runtime = Runtime(
         s.settings, s.dispatcher, clock=s.clock, session_factory_override=s.session_factory
     )
-    emit(to_dict(run_sweep(runtime)))
+    emit(run_sweep(runtime))
 
 
 @contextmanager
@@ -73,7 +78,7 @@ def queues(as_json: bool) -> None:
     with _redis_answers():
         report = queues_report(redis_client(services().settings))
     if as_json:
-        emit(to_dict(report))
+        emit(report)
         return
     _table(
         ["QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD LETTERS"],
@@ -96,7 +101,7 @@ def timers(as_json: bool, limit: int) -> None:
     with s.uow() as uow:
         report = operations.timers_report(uow, s.clock, SYSTEM, limit=limit)
     if as_json:
-        emit(to_dict(report))
+        emit(report)
         return
     click.echo(f"at {report.now.isoformat(timespec='seconds')}")
     _table(["STATE", "MEMBERSHIPS"], [[k, v] for k, v in report.by_state.items()])
@@ -158,7 +163,11 @@ def dead_letters(queue: str | None, retry: bool, purge: bool, as_json: bool) -> 
     with _redis_answers():
         letters = list_dead_letters(client, queue)
     if as_json:
-        emit([to_dict(d) for d in letters])
+        emit(letters)
+        return
+    if not letters:
+        where = f" in {queue}" if queue else ""
+        click.echo(f"no dead letters{where}: every message was handled or is still being retried")
         return
     _table(
         ["QUEUE", "ACTOR", "MEMBERSHIP", "RETRIES", "ERROR"],
