@@ -11,6 +11,7 @@ ORM, the web app or the workers (``bench/cli_startup.py`` measures it).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -131,16 +132,22 @@ def emit(value: Any) -> None:
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 
-def camel_case(value: Any) -> Any:
-    """``value`` with every dict key (and every view's field name) in camelCase."""
-    if hasattr(value, "__dataclass_fields__"):
-        from memberships.views import to_dict
-
-        value = to_dict(value)
+def camel_case(value: Any, field_names: bool = True) -> Any:
+    """``value`` with its field names in camelCase, as Pydantic's aliases give them on
+    the API: a view's fields and the keys of the records a command builds. A mapping held
+    in a view's field keeps its keys (they are data: states, event names)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            _camel(f.name): camel_case(getattr(value, f.name), field_names=False)
+            for f in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
-        return {_camel(k): camel_case(v) for k, v in value.items()}
+        return {
+            (_camel(k) if field_names else k): camel_case(v, field_names)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [camel_case(v) for v in value]
+        return [camel_case(v, field_names) for v in value]
     return value
 
 

@@ -300,7 +300,7 @@ def test_lifecycle_queues_json_reports_the_known_situation(redis_url, clock, bro
     report = json.loads(_cli(settings, clock, "queues", "--json"))
     # Then it says the same as the report, and the table form names every queue
     leaves = next(q for q in report["queues"] if q["name"] == "leaves")
-    assert (leaves["ready"], leaves["delayed"], leaves["in_flight"]) == (2, 2, 1)
+    assert (leaves["ready"], leaves["delayed"], leaves["inFlight"]) == (2, 2, 1)
     assert len(report["workers"]) == 1
     table = _cli(settings, clock, "queues")
     assert "removals" in table and "workers seen: 1" in table
@@ -328,6 +328,10 @@ def test_dead_letters_are_listed_retried_with_fresh_retries_and_purged(
     _dead_letter(broker, "removals", "x-3")
     assert json.loads(_cli(settings, clock, "dead-letters", "--purge", "--json")) == {"purged": 1}
     assert inspection.list_dead_letters(client) == []
+    # And with none left, the list says so in words instead of printing a bare header
+    assert _cli(settings, clock, "dead-letters").strip() == (
+        "no dead letters: every message was handled or is still being retried"
+    )
 
 
 def _known_timers_situation(world, session_factory, broker):
@@ -360,23 +364,24 @@ def _known_timers_situation(world, session_factory, broker):
 def test_lifecycle_timers_reports_the_known_situation(world, settings, session_factory, broker):
     # Given the known timers situation
     _known_timers_situation(world, session_factory, broker)
-    # When `lifecycle timers --json` runs
+    # When `lifecycle timers --json` runs (camelCase names, as on the API)
     report = json.loads(_cli(settings, world.clock, "timers", "--json"))
+    assert "by_state" not in report
     # Then the counts and lists are those of the situation
-    assert report["by_state"]["soft-deleted"] == 1
-    assert report["by_state"]["purge-pending"] == 1
-    assert report["by_state"]["leave-pending"] == 1
-    assert report["overdue_purges"] == 1  # ann's 30 days have passed, no sweep ran
-    assert report["overdue_removals"] == 1  # pat's removal window has passed
+    assert report["byState"]["soft-deleted"] == 1
+    assert report["byState"]["purge-pending"] == 1
+    assert report["byState"]["leave-pending"] == 1
+    assert report["overduePurges"] == 1  # ann's 30 days have passed, no sweep ran
+    assert report["overdueRemovals"] == 1  # pat's removal window has passed
     assert report["failing"] == 1
     assert report["stalled"] == {"leave-pending": 1, "purge-pending": 1}
-    assert [e["membership_id"] for e in report["next_due_purges"]] == [
+    assert [e["membershipId"] for e in report["nextDuePurges"]] == [
         world.membership("open", "ann")
     ]
-    [late] = report["overdue_removal_list"]
-    assert late["membership_id"] == world.membership("open", "pat")
-    assert late["last_error"] == "ConnectionError: store down"
-    assert report["oldest_leave_pending"]["membership_id"] == world.membership("bare", "ann")
+    [late] = report["overdueRemovalList"]
+    assert late["membershipId"] == world.membership("open", "pat")
+    assert late["lastError"] == "ConnectionError: store down"
+    assert report["oldestLeavePending"]["membershipId"] == world.membership("bare", "ann")
     # And the table form shows the same
     assert "overdue purges: 1   overdue removals: 1" in _cli(settings, world.clock, "timers")
 
