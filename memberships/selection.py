@@ -73,9 +73,10 @@ def decide_selected(
         try:
             view = decision(uow, clock, principal, org.id, membership_id)
             outcomes.append(SelectionOutcome(membership_id, view, label=label))
-        except Forbidden:
-            raise
         except LifecycleError as error:
+            if type(error) is Forbidden:  # not an admin after all (a role taken meanwhile)
+                raise
+            # Refusals about this one membership (home organization, state, version).
             outcomes.append(SelectionOutcome(membership_id, error=error, label=label))
     return outcomes
 
