@@ -468,3 +468,35 @@ def test_operators_commands_say_in_one_line_when_redis_does_not_answer(command):
     result = CliRunner().invoke(main, command, obj=Services(settings=settings))
     assert result.exit_code == 1
     assert "did not answer" in result.output and "Traceback" not in result.output
+
+
+def test_an_operator_retries_the_dead_letters_from_the_operations_page(
+    world, settings, session_factory, broker, client
+):
+    from tests.e2e.pages_helpers import Visitor, text_of
+
+    from web import create_app
+
+    # Given two dead removals, and the platform operator on the Operations page
+    _dead_letter(broker, "removals", "x-1")
+    _dead_letter(broker, "removals", "x-2")
+    app = create_app(
+        settings.with_changes(dev_sign_in=True, jwt_secret="s" * 40, rate_limits_enabled=False),
+        session_factory=session_factory,
+        clock=world.clock,
+        rate_limit_key_prefix="dead-letters-page",
+    )
+    visitor = Visitor(app.test_client())
+    assert visitor.sign_in(world.users["ops"]).status_code == 303
+    assert "2 messages failed every retry" in text_of(visitor.get("/ops"))
+    # When they press "Retry all dead letters"
+    page = visitor.follow(visitor.submit("/ops", "/ops/dead-letters/retry"))
+    # Then both are back on their queue with fresh retries, and the page says so
+    assert "2 dead letters put back on the queue to run again." in text_of(page)
+    assert sorted(m.args[0] for m in _ready(client, "removals")) == ["x-1", "x-2"]
+    assert "No dead letters" in text_of(page)
+    # And someone without the operator role cannot do it
+    other = Visitor(app.test_client())
+    assert other.sign_in(world.users["gadmin"]).status_code == 303
+    refused = other.submit("/account/organizations", "/ops/dead-letters/retry")
+    assert refused.status_code == 403

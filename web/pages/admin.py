@@ -236,10 +236,10 @@ def remove(org: str, membership_id: str) -> Response | str:
         return render_template("pages/confirm_remove.html", details=details)
     with unit_of_work() as uow:
         removed = admin.remove(uow, clock(), auth.principal(), org, membership_id)
-    where = (
-        "moved to Deleted users, where it can be restored"
+    what = (
+        "removed and moved to Deleted users, where you can restore them"
         if removed.state == "soft-deleted"
-        else "removed; removal of their data has started"
+        else "removed, and removal of their data has started"
     )
-    flash(f"{removed.display_name or removed.email} is {where}.", "success")
+    flash(f"{removed.display_name or removed.email} is {what}.", "success")
     return redirect(url_for("pages_admin.membership", org=org, membership_id=membership_id), 303)
