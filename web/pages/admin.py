@@ -108,6 +108,17 @@ def restore(org: str, membership_id: str) -> Response:
     return redirect(url_for("pages_admin.deleted_users", org=org), 303)
 
 
+# A refused row in people's words; other refusals keep their own sentence.
+ROW_REFUSALS = {
+    "transition-not-allowed": "not possible in its state now: it changed since this page "
+    "was shown (someone restored, removed or deleted it meanwhile)",
+    "not-found": "not found in this organization",
+    "conflict": "changed by someone else at the same moment: reload and try again",
+    "precondition-failed": "changed by someone else meanwhile: reload and try again",
+    "home-organization": "a member of their home organization, who can't be removed here",
+}
+
+
 def _flash_results(outcomes: list[selection.SelectionOutcome], done: str) -> None:
     """One message with a line per selected row: what happened to it, or why not."""
     rows: list[dict[str, Any]] = []
@@ -121,7 +132,8 @@ def _flash_results(outcomes: list[selection.SelectionOutcome], done: str) -> Non
         if outcome.error is None:
             rows.append({"name": name, "ok": True, "text": done})
         else:
-            rows.append({"name": name, "ok": False, "text": outcome.error.detail})
+            text = ROW_REFUSALS.get(outcome.error.code, outcome.error.detail)
+            rows.append({"name": name, "ok": False, "text": text[0].upper() + text[1:]})
     succeeded = sum(1 for row in rows if row["ok"])
     results: Any = {
         "summary": f"{succeeded} of {len(rows)} selected {done.lower()}.",
