@@ -188,7 +188,7 @@ def admin_contacts(uow: UnitOfWork, organization_ids: Iterable[str]) -> dict[str
     ).all()
     found: dict[str, list[str]] = {org_id: [] for org_id in wanted}
     for org_id, email in rows:
-        if len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
+        if org_id is not None and len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
             found[org_id].append(email)
     return {org_id: tuple(emails) for org_id, emails in found.items()}
 
