@@ -8,7 +8,7 @@ personal into the log itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from memberships.clock import Clock
@@ -68,6 +68,19 @@ def _actor_label(uow: UnitOfWork, actor: str, member_user_id: str) -> str:
     return user.email if user is not None else actor
 
 
+def labelled_trail(
+    uow: UnitOfWork, membership_id: str, member_user_id: str
+) -> list[AuditEventView]:
+    """A membership's audit trail, oldest first, each event with its ``actor_label``."""
+    labels: dict[str, str] = {}
+    trail = []
+    for event in queries.audit_trail(uow.session, membership_id):
+        if event.actor not in labels:
+            labels[event.actor] = _actor_label(uow, event.actor, member_user_id)
+        trail.append(replace(AuditEventView.of(event), actor_label=labels[event.actor]))
+    return trail
+
+
 def membership_details(
     uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
 ) -> MembershipDetails:
@@ -80,12 +93,10 @@ def membership_details(
         require_admin(uow, now, principal, org, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
-    labels: dict[str, str] = {}
-    timeline = []
-    for event in queries.audit_trail(uow.session, membership.id):
-        if event.actor not in labels:
-            labels[event.actor] = _actor_label(uow, event.actor, membership.user_id)
-        timeline.append(TimelineEntry(AuditEventView.of(event), labels[event.actor]))
+    timeline = [
+        TimelineEntry(event, event.actor_label or event.actor)
+        for event in labelled_trail(uow, membership.id, membership.user_id)
+    ]
     removal = None
     if membership.state == MembershipState.PURGE_PENDING:
         removal = RemovalProgressView(

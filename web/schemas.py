@@ -385,6 +385,11 @@ class AuditEvent(Output):
     to_state: str | None
     reason: str | None
     request_id: str | None
+    actor_label: str | None = Field(
+        default=None,
+        description="Who acted, as people read it: `the member`, `the service`, or the "
+        "acting admin's e-mail (in a membership's history; `actor` is the id).",
+    )
 
     @classmethod
     def of(cls, e: AuditEventView) -> AuditEvent:
@@ -400,6 +405,7 @@ class AuditEvent(Output):
             to_state=e.to_state,
             reason=e.reason,
             request_id=e.request_id,
+            actor_label=e.actor_label,
         )
 
 

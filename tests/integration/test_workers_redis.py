@@ -474,7 +474,6 @@ def test_an_operator_retries_the_dead_letters_from_the_operations_page(
     world, settings, session_factory, broker, client
 ):
     from tests.e2e.pages_helpers import Visitor, text_of
-
     from web import create_app
 
     # Given two dead removals, and the platform operator on the Operations page
