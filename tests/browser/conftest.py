@@ -155,6 +155,24 @@ def check_accessibility(page: Any, axe: Any, path: Path) -> dict[str, Any]:
     return report  # type: ignore[no-any-return]
 
 
+def hold_still(page: Any) -> str | None:
+    """Pause the page's own refresh (``data-refresh-seconds``, see pages.js) while it is
+    measured, screenshotted and checked: on a busy machine that takes longer than the
+    refresh interval. Returns the attribute's value, to put back afterwards. A refresh
+    already under way is waited for."""
+    for _ in range(3):
+        page.wait_for_load_state()
+        try:
+            return page.evaluate(  # type: ignore[no-any-return]
+                "() => { const s = document.body.getAttribute('data-refresh-seconds');"
+                " document.body.removeAttribute('data-refresh-seconds'); return s; }"
+            )
+        except Exception as error:  # the page navigated under us: its refresh fired
+            if "context was destroyed" not in str(error):
+                raise
+    raise AssertionError("the page kept reloading while it was being screenshotted")
+
+
 @pytest.fixture
 def screenshot(page: Any, axe: Any) -> Callable[[str], Path]:
     """``screenshot("name")`` saves the page as it is now at desktop width
@@ -166,6 +184,7 @@ def screenshot(page: Any, axe: Any) -> Callable[[str], Path]:
     def save(name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         desktop = page.viewport_size or DESKTOP
+        refresh = hold_still(page)
         for width in WIDTHS_WITHOUT_SIDEWAYS_SCROLL:
             page.set_viewport_size({"width": width, "height": desktop["height"]})
             overflow = sideways_scroll(page)
@@ -176,6 +195,8 @@ def screenshot(page: Any, axe: Any) -> Callable[[str], Path]:
             page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
             check_accessibility(page, axe, SCREENSHOTS / f"{shot}.axe.json")
         page.set_viewport_size(desktop)
+        if refresh is not None:
+            page.evaluate("s => document.body.setAttribute('data-refresh-seconds', s)", refresh)
         return SCREENSHOTS / f"{name}.png"
 
     return save
