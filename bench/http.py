@@ -365,6 +365,7 @@ def main() -> None:
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "JWT_SECRET": secret,
+            "SECRET_KEY": "bench-session-" + uuid.uuid4().hex,
             "RATE_LIMIT": RATE_LIMIT,
             "PYTHONUNBUFFERED": "1",
         }

@@ -60,10 +60,12 @@ from bench.harness import (
     worker_argv,
 )
 from settings import Settings
+from store.database import make_engine, make_session_factory
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import message_for
-from workers.inspection import queue_stats, workers_seen
+from workers.heartbeats import workers_seen
 from workers.messages import QUEUES, REMOVE_DATA
+from workers.queues_redis import RedisQueues
 
 RETENTION = timedelta(days=30)
 ORGANIZATIONS = 100
@@ -138,7 +140,7 @@ def used_memory(client: redis.Redis) -> int:
 def broker_messages(client: redis.Redis) -> dict[str, Any]:
     """Every message of the namespace's queues, by queue and kind, and not yet fetched from
     the delay queues."""
-    stats = queue_stats(client, QUEUES)
+    stats = RedisQueues(Settings(), client=client).queue_stats(QUEUES)
     by_queue = {
         s.name: {"ready": s.ready, "in_flight": s.in_flight, "delayed": s.delayed} for s in stats
     }
@@ -260,7 +262,8 @@ def one_run(
     processes = [worker, scheduler]
     logs = lambda: "\n".join(p.tail() for p in processes)  # noqa: E731
     try:
-        wait_for(lambda: workers_seen(client), 60, "the worker to report for work", logs)
+        sessions = make_session_factory(make_engine(database_url))
+        wait_for(lambda: workers_seen(sessions), 60, "the worker to report for work", logs)
         time.sleep(2)  # let the worker finish booting its threads
         rss_start = tree_rss_kib(worker.popen.pid)
         say(f"  ours: worker up ({rss_start} KiB), sweeping for {options.sweep_seconds}s")

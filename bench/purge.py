@@ -20,6 +20,11 @@ rows/s and the ratio of the two (medians of ``--runs``). Targets: ≥ 5,000
 memberships/s and a ratio ≥ 0.25.
 
     .venv/bin/python -m bench.purge [--n 200000] [--runs 3] [--processes 1]
+        [--broker amqp://guest:guest@127.0.0.1:5672/%2F]
+
+``--broker``: the broker, as ``BROKER_URL`` (default: the private Redis). For RabbitMQ,
+each run gets a virtual host of its own on that server (made and deleted with
+``rabbitmqctl``), so runs start empty as on a private Redis.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from bench.harness import (
     Process,
     arguments,
     emit,
+    free_port,
     median,
+    rabbitmq_vhost,
     redis_server,
     say,
     scheduler_argv,
@@ -123,7 +130,13 @@ def _scalar(engine: Engine, statement: str) -> Any:
 
 
 def run_pipeline(
-    url: str, n: int, processes: int, threads: int, directory: Path, env: dict[str, str]
+    url: str,
+    n: int,
+    processes: int,
+    threads: int,
+    directory: Path,
+    env: dict[str, str],
+    broker: str | None = None,
 ) -> dict[str, Any]:
     """Worker up, then the scheduler; seconds until everything is purged and erased."""
     engine = create_engine(url)
@@ -136,6 +149,17 @@ def run_pipeline(
             "SWEEP_INTERVAL": "1s",
             "PYTHONUNBUFFERED": "1",
         }
+        # The worker's Prometheus exposition (Dramatiq's middleware): a port and folder of
+        # this run's own.
+        (directory / "worker-metrics").mkdir(exist_ok=True)
+        environment["dramatiq_prom_db"] = str(directory / "worker-metrics")
+        environment["dramatiq_prom_host"] = "127.0.0.1"
+        environment["dramatiq_prom_port"] = str(free_port())
+        environment.pop("BROKER_URL", None)
+        if broker and broker.startswith(("amqp://", "amqps://")):
+            environment["BROKER_URL"] = stack.enter_context(rabbitmq_vhost(broker, "bench"))
+        elif broker:
+            environment["BROKER_URL"] = broker
         worker = Process(
             "worker", worker_argv(processes, threads), environment, directory / "worker.log"
         )
@@ -268,6 +292,11 @@ def main() -> None:
     parser.add_argument(
         "--delete-batch", type=int, default=10_000, help="rows per plain DELETE (default 10000)"
     )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="BROKER_URL of the pipeline (default: a private Redis); amqp://… for RabbitMQ",
+    )
     options = parser.parse_args()
     if options.database_url.startswith("sqlite"):
         parser.error("this benchmark seeds with PostgreSQL's generate_series: give a PG URL")
@@ -289,7 +318,13 @@ def main() -> None:
                     run_directory = directory / f"run-{run}"
                     run_directory.mkdir()
                     result = run_pipeline(
-                        url, n, options.processes, options.threads, run_directory, env
+                        url,
+                        n,
+                        options.processes,
+                        options.threads,
+                        run_directory,
+                        env,
+                        options.broker,
                     )
                     say(f"  {n} purged in {result['seconds']:.2f}s ({n / result['seconds']:.0f}/s)")
                     pipelines.append(result)
@@ -310,6 +345,7 @@ def main() -> None:
             "runs": options.runs,
             "worker_processes": options.processes,
             "worker_threads": options.threads,
+            "broker": "rabbitmq" if options.broker and "amqp" in options.broker else "redis",
             "data_rows": data_rows,
             "purged": n if all(p["data_rows_left"] == 0 for p in pipelines) else None,
             "pipeline_seconds": [round(p["seconds"], 3) for p in pipelines],

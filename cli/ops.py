@@ -11,6 +11,7 @@ import click
 
 from cli import LazyModule, emit, fail, main, services
 from memberships.principal import SYSTEM
+from settings import without_password
 
 if TYPE_CHECKING:
     import redis
@@ -42,7 +43,7 @@ def sweep(enqueue: bool) -> None:
 
     s = services()
     if enqueue:
-        with _redis_answers():
+        with _broker_answers():
             broker_dispatcher(s.settings).send_sweep()
         click.echo("sweep message sent", err=True)
         return
@@ -53,12 +54,34 @@ def sweep(enqueue: bool) -> None:
 
 
 @contextmanager
-def _redis_answers() -> Iterator[None]:
-    """A Redis that does not answer is one line on stderr and exit status 1."""
+def _broker_answers() -> Iterator[None]:
+    """A broker that does not answer is one line on stderr and exit status 1."""
+    from dramatiq.errors import BrokerConnectionError
+
+    from workers.inspection import BrokerUnavailable
+
     try:
         yield
-    except redis.RedisError as error:
-        fail(f"Redis at {services().settings.redis_url} did not answer: {error}")
+    except BrokerUnavailable as error:
+        fail(str(error))
+    except (redis.RedisError, BrokerConnectionError) as error:
+        fail(
+            f"the broker at {without_password(services().settings.broker)} did not answer: "
+            f"{error or type(error).__name__}"
+        )
+
+
+@contextmanager
+def _port() -> Iterator[Any]:
+    """The broker's queue port (``workers.inspection``), closed afterwards."""
+    from workers.inspection import broker_queues
+
+    port = broker_queues(services().settings)
+    try:
+        with _broker_answers():
+            yield port
+    finally:
+        port.close()
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> None:
@@ -72,14 +95,15 @@ def _table(headers: list[str], rows: list[list[Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def queues(as_json: bool) -> None:
     """Per queue: ready, delayed, in flight, dead letters; and the workers seen."""
-    from workers.broker import redis_client
     from workers.inspection import queues_report
 
-    with _redis_answers():
-        report = queues_report(redis_client(services().settings))
+    with _port() as port:
+        report = queues_report(port, services().session_factory)
     if as_json:
         emit(report)
         return
+    where = f" ({report.namespace})" if report.namespace else ""
+    click.echo(f"broker: {report.broker}{where}\n")
     _table(
         ["QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD LETTERS"],
         [[q.name, q.ready, q.delayed, q.in_flight, q.dead_letters] for q in report.queues],
@@ -145,23 +169,19 @@ def timers(as_json: bool, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def dead_letters(queue: str | None, retry: bool, purge: bool, as_json: bool) -> None:
     """List dead-lettered messages, or retry or purge them."""
-    from workers.broker import redis_client
-    from workers.inspection import list_dead_letters, purge_dead_letters, retry_dead_letters
-
     if retry and purge:
         raise click.UsageError("--retry and --purge exclude each other")
-    client = redis_client(services().settings)
     if retry or purge:
-        with _redis_answers():
-            count = (retry_dead_letters if retry else purge_dead_letters)(client, queue)
+        with _port() as port:
+            count = (port.retry_dead_letters if retry else port.purge_dead_letters)(queue)
         action = "retried" if retry else "purged"
         if as_json:
             emit({action: count})
         else:
             click.echo(f"{count} dead letters {action}")
         return
-    with _redis_answers():
-        letters = list_dead_letters(client, queue)
+    with _port() as port:
+        letters = port.list_dead_letters(queue, 100)
     if as_json:
         emit(letters)
         return

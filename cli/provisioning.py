@@ -44,6 +44,30 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at revision {current(url)}", err=True)
 
 
+@db.command("grant-app-role")
+@click.argument("name")
+def db_grant_app_role(name: str) -> None:
+    """Grant the PostgreSQL role NAME what the service needs, and no more.
+
+    Run it as the role that owns the tables (the one `db upgrade` runs as), after every
+    upgrade; then run the web, worker and scheduler processes as NAME. The audit log is
+    insert-only for NAME: UPDATE, DELETE and TRUNCATE are refused.
+    """
+    from store.app_role import AppRoleRefused, grant_app_role
+
+    engine = services().session_factory.kw["bind"]
+    try:
+        with engine.begin() as connection:
+            grants = grant_app_role(connection, name)
+    except AppRoleRefused as refused:
+        raise click.BadParameter(str(refused), param_hint="'NAME'") from None
+    click.echo(
+        f"role {grants.role!r}: read and write on {len(grants.read_write)} tables, "
+        f"read and insert only on {', '.join(grants.append_only)} (schema {grants.schema})",
+        err=True,
+    )
+
+
 @main.group()
 def org() -> None:
     """Organizations."""

@@ -67,7 +67,10 @@ def deny(
     membership_id: str | None = None,
     from_state: str | None = None,
 ) -> NoReturn:
-    """Roll back, write the denial to the audit log, commit it, and raise ``error``."""
+    """Roll back, write the denial to the audit log, commit it, and raise ``error``.
+
+    The unit of work is told (``denial_recorded``): the web edge charges each audited
+    refusal to the caller's rate limit."""
     uow.rollback()
     queries.append_audit(
         uow.session,
@@ -82,6 +85,7 @@ def deny(
         request_id=uow.request_id,
     )
     uow.commit()
+    uow.denial_recorded()
     raise error
 
 

@@ -76,6 +76,22 @@ def remove_next_chunk_batch(
     return removal.remove_chunk_batch(uow, clock, membership_ids, removers)
 
 
+def held_elsewhere(uow: UnitOfWork, membership_ids: Sequence[str]) -> list[str]:
+    """Those of ``membership_ids`` still ``purge-pending`` though a chunk's batches are done:
+    another transaction held their rows when the chunk took its locks (a duplicate message,
+    or a sweep's claim passing over them), so they were skipped. Read without a lock."""
+    if not membership_ids:
+        return []
+    return list(
+        uow.session.scalars(
+            select(Membership.id).where(
+                Membership.id.in_(list(membership_ids)),
+                Membership.state == MembershipState.PURGE_PENDING.value,
+            )
+        )
+    )
+
+
 def record_chunk_failure(uow: UnitOfWork, membership_ids: Sequence[str], error: str) -> int:
     """One more failed attempt and ``error`` on each of ``membership_ids`` still
     ``purge-pending`` (those purged or in another state are left alone), set-based; commits.

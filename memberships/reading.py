@@ -24,6 +24,8 @@ from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 
 MAX_PAGE = 200
+# Audit event ids are 64-bit: a longer number is no cursor this service gave out.
+_MAX_ID_DIGITS = 18
 
 
 def encode_cursor(value: Any) -> str:
@@ -31,12 +33,17 @@ def encode_cursor(value: Any) -> str:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
+    """The key a cursor stands for. Cursors hold ids, which are printable ASCII: anything
+    else (a NUL, "²") is ``InvalidInput``, never a value sent to the database."""
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("cursor: not a cursor this service gave out", field="cursor") from None
+    if not (value.isascii() and value.isprintable()):
+        raise InvalidInput("cursor: not a cursor this service gave out", field="cursor")
+    return value
 
 
 def _limit(limit: int) -> int:
@@ -141,7 +148,7 @@ def list_audit_events(
     after = decode_cursor(cursor)
     query = select(AuditEvent).where(AuditEvent.organization_id == org.id)
     if after is not None:
-        if not after.isdigit():
+        if not after.isdigit() or len(after) > _MAX_ID_DIGITS:
             raise InvalidInput("cursor: not a cursor this service gave out", field="cursor")
         query = query.where(AuditEvent.id > int(after))
     rows = uow.session.scalars(query.order_by(AuditEvent.id).limit(limit + 1)).all()

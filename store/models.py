@@ -99,6 +99,9 @@ class User(Base):
     home_organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Written into each page session at sign-in; sign-out advances it, which ends every
+    # session of the user that was started before (migration 0004).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Membership(Base):
@@ -220,7 +223,8 @@ class RoleAssignment(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: a trigger refuses UPDATE and DELETE. Ids, codes and states only."""
+    """Append-only: triggers refuse UPDATE, DELETE and (PostgreSQL) TRUNCATE. Ids, codes
+    and states only."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -272,3 +276,24 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class WorkerHeartbeat(Base):
+    """A worker process that is alive: it rewrites ``seen_at`` every few seconds.
+
+    Kept in the database, not in the broker, so the operators' count of live workers
+    works the same on Redis and RabbitMQ. ``queues`` and ``in_flight`` are JSON: the
+    queues it consumes, and per queue the messages it is running or holding for a
+    retry's backoff (``{"removals": {"running": 2, "delayed": 0}}``).
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(Text)
+    threads: Mapped[int] = mapped_column(Integer)
+    in_flight: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

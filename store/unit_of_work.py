@@ -75,8 +75,10 @@ class UnitOfWork:
         dispatcher: Dispatcher | None = None,
         policy: Policy | None = None,
         request_id: str | None = None,
+        on_denial: Callable[[], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._on_denial = on_denial
         self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
         self.policy = policy or Policy()
         self.request_id = request_id
@@ -113,6 +115,13 @@ class UnitOfWork:
     def send_after_commit(self, actor_name: str, membership_id: str) -> None:
         request_id = self.request_id
         self.on_commit(lambda: send_message(self.dispatcher, actor_name, membership_id, request_id))
+
+    def denial_recorded(self) -> None:
+        """Called once a refusal's audit entry is committed. The web edge passes
+        ``on_denial`` to charge it to the caller's rate limit, so no caller can fill the
+        permanent audit log with refusals faster than the limit allows."""
+        if self._on_denial is not None:
+            self._on_denial()
 
     def commit(self) -> None:
         self.session.commit()

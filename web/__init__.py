@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 import weakref
 from dataclasses import fields
 from typing import Any
@@ -21,9 +22,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from memberships.clock import utc_now
-from settings import Settings
+from settings import Settings, SettingsError
 from store.unit_of_work import Dispatcher, NullDispatcher
-from web import errors, rate_limits, request_id
+from web import bad_input, errors, headers, rate_limits, request_id
 from web.auth import (
     WEAK_SECRET_REPORTED,
     jwks_client_for,
@@ -53,7 +54,21 @@ _COMPONENTS = {
 
 
 class ApiRequest(Request):
-    """A request whose unparseable JSON body is a ``400 malformed-json`` problem."""
+    """A request whose unparseable JSON body is a ``400 malformed-json`` problem, and
+    whose JSON body may hold no text a database cannot store (``web.bad_input``)."""
+
+    def get_json(  # type: ignore[override]  # werkzeug's overloads, one implementation
+        self, force: bool = False, silent: bool = False, cache: bool = True
+    ) -> Any:
+        try:
+            value = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:  # the parser's own limit, far below 64 KiB of brackets
+            return self.on_json_loading_failed(ValueError(bad_input.TOO_DEEP))
+        try:
+            bad_input.check_json(value)
+        except ValueError as error:
+            return None if silent else self.on_json_loading_failed(error)
+        return value
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise errors.MalformedJSON(f"The body is not valid JSON: {e}" if e else None)
@@ -81,6 +96,27 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
+def check_environment() -> Settings:
+    """The web process's settings from the environment, checked as ``create_app`` will
+    check them; on a bad one, ``error: <message naming the variable>`` on stderr and exit
+    code 2, as the ``lifecycle`` command does.
+
+    gunicorn builds the app in each worker, where a failure becomes a traceback and a
+    restart loop; ``web.gunicorn_conf`` calls this in gunicorn's master instead, before
+    it binds or forks.
+    """
+    try:
+        settings = Settings.from_env()
+        if importlib.util.find_spec("web.pages") is not None:
+            from web.pages import session_secret
+
+            session_secret(settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    return settings
+
+
 def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     """Build the app.
 
@@ -103,7 +139,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path="/docs")
     app.request_class = ApiRequest
     app.config.update(
-        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         AUTO_404_RESPONSE=False,
         AUTO_VALIDATION_ERROR_RESPONSE=False,
@@ -137,12 +172,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         silence_key_length_warnings()
 
     request_id.install(app)
+    headers.install(app)
     rate_limits.install(
         app,
         settings,
         services.jwks_client,
         overrides.get("rate_limit_key_prefix") or DEFAULT_RATE_LIMIT_PREFIX,
     )
+    bad_input.install(app)
     errors.register_error_handlers(app)
 
     from web import api_me, api_memberships, api_organizations, health, ops

@@ -28,6 +28,8 @@ from settings import Settings
 from web.errors import REALM, ProblemError
 
 LEEWAY = timedelta(seconds=10)
+# A user id is at most this long: the audit log's actor column (and no id is longer).
+MAX_SUBJECT_LENGTH = 64
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 
@@ -126,7 +128,14 @@ def verify_token(token: str, settings: Settings, jwks_client: jwt.PyJWKClient | 
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip():
         raise InvalidToken("The token's 'sub' claim is not a user id.")
-    return subject.strip()
+    subject = subject.strip()
+    # isprintable: no NUL, control character or unpaired surrogate reaches the audit log.
+    if len(subject) > MAX_SUBJECT_LENGTH or not subject.isprintable():
+        raise InvalidToken(
+            f"The token's 'sub' claim is not a user id (printable, at most "
+            f"{MAX_SUBJECT_LENGTH} characters)."
+        )
+    return subject
 
 
 def issue_token(

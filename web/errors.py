@@ -22,7 +22,7 @@ from apiflask import APIFlask
 from apiflask.exceptions import HTTPError, _ValidationError
 from flask import current_app, g, request
 from flask.wrappers import Response
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, TooManyRequests
 
 from memberships.errors import LeaveDenied, LifecycleError
 
@@ -94,6 +94,18 @@ REALM = "membership-lifecycle"
 
 class MalformedJSON(BadRequest):
     """The body was sent as JSON but does not parse."""
+
+
+class TooManyRefusals(TooManyRequests):
+    """The caller's audited refusals filled their window (``web.rate_limits``)."""
+
+    def __init__(self, retry_after: int, limit: str) -> None:
+        super().__init__(
+            f"Too many refused requests: at most {limit} refusals are written to the "
+            f"audit log for one caller. Retry after {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+        self.retry_after_seconds = retry_after
 
 
 class ProblemError(Exception):
@@ -226,6 +238,12 @@ def _http_status(status: int, detail: str, headers: dict[str, str]) -> Response:
 
 def _werkzeug_error(error: HTTPException) -> Response:
     status = error.code or 500
+    if isinstance(error, TooManyRefusals):
+        return edge_problem(
+            "rate-limited",
+            error.description or "",
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
     if status == 429:
         return _rate_limited()
     if status == 500:

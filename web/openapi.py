@@ -2,7 +2,8 @@
 
 Views declare the domain problems they can answer with ``problems(...)``; the spec
 processor adds what every operation of a kind can answer (``401`` when it needs a
-token, ``400``/``415``/``422`` when it takes input, ``429``, ``500``), the ``Problem``
+token, ``400`` for text no database stores (``web.bad_input``), ``400``/``415``/``422``
+when it takes input, ``429``, ``500``), the ``Problem``
 schema and the ``bearerAuth`` security scheme. Optional query parameters are marked
 ``allowEmptyValue``: an empty value means the parameter was not given.
 """
@@ -121,6 +122,8 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
                 "{membership_id}" in path or path.endswith("/leave")
             ):
                 operation.setdefault("parameters", []).append(IF_MATCH)
+            # A NUL in the path or the query is refused before any view (web.bad_input).
+            _add(operation, 400, ["bad-request"])
             _add(operation, 500, ["internal-error"])
             for response in operation.get("responses", {}).values():
                 headers = response.setdefault("headers", {})

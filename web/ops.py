@@ -2,7 +2,7 @@
 operator role, ``GET /metrics`` for Prometheus, and the HTTP request counter behind it.
 
 The reports are computed elsewhere (``memberships.operations`` for the timers, from the
-database; ``workers.inspection`` for the queues, from the broker's Redis keys;
+database; ``workers.inspection`` for the queues, from the broker (Redis or RabbitMQ);
 ``workers.metrics`` for Prometheus), so ``lifecycle timers``/``queues``, the operators'
 page and these endpoints say the same. Every number is read when asked, never kept in
 a process, so they are right under any number of gunicorn workers.
@@ -18,7 +18,6 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-import redis
 from apiflask import APIBlueprint, APIFlask
 from flask import Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +31,7 @@ from web.openapi import problems
 from web.schemas import Output
 from web.services import principal, services
 from web.v1 import blueprint
-from workers.inspection import QueuesReport, queues_report
+from workers.inspection import BrokerUnavailable, QueuesReport, broker_queues, queues_report
 from workers.metrics import (
     HttpRequestCounter,
     LifecycleCollector,
@@ -70,7 +69,8 @@ class WorkerSeenOut(Output):
 
 
 class QueuesOut(Output):
-    namespace: str
+    broker: str = Field(description="Which broker runs: redis or rabbitmq.")
+    namespace: str = Field(description="The broker's Redis key prefix, or RabbitMQ's virtual host.")
     queues: list[QueueStatsOut]
     workers: list[WorkerSeenOut]
     broker_clients_seen: int = Field(
@@ -80,6 +80,7 @@ class QueuesOut(Output):
     @classmethod
     def of(cls, report: QueuesReport) -> QueuesOut:
         return cls(
+            broker=report.broker,
             namespace=report.namespace,
             queues=[QueueStatsOut.model_validate(q, from_attributes=True) for q in report.queues],
             workers=[
@@ -155,18 +156,33 @@ class TimersQuery(BaseModel):
 @v1.output(QueuesOut)
 @v1.doc(
     summary="Queues: ready, delayed, in flight, dead letters; workers seen",
-    description="Read from the broker's Redis keys. Platform operators only.",
+    description="Read from the broker, Redis or RabbitMQ, and the workers' heartbeats. "
+    "Platform operators only.",
     responses=problems("forbidden", "not-ready"),
 )
 def get_queues() -> Any:
     with services().uow() as uow:
         require_operator(uow, principal())
     try:
-        report = queues_report(services().redis)
-    except redis.RedisError as error:
+        report = current_queues_report()
+    except BrokerUnavailable as error:
         log.warning("queue inspection failed: %s", error)
-        return edge_problem("not-ready", f"Redis did not answer ({type(error).__name__}).")
+        return edge_problem("not-ready", "The broker did not answer.")
     return QueuesOut.of(report)
+
+
+def current_queues_report() -> QueuesReport:
+    """The queue report for this app's broker (the endpoint and the operators' page).
+
+    A port of its own per call: a RabbitMQ connection is not shared between threads, and
+    operators ask seldom. Raises ``BrokerUnavailable``.
+    """
+    s = services()
+    port = broker_queues(s.settings)
+    try:
+        return queues_report(port, s.session_factory)
+    finally:
+        port.close()
 
 
 @v1.get("/ops/timers")
@@ -210,7 +226,11 @@ def _metrics() -> dict[str, Any]:
         s = services()
         client = metrics_redis_client(s.settings)
         collector = LifecycleCollector(
-            lambda: UnitOfWork(s.session_factory, policy=s.policy), client, clock=s.clock
+            lambda: UnitOfWork(s.session_factory, policy=s.policy),
+            client,
+            lambda: broker_queues(s.settings),
+            s.session_factory,
+            clock=s.clock,
         )
         found = {"registry": registry_for(collector), "counter": HttpRequestCounter(client)}
         current_app.extensions[METRICS_KEY] = found
@@ -220,10 +240,27 @@ def _metrics() -> dict[str, Any]:
     return found
 
 
+# The methods counted by name; any other (a client may send any token) is "other", so
+# no caller can add series, nor a '|' that would break the stored labels.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def request_labels(method: str, rule: str | None) -> tuple[str, str]:
+    """The ``method`` and ``route`` labels of a request: a known method or ``other``;
+    the route template that matched (one series per endpoint, however many ids), or
+    ``<unmatched>`` for every path that matched none."""
+    return (
+        method if method in KNOWN_METHODS else OTHER_METHOD,
+        rule if rule is not None else UNMATCHED_ROUTE,
+    )
+
+
 def _count_request(response: Response) -> Response:
-    # The route template, not the path: one series per endpoint, however many ids.
-    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    _metrics()["counter"].record(request.method, rule, response.status_code)
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    method, route = request_labels(request.method, rule)
+    _metrics()["counter"].record(method, route, response.status_code)
     return response
 
 

@@ -15,6 +15,8 @@ from flask import request
 from web.errors import ProblemError
 
 _TAG = re.compile(r'^\s*(W/)?"([^"]*)"\s*$')
+# Versions are positive 32-bit integers: a longer tag is none this service gave out.
+_MAX_VERSION_DIGITS = 10
 
 
 def etag(version: int) -> str:
@@ -38,6 +40,7 @@ def expected_version() -> int | None:
     if match is None:
         raise ProblemError("bad-request", 'If-Match: an entity tag is quoted, like "7".')
     weak, value = match.groups()
-    if weak or not value.isdigit():
+    # isascii: str.isdigit also accepts "²" and other digits int() refuses or reads.
+    if weak or not (value.isascii() and value.isdigit()) or len(value) > _MAX_VERSION_DIGITS:
         return -1
     return int(value)

@@ -23,6 +23,11 @@ from store.unit_of_work import Dispatcher, Policy, UnitOfWork
 EXTENSION_KEY = "lifecycle.services"
 
 
+def count_refusal() -> None:
+    """Note one audited refusal of this request (``web.rate_limits`` charges them)."""
+    g.audited_refusals = g.get("audited_refusals", 0) + 1
+
+
 def policy_from(settings: Settings) -> Policy:
     return Policy(
         retention_period=settings.retention_period,
@@ -48,7 +53,11 @@ class WebServices:
     def uow(self) -> UnitOfWork:
         """A unit of work for this request (its id lands in the audit rows)."""
         return UnitOfWork(
-            self.session_factory, self.dispatcher, self.policy, request_id=g.get("request_id")
+            self.session_factory,
+            self.dispatcher,
+            self.policy,
+            request_id=g.get("request_id"),
+            on_denial=count_refusal,
         )
 
 

@@ -1,9 +1,11 @@
 """The one place that builds the broker.
 
-Production and ``make run``: a Dramatiq ``RedisBroker`` on ``REDIS_URL``. Fast
-unit tests of actors: a ``StubBroker`` with the same middleware. Nothing here
-runs at import; ``workers.actors`` (what the ``dramatiq`` command imports) and
-``workers.dispatch`` (what web and cli send through) call ``build_broker``.
+Production and ``make run``: the broker at ``BROKER_URL`` (default ``REDIS_URL``),
+a Dramatiq ``RedisBroker`` for ``redis://``/``rediss://`` and a ``RabbitmqBroker``
+for ``amqp://``/``amqps://``. Fast unit tests of actors: a ``StubBroker`` with the
+same middleware. Nothing here runs at import; ``workers.actors`` (what the
+``dramatiq`` command imports) and ``workers.dispatch`` (what web and cli send
+through) call ``build_broker``.
 
 The broker carries only work that is due now: no message is ever sent with a
 delay for a due time (the database holds those, the sweep acts on them). The
@@ -41,12 +43,13 @@ def middleware() -> list[Middleware]:
     return [factory() for factory in default_middleware] + [CurrentMessage()]
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client for the broker's Redis that fails fast when Redis is down: a short connect
-    timeout and two quick retries (redis-py's default backs off for about nine seconds,
-    which a web request sending a message after its commit must not wait)."""
+def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
+    """A client for the broker's Redis (``url``, else ``settings.broker``) that fails fast
+    when Redis is down: a short connect timeout and two quick retries (redis-py's default
+    backs off for about nine seconds, which a web request sending a message after its
+    commit must not wait)."""
     return redis.Redis.from_url(
-        settings.redis_url,
+        url or settings.broker,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         health_check_interval=30,
@@ -54,8 +57,16 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def build_broker(settings: Settings, *, namespace: str = NAMESPACE) -> RedisBroker:
-    """A ``RedisBroker`` on ``settings.redis_url``; connects lazily, on first use."""
+def build_broker(settings: Settings, *, namespace: str = NAMESPACE) -> Broker:
+    """The broker at ``settings.broker``; connects lazily, on first use.
+
+    ``namespace`` prefixes the Redis keys; RabbitMQ has none (a virtual host in the URL
+    keeps deployments apart there).
+    """
+    if settings.broker_is_rabbitmq:
+        from workers.broker_rabbitmq import build_rabbitmq_broker
+
+        return build_rabbitmq_broker(settings.broker, middleware())
     return RedisBroker(
         client=redis_client(settings),
         namespace=namespace,

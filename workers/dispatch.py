@@ -6,29 +6,26 @@ commit, the unit of work calls ``send`` here with an actor name from
 message contract in ``workers.messages``. Nothing here imports the actors, so a
 web process sends without declaring them.
 
-Many ids at once (a sweep batch) go in one Redis round trip; ``remove_data`` for
-many memberships is packed into ``remove_data_many`` messages of
-``removal_chunk_size`` ids each, so a worker erases a whole chunk per transaction
-instead of one membership per message.
+Every message goes through the broker's public ``enqueue``, so its middleware
+sees each one and any broker works. ``remove_data`` for many memberships is packed
+into ``remove_data_many`` messages of ``removal_chunk_size`` ids each, so a worker
+erases a whole chunk per transaction instead of one membership per message.
 
-A failed send raises (Redis down): the unit of work logs it and the sweep
+A failed send raises (the broker is down): the unit of work logs it and the sweep
 re-drives the work later, because the committed state already says it is due.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from dramatiq import Broker, Message, get_encoder
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker, Message
 
 from settings import Settings
 from workers.broker import NAMESPACE, build_broker
-from workers.messages import CHUNKED, SWEEP, MessageContract, contract_for
+from workers.messages import CHUNKED, SWEEP, contract_for
 
 DEFAULT_REMOVAL_CHUNK_SIZE = Settings().removal_chunk_size
 
@@ -81,8 +78,8 @@ class BrokerDispatcher:
     def send_many(
         self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
     ) -> None:
-        """Enqueue the work for every id; on Redis in one atomic round trip, so a sweep batch
-        of thousands costs one network exchange, not thousands.
+        """Enqueue the work for every id, each message through ``broker.enqueue`` (so the
+        broker's middleware sees every one, on Redis and RabbitMQ alike).
 
         An actor with a chunked form (``remove_data`` → ``remove_data_many``) gets one
         message per ``removal_chunk_size`` ids; any other, one message per id.
@@ -96,56 +93,17 @@ class BrokerDispatcher:
         else:
             contract = contract_for(actor_name)
             args = [(membership_id,) for membership_id in membership_ids]
-        if not isinstance(self.broker, RedisBroker) or len(args) < 2:
-            kwargs = {"request_id": request_id} if request_id else {}
-            for one in args:
-                self.broker.enqueue(
-                    Message(
-                        queue_name=contract.queue_name,
-                        actor_name=contract.actor_name,
-                        args=one,
-                        kwargs=kwargs,
-                        options={},
-                    )
+        kwargs = {"request_id": request_id} if request_id else {}
+        for one in args:
+            self.broker.enqueue(
+                Message(
+                    queue_name=contract.queue_name,
+                    actor_name=contract.actor_name,
+                    args=one,
+                    kwargs=kwargs,
+                    options={},
                 )
-            return
-        _enqueue_batch(self.broker, contract, args, request_id)
-
-
-def _enqueue_batch(
-    broker: RedisBroker,
-    contract: MessageContract,
-    args: Sequence[tuple[Any, ...]],
-    request_id: str | None,
-) -> None:
-    # What RedisBroker.enqueue does per message (its dispatch.lua "enqueue": HSET the
-    # encoded message under its redis_message_id in <ns>:<queue>.msgs, RPUSH the id on
-    # <ns>:<queue>), done for the whole batch as one HSET and one RPUSH inside MULTI, so a
-    # worker never sees an id without its message. The fields are those of a Message after
-    # RedisBroker.enqueue's copy; the message id doubles as the Redis id (each is a fresh
-    # UUID). Enqueue middleware hooks are not run: ours have none.
-    encoder = get_encoder()
-    kwargs = {"request_id": request_id} if request_id else {}
-    timestamp = int(time.time() * 1000)
-    encoded: dict[str, bytes] = {}
-    for one in args:
-        message_id = str(uuid.uuid4())
-        encoded[message_id] = encoder.encode(
-            {
-                "queue_name": contract.queue_name,
-                "actor_name": contract.actor_name,
-                "args": list(one),
-                "kwargs": kwargs,
-                "options": {"redis_message_id": message_id},
-                "message_id": message_id,
-                "message_timestamp": timestamp,
-            }
-        )
-    key = f"{broker.namespace}:{contract.queue_name}"
-    with broker.client.pipeline(transaction=True) as pipe:
-        pipe.hset(f"{key}.msgs", mapping=encoded)  # type: ignore[arg-type]  # bytes values
-        pipe.rpush(key, *encoded)
-        pipe.execute()
+            )
 
 
 _dispatchers: dict[tuple[str, str], BrokerDispatcher] = {}
@@ -153,9 +111,9 @@ _lock = threading.Lock()
 
 
 def broker_dispatcher(settings: Settings) -> BrokerDispatcher:
-    """The dispatcher for ``settings.redis_url``, one per process (a broker holds a
+    """The dispatcher for ``settings.broker``, one per process (a broker holds a
     connection pool; building one per request would leak them)."""
-    key = (settings.redis_url, NAMESPACE)
+    key = (settings.broker, NAMESPACE)
     with _lock:
         if key not in _dispatchers:
             _dispatchers[key] = BrokerDispatcher(

@@ -8,7 +8,8 @@ No process keeps a count in memory that another process would have to add up:
 - transitions by event are counted from the audit log (every process writes it,
   every transition is in it exactly once), so the counter is exact and survives
   restarts;
-- queue depths, dead letters and workers seen are read from the broker's Redis;
+- queue depths and dead letters are read from the broker, Redis or RabbitMQ
+  (``workers.inspection``), workers seen from their heartbeats in the database;
 - HTTP requests are counted in one Redis hash (``HINCRBY`` per request), shared by
   every web process. A ``FLUSHALL`` resets it, which Prometheus treats as a
   counter reset.
@@ -31,13 +32,15 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy.orm import Session, sessionmaker
 
 from memberships import operations
 from memberships.clock import Clock, utc_now
 from settings import Settings
 from store.unit_of_work import UnitOfWork
 from workers.broker import NAMESPACE
-from workers.inspection import discover_queues, queue_stats, workers_seen
+from workers.heartbeats import workers_seen
+from workers.inspection import BrokerQueues, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +98,23 @@ class HttpRequestCounter:
 
 
 class LifecycleCollector(Collector):
-    """Reads the database and Redis on every scrape."""
+    """Reads the database, the broker and Redis on every scrape."""
 
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
         client: redis.Redis,
+        queues: Callable[[], BrokerQueues],
+        session_factory: sessionmaker[Session],
         namespace: str = NAMESPACE,
         clock: Clock = utc_now,
     ) -> None:
         self.uow_factory = uow_factory
         self.client = client
+        # A port per scrape, closed after it (a RabbitMQ connection is not shared
+        # between threads).
+        self.queues = queues
+        self.session_factory = session_factory
         self.namespace = namespace
         self.clock = clock
 
@@ -121,6 +130,12 @@ class LifecycleCollector(Collector):
         except Exception:
             log.exception("metrics: the database did not answer")
             up.add_metric(["database"], 0)
+        try:
+            yield from self._broker_metrics()
+            up.add_metric(["broker"], 1)
+        except BrokerUnavailable:
+            log.exception("metrics: the broker did not answer")
+            up.add_metric(["broker"], 0)
         try:
             yield from self._redis_metrics()
             up.add_metric(["redis"], 1)
@@ -173,12 +188,27 @@ class LifecycleCollector(Collector):
         )
         for event, count in transitions.items():
             transitions_total.add_metric([event], count)
-        return [memberships, overdue_purges, overdue_removals, stalled, failing, transitions_total]
-
-    def _redis_metrics(self) -> list[Metric]:
-        stats = queue_stats(
-            self.client, discover_queues(self.client, self.namespace), self.namespace
+        workers = GaugeMetricFamily(
+            "lifecycle_workers_seen",
+            "Worker processes whose heartbeat is recent (from the database).",
+            value=len(workers_seen(self.session_factory)),
         )
+        return [
+            memberships,
+            overdue_purges,
+            overdue_removals,
+            stalled,
+            failing,
+            transitions_total,
+            workers,
+        ]
+
+    def _broker_metrics(self) -> list[Metric]:
+        port = self.queues()
+        try:
+            stats = port.queue_stats(port.queue_names(), workers_seen(self.session_factory))
+        finally:
+            port.close()
         messages = GaugeMetricFamily(
             "lifecycle_queue_messages",
             "Broker messages by queue and status (ready, delayed, in_flight).",
@@ -192,11 +222,9 @@ class LifecycleCollector(Collector):
             messages.add_metric([q.name, "delayed"], q.delayed)
             messages.add_metric([q.name, "in_flight"], q.in_flight)
             dead.add_metric([q.name], q.dead_letters)
-        workers = GaugeMetricFamily(
-            "lifecycle_workers_seen",
-            "Worker processes that announced themselves recently.",
-            value=len(workers_seen(self.client, self.namespace)),
-        )
+        return [messages, dead]
+
+    def _redis_metrics(self) -> list[Metric]:
         http = CounterMetricFamily(
             "lifecycle_http_requests",
             "HTTP requests by method, route and status, over every web process.",
@@ -206,7 +234,7 @@ class LifecycleCollector(Collector):
             HttpRequestCounter(self.client, self.namespace).counts().items()
         ):
             http.add_metric([method, route, status], count)
-        return [messages, dead, workers, http]
+        return [http]
 
 
 def registry_for(collector: LifecycleCollector) -> CollectorRegistry:

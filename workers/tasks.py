@@ -133,6 +133,8 @@ def _recording_failures(
     with log_context(request_id=request_id, message_id=_message_id(), **fields):
         try:
             yield
+        except dramatiq.Retry:
+            raise  # not a failure: the work is held elsewhere for now
         except (Exception, Interrupt) as error:
             text = describe(error)
             try:
@@ -143,6 +145,20 @@ def _recording_failures(
                 recorded = None
             log.error("work failed", extra={"recorded": recorded, "error": text})
             raise
+
+
+def _retry_what_was_held(
+    runtime: Runtime, membership_ids: Sequence[str], request_id: str | None
+) -> None:
+    """Raise ``dramatiq.Retry`` (Dramatiq's backoff, then the same message again) when some
+    of the chunk are still purge-pending: their rows were held by another transaction when
+    the chunk locked it, so no batch took them. Without it they would wait for the re-drive
+    (``REDRIVE_AFTER``); a retry finds the others purged and leaves them alone."""
+    with runtime.uow(request_id) as uow:
+        held = jobs.held_elsewhere(uow, membership_ids)
+    if held:
+        log.info("part of the chunk was held elsewhere: retrying it", extra={"held": len(held)})
+        raise dramatiq.Retry(f"{len(held)} memberships of the chunk were held elsewhere")
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -194,6 +210,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 ids = progress.pending
                 if progress.done:
                     log.info("data removal done", extra={"removed": removed, "purged": purged})
+                    _retry_what_was_held(runtime, membership_ids, request_id)
                     return
                 if time.monotonic() > deadline:
                     break

@@ -16,6 +16,8 @@ from store.models import Base
 from web.auth import issue_token
 
 SECRET = "e2e-test-secret-long-enough-for-hs256"
+# The pages' session key: a value of its own, never JWT_SECRET's.
+SESSION_SECRET = "e2e-session-key-long-enough-to-sign-cookies"
 PROBLEM_PREFIX = "tag:membership-lifecycle.example,2026:problem:"
 
 

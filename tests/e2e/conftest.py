@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from api_helpers import SECRET, Caller, token_for
+from api_helpers import SECRET, SESSION_SECRET, Caller, token_for
 from flask.testing import FlaskClient
 
 from settings import Settings
@@ -76,6 +76,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         jwt_secret=SECRET,
+        secret_key=SESSION_SECRET,
         rate_limits_enabled=False,
     )
 
@@ -132,3 +133,19 @@ def api(client: FlaskClient, world: Any) -> Callable[[str], Caller]:
 @pytest.fixture
 def anonymous(client: FlaskClient) -> Caller:
     return Caller(client)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test run's own on ``TEST_AMQP_URL`` (made with
+    ``rabbitmqctl``, deleted with its queues at the end), so concurrent runs never see each
+    other's messages. Skipped without ``TEST_AMQP_URL``; with it, a RabbitMQ that is not
+    there fails the tests (CI sets it)."""
+    from test_processes_harness import NEEDS_AMQP, TEST_AMQP_URL
+
+    from bench.harness import rabbitmq_vhost
+
+    if not TEST_AMQP_URL:
+        pytest.skip(NEEDS_AMQP)
+    with rabbitmq_vhost(TEST_AMQP_URL, "lifecycle-test") as url:
+        yield url

@@ -37,7 +37,10 @@ def _document() -> dict[str, Any]:
     each test then sends its cases to its own app, on its own database.
     """
     app = create_app(
-        Settings(jwt_secret=SECRET), session_factory=sessionmaker(), redis_client=object()
+        Settings(jwt_secret=SECRET),
+        session_factory=sessionmaker(),
+        redis_client=object(),
+        pages=False,
     )
     return app.test_client().get("/openapi.json").get_json()  # type: ignore[no-any-return]
 

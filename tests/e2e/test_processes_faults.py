@@ -1,6 +1,7 @@
 """Faults with the real processes: a worker killed with SIGKILL in the middle of a data
-removal, Redis flushed with leaves and removals in flight, two schedulers sweeping the
-same PostgreSQL database. Nothing is lost, nothing happens twice.
+removal, the broker losing its messages with leaves and removals in flight, a dead letter
+retried by an operator, two schedulers sweeping the same PostgreSQL database. Nothing is
+lost, nothing happens twice. On Redis, and on RabbitMQ when ``TEST_AMQP_URL`` is set.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import time
 import uuid
 from datetime import timedelta
 
+import pika
 import pytest
+from dramatiq import Message
 from sqlalchemy import func, insert, select
 from test_processes_harness import (
-    TEST_DATABASE_URL,
+    STACKS,
     Directory,
     Stack,
+    broker_url_for,
     private_database,
     redis_server,
     wait_for,
@@ -25,43 +29,45 @@ from memberships import self_service
 from memberships.clock import utc_now
 from memberships.principal import Principal
 from store.models import AuditEvent, MemberData, Membership, Organization, User
+from store.unit_of_work import RecordingDispatcher, UnitOfWork
+from workers.runtime import policy_from
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 DIRECT, COLLABORATION = "b2b-direct-connect", "b2b-collaboration"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL"),
-        ),
-    ],
-)
+@pytest.fixture(scope="module", params=STACKS)
 def backend(request, tmp_path_factory):
-    """A private Redis and database for the module: (database URL, Redis URL, directory)."""
-    directory = tmp_path_factory.mktemp(f"faults-{request.param}")
+    """A private Redis, database and broker for the module: (database, database URL, Redis
+    URL, broker URL or None for Redis)."""
+    database, broker = request.param
+    directory = tmp_path_factory.mktemp(f"faults-{database}-{broker}")
     with (
         redis_server(directory) as redis_url,
-        private_database(request.param, directory) as database_url,
+        private_database(database, directory) as database_url,
     ):
-        yield request.param, database_url, redis_url, directory
+        yield database, database_url, redis_url, broker_url_for(request, broker)
+
+
+def _stack(backend, directory, **env):
+    _, database_url, redis_url, broker_url = backend
+    running = Stack(
+        database_url,
+        redis_url,
+        directory,
+        {"REMOVAL_BATCH_SIZE": "10", "REDRIVE_AFTER": "2s", **env},
+        broker_url=broker_url,
+    )
+    running.redis.flushall()
+    running.lose_messages()
+    return running
 
 
 @pytest.fixture
 def stack(backend, tmp_path):
     """Processes of this test only: each fault test starts and kills its own."""
-    _, database_url, redis_url, _ = backend
-    running = Stack(
-        database_url,
-        redis_url,
-        tmp_path,
-        {"REMOVAL_BATCH_SIZE": "10", "REDRIVE_AFTER": "2s"},
-    )
-    running.redis.flushall()
+    running = _stack(backend, tmp_path)
     yield running
     running.close()
 
@@ -124,7 +130,7 @@ def test_a_worker_killed_mid_removal_is_replaced_and_the_removal_finishes_audite
     assert stack.denied(membership) == []
 
 
-def test_flushing_redis_with_leaves_and_removals_in_flight_loses_nothing(stack):
+def test_the_broker_losing_leaves_and_removals_in_flight_loses_nothing(stack):
     # Given collaboration and direct-connect guests, the direct ones with data to remove
     org = Directory(stack)
     direct = [org.guest(DIRECT, data_rows=1500) for _ in range(3)]
@@ -132,7 +138,7 @@ def test_flushing_redis_with_leaves_and_removals_in_flight_loses_nothing(stack):
     late = [org.guest(DIRECT, data_rows=50), org.guest(COLLABORATION, data_rows=20)]
     stack.start_worker()
     stack.start_scheduler()
-    # When they all leave, and Redis is flushed while removals are under way
+    # When they all leave, and the broker loses its messages while removals are under way
     for user, _ in direct + collaboration:
         _leave(stack, org, user)
     wait_for(
@@ -141,11 +147,11 @@ def test_flushing_redis_with_leaves_and_removals_in_flight_loses_nothing(stack):
         "a removal under way",
         stack.logs,
     )
-    stack.redis.flushall()
-    # And two more leave, their messages flushed before any worker can see them
+    stack.lose_messages()
+    # And two more leave, their messages lost before any worker can see them
     for user, _ in late:
         _leave(stack, org, user)
-    stack.redis.flushall()
+    stack.lose_messages()
     # Then every membership still ends purged (the sweep re-drives what was lost)
     everyone = direct + collaboration + late
     for _, membership in everyone:
@@ -170,6 +176,85 @@ def test_flushing_redis_with_leaves_and_removals_in_flight_loses_nothing(stack):
     assert all(stack.denied(m) == [] for _, m in everyone)
     # And it was the scheduler's re-drive that sent the lost work again
     assert _redriven(stack) > 0
+
+
+def _dead_letter(stack, queue, actor_name, membership_id, request_id):
+    """Make a real dead letter the way the broker does when a worker gives up: the message
+    is sent, taken from its queue and rejected (no worker may run yet)."""
+    message = Message(
+        queue_name=queue,
+        actor_name=actor_name,
+        args=(membership_id,),
+        kwargs={"request_id": request_id},
+        options={"retries": 20, "traceback": "Traceback\nOperationalError: database down"},
+    )
+    stack.broker.enqueue(message)
+    if stack.broker_url is None:
+        [raw] = stack.broker.do_fetch(queue, 1)
+        stack.broker.do_nack(queue, Message.decode(raw).options["redis_message_id"])
+        return
+    connection = pika.BlockingConnection(pika.URLParameters(stack.broker_url))
+    try:
+        channel = connection.channel()
+        method, _, _ = channel.basic_get(queue, auto_ack=False)
+        assert method is not None, f"the message did not reach the {queue} queue"
+        channel.basic_nack(method.delivery_tag, requeue=False)  # RabbitMQ moves it to .XQ
+    finally:
+        connection.close()
+
+
+def test_an_operator_retries_a_dead_letter_and_the_worker_carries_it_out(backend, tmp_path):
+    # Given no re-drive for an hour (so only the retried message can finish the leave)
+    stack = _stack(backend, tmp_path, REDRIVE_AFTER="1h")
+    try:
+        org = Directory(stack)
+        user, membership = org.guest(DIRECT, data_rows=40)
+        # And a leave committed whose message died (a dead letter on the leaves queue)
+        with UnitOfWork(
+            stack.session_factory, RecordingDispatcher(), policy_from(stack.settings)
+        ) as uow:
+            self_service.request_leave(uow, utc_now, Principal.user(user), org.org_id)
+        _dead_letter(stack, "leaves", "complete_leave", membership, "dead-letter-retried")
+        # And a dead removal of a membership that is long gone
+        _dead_letter(stack, "removals", "remove_data", str(uuid.uuid4()), "gone")
+        # When the operator lists the dead letters of the leaves queue, Then it is there
+        [listed] = json.loads(stack.lifecycle("dead-letters", "--queue", "leaves", "--json"))
+        assert (listed["queue"], listed["actor_name"], listed["args"]) == (
+            "leaves",
+            "complete_leave",
+            [membership],
+        )
+        assert listed["error"] == "OperationalError: database down"
+        # And with a worker running, nothing happens to the leave by itself
+        worker = stack.start_worker()
+        wait_for(lambda: "ready for action" in worker.log.read_text(), 60, "the worker")
+        assert stack.state(membership) == "leave-pending"
+        # When the operator retries it
+        assert "1 dead letters retried" in stack.lifecycle(
+            "dead-letters", "--retry", "--queue", "leaves"
+        )
+        # Then the worker carries it out to the end, the retried message's request id on
+        # its audit row, and no dead letter is left
+        stack.wait_for_state(membership, "purged", timeout=60)
+        with stack.session_factory() as session:
+            carried_by = session.scalar(
+                select(AuditEvent.request_id).where(
+                    AuditEvent.membership_id == membership,
+                    AuditEvent.action == "complete_leave",
+                    AuditEvent.outcome == "allowed",
+                )
+            )
+        assert carried_by == "dead-letter-retried"
+        assert json.loads(stack.lifecycle("dead-letters", "--queue", "leaves", "--json")) == []
+        queues = json.loads(stack.lifecycle("queues", "--json"))
+        assert queues["broker"] == stack.broker_kind
+        dead = {q["name"]: q["dead_letters"] for q in queues["queues"]}
+        assert dead == {"leaves": 0, "removals": 1, "timers": 0}
+        # And a purge drops the other dead letter
+        assert json.loads(stack.lifecycle("dead-letters", "--purge", "--json")) == {"purged": 1}
+        assert json.loads(stack.lifecycle("dead-letters", "--json")) == []
+    finally:
+        stack.close()
 
 
 def _redriven(stack):

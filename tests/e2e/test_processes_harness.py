@@ -1,6 +1,7 @@
 """The harness of the process tests (no tests here): a private redis-server, a private
-database, the real ``dramatiq`` worker and ``lifecycle scheduler`` processes, and a small
-directory of guests to act on.
+database, the broker (that Redis, or a RabbitMQ virtual host of the test run's own when
+``TEST_AMQP_URL`` is set), the real ``dramatiq`` worker and ``lifecycle scheduler``
+processes, and a small directory of guests to act on.
 
 Every process runs in a session of its own, so a test can ``kill -9`` a whole worker
 (its parent and its worker processes) like a machine dying; every wait is bounded.
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import select
 
@@ -23,6 +25,7 @@ from bench.harness import (
     BIN,
     REPO,
     Process,
+    drop_rabbitmq_queues,
     free_port,
     redis_server,
     redis_server_path,
@@ -40,11 +43,41 @@ from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
+from workers.messages import QUEUES
 from workers.runtime import policy_from
 
 __all__ = ["Process", "free_port", "redis_server", "redis_server_path", "wait_for"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+TEST_AMQP_URL = os.environ.get("TEST_AMQP_URL", "").strip()
+NEEDS_AMQP = "RabbitMQ tests need TEST_AMQP_URL (.ci/run sets it; e.g. amqp://guest:guest@127.0.0.1:5672/%2F)"
+
+
+STACKS = [
+    pytest.param(("sqlite", "redis"), id="sqlite-redis"),
+    pytest.param(
+        ("postgresql", "redis"),
+        id="postgresql-redis",
+        marks=pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL"),
+    ),
+    pytest.param(
+        ("sqlite", "rabbitmq"),
+        id="sqlite-rabbitmq",
+        marks=pytest.mark.skipif(not TEST_AMQP_URL, reason=NEEDS_AMQP),
+    ),
+]
+"""(database, broker) of the process tests: every test on Redis with each database, and on
+RabbitMQ (the broker does not depend on the database)."""
+
+
+def broker_url_for(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """``None`` for Redis (the broker is ``REDIS_URL``); for RabbitMQ the test run's own
+    virtual host (the ``amqp_url`` fixture), without an earlier module's queues."""
+    if kind == "redis":
+        return None
+    url: str = request.getfixturevalue("amqp_url")
+    drop_rabbitmq_queues(url, QUEUES)
+    return url
 
 
 @contextmanager
@@ -66,6 +99,8 @@ class Stack:
     redis_url: str
     directory: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
+    # None: the broker is the Redis at redis_url; else a RabbitMQ URL (BROKER_URL).
+    broker_url: str | None = None
     processes: list[Process] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -77,8 +112,11 @@ class Stack:
             "SWEEP_INTERVAL": "1s",
             "REDRIVE_AFTER": "3s",
             "PYTHONUNBUFFERED": "1",
+            **({"BROKER_URL": self.broker_url} if self.broker_url else {}),
             **self.env_overrides,
         }
+        if not self.broker_url:
+            self.env.pop("BROKER_URL", None)
         self.env.pop("TEST_DATABASE_URL", None)
         self.settings = Settings.from_env(self.env)
         self.engine = make_engine(self.database_url)
@@ -98,12 +136,34 @@ class Stack:
         self.processes.append(process)
         return process
 
+    @property
+    def broker_kind(self) -> str:
+        return "rabbitmq" if self.settings.broker_is_rabbitmq else "redis"
+
+    def lose_messages(self) -> None:
+        """The broker loses every message it holds, in flight too: Redis is flushed;
+        RabbitMQ's queues are deleted."""
+        if self.broker_url:
+            drop_rabbitmq_queues(self.broker_url, QUEUES)
+        else:
+            self.redis.flushall()
+
     def start_worker(self, **env: str) -> Process:
-        return self.start(
+        # Each worker's Prometheus exposition on a port and in a folder of its own.
+        count = sum(p.name == "worker" for p in self.processes)
+        metrics_dir = self.directory / f"worker-{count}-metrics"
+        metrics_dir.mkdir(exist_ok=True)
+        port = free_port()
+        process = self.start(
             "worker",
             worker_argv(),
+            dramatiq_prom_host="127.0.0.1",
+            dramatiq_prom_port=str(port),
+            dramatiq_prom_db=str(metrics_dir),
             **env,
         )
+        process.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
+        return process
 
     def start_scheduler(self, **env: str) -> Process:
         return self.start("scheduler", scheduler_argv(), **env)

@@ -1,6 +1,6 @@
 """The lifecycle end to end with the real processes: the ``dramatiq`` worker and the
-``lifecycle scheduler``, a private Redis, RETENTION_PERIOD=2s and SWEEP_INTERVAL=1s, on
-SQLite (and on PostgreSQL when TEST_DATABASE_URL is set).
+``lifecycle scheduler``, a private Redis (or RabbitMQ as the broker), RETENTION_PERIOD=2s
+and SWEEP_INTERVAL=1s, on SQLite (and on PostgreSQL when TEST_DATABASE_URL is set).
 
 The test process acts as the web edge would: it calls the use cases with a unit of work
 whose messages go to the same Redis after the commit.
@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import urllib.request
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_processes_harness import (
-    TEST_DATABASE_URL,
+    STACKS,
     Directory,
     Stack,
+    broker_url_for,
     private_database,
     redis_server,
     wait_for,
@@ -35,24 +38,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 COLLABORATION, DIRECT = "b2b-collaboration", "b2b-direct-connect"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL"),
-        ),
-    ],
-)
+@pytest.fixture(scope="module", params=STACKS)
 def stack(request, tmp_path_factory):
-    """One worker and one scheduler for the module, on a private database and Redis."""
-    directory = tmp_path_factory.mktemp(f"processes-{request.param}")
+    """One worker and one scheduler for the module, on a private database and broker."""
+    database, broker = request.param
+    directory = tmp_path_factory.mktemp(f"processes-{database}-{broker}")
     with (
         redis_server(directory) as redis_url,
-        private_database(request.param, directory) as database_url,
+        private_database(database, directory) as database_url,
     ):
-        running = Stack(database_url, redis_url, directory, {"REMOVAL_BATCH_SIZE": "20"})
+        running = Stack(
+            database_url,
+            redis_url,
+            directory,
+            {"REMOVAL_BATCH_SIZE": "20"},
+            broker_url=broker_url_for(request, broker),
+        )
         try:
             running.start_worker()
             running.start_scheduler()
@@ -140,6 +141,30 @@ def test_a_direct_connect_guest_leaving_goes_straight_to_data_removal_and_is_pur
     assert _left_behind(stack, membership) == (0, 0, (None, None))
 
 
+def _worker_samples(stack):
+    worker = next(p for p in stack.processes if p.name == "worker")
+    with urllib.request.urlopen(worker.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_the_worker_exports_per_actor_counts_and_durations_for_prometheus(stack, org):
+    # Given a direct-connect guest who left and was purged by the worker process
+    user, membership = org.guest(DIRECT, data_rows=10)
+    _leave(stack, org, user)
+    stack.wait_for_state(membership, "purged", timeout=30)
+    # When Prometheus scrapes the worker's own exposition
+    samples = _worker_samples(stack)
+    # Then it counts the messages each actor processed, and their durations
+    leaves = (("actor_name", "complete_leave"), ("queue_name", "leaves"))
+    assert samples[("dramatiq_messages_total", leaves)] >= 1
+    assert samples[("dramatiq_message_duration_milliseconds_count", leaves)] >= 1
+
+
 def test_an_admins_permanent_delete_ends_purged(stack, org):
     # Given a guest the admin removed (soft-deleted, restorable for the retention period)
     _, membership = org.guest(COLLABORATION, grants=2, data_rows=10)
@@ -204,6 +229,7 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     assert membership in [e["membershipId"] for e in timers["nextDuePurges"]]
     # And the queues show the running worker, consuming every queue
     queues = json.loads(stack.lifecycle("queues", "--json"))
+    assert queues["broker"] == stack.broker_kind
     assert len(queues["workers"]) == 1
     assert set(queues["workers"][0]["queues"]) == {"leaves", "removals", "timers"}
     # And once purged, nothing is due, overdue or stalled

@@ -25,15 +25,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 from test_processes_harness import (
+    NEEDS_AMQP,
+    TEST_AMQP_URL,
     TEST_DATABASE_URL,
     Stack,
+    broker_url_for,
     private_database,
     redis_server,
     wait_for,
 )
 
 from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership
-from workers.inspection import workers_seen
+from workers.heartbeats import workers_seen
 from workers.messages import CONTRACTS
 
 pytestmark = [
@@ -55,8 +58,13 @@ FINISHED = ("finish_removal", "purge-pending", "purged")
 REMOVAL_ACTORS = frozenset(c.actor_name for c in CONTRACTS.values() if c.queue_name == "removals")
 
 
-@pytest.fixture
-def stack(tmp_path):
+@pytest.fixture(
+    params=[
+        "redis",
+        pytest.param("rabbitmq", marks=pytest.mark.skipif(not TEST_AMQP_URL, reason=NEEDS_AMQP)),
+    ]
+)
+def stack(request, tmp_path):
     with (
         redis_server(tmp_path) as redis_url,
         private_database("postgresql", tmp_path) as database_url,
@@ -66,6 +74,7 @@ def stack(tmp_path):
             redis_url,
             tmp_path,
             {"SWEEP_BATCH_SIZE": str(SWEEP_BATCH_SIZE), "REDRIVE_AFTER": "1h"},
+            broker_url=broker_url_for(request, request.param),
         )
         try:
             yield running
@@ -190,7 +199,7 @@ def test_two_schedulers_and_two_workers_on_postgresql_purge_20000_memberships_ea
             f"{scheduler.log.name} to start",
             stack.logs,
         )
-    wait_for(lambda: len(workers_seen(stack.redis)) == 2, 30, "both workers", stack.logs)
+    wait_for(lambda: len(workers_seen(stack.session_factory)) == 2, 30, "both workers", stack.logs)
 
     # When 20,000 collaboration guests with grants and data are found past their retention
     started = time.monotonic()

@@ -431,3 +431,36 @@ def test_a_chunk_records_a_blocked_finish_only_on_the_memberships_it_blocks(
         assert (blocked.state, blocked.attempts) == ("purge-pending", 1)
         assert "stuck-store" in blocked.last_error
     stack.broker.close()
+
+
+def test_a_chunk_retries_what_another_transaction_held_instead_of_dropping_it(
+    world, session_factory, clock, database_url
+):
+    # Given ann and pat purge-pending, and pat's row held by another transaction (a sweep's
+    # claim passing over it, or a duplicate message) while the chunk takes its locks
+    import dramatiq
+    from sqlalchemy import select as sql_select
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks that a chunk skips exist on PostgreSQL only")
+    stack = Stack(session_factory, clock, Settings(removal_batch_size=1000))
+    ann, pat = _purge_pending_pair(world, stack)
+    holder = session_factory()
+    holder.execute(sql_select(Membership.id).where(Membership.id == pat).with_for_update())
+    try:
+        # When the chunk's message runs, Then it finishes ann and asks to be retried
+        with pytest.raises(dramatiq.Retry):
+            stack.actors.remove_data_many.fn([ann, pat])
+        with session_factory() as session:
+            assert session.get(Membership, ann).state == "purged"
+            assert session.get(Membership, pat).state == "purge-pending"
+            assert session.get(Membership, pat).attempts == 0  # not a failure
+    finally:
+        holder.rollback()
+        holder.close()
+    # And the retry, once the row is free, finishes pat and leaves ann alone
+    stack.actors.remove_data_many.fn([ann, pat])
+    with session_factory() as session:
+        assert [session.get(Membership, m).state for m in (ann, pat)] == ["purged", "purged"]
+    assert _transitions(session_factory, ann).count(("finish_removal", "purged")) == 1
+    stack.broker.close()

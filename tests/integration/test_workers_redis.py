@@ -25,6 +25,7 @@ from store.unit_of_work import Policy, UnitOfWork
 from workers import inspection
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
+from workers.heartbeats import WorkerHeartbeats
 from workers.metrics import (
     HttpRequestCounter,
     LifecycleCollector,
@@ -32,7 +33,6 @@ from workers.metrics import (
     registry_for,
     render,
 )
-from workers.presence import WorkerPresence
 from workers.runtime import Runtime
 from workers.tasks import declare_actors
 
@@ -245,7 +245,7 @@ def _dead_letter(broker, queue, membership_id, retries=8):
     broker.do_nack(queue, Message.decode(raw).options["redis_message_id"])
 
 
-def _known_queues_situation(broker, client):
+def _known_queues_situation(broker, client, session_factory):
     dispatcher = BrokerDispatcher(broker)
     for i in range(3):
         dispatcher.send("complete_leave", f"m-{i}")
@@ -263,17 +263,19 @@ def _known_queues_situation(broker, client):
     broker.do_fetch("leaves", 1)  # a worker took one and is working on it
     _dead_letter(broker, "removals", "x-1")
     _dead_letter(broker, "removals", "x-2")
-    presence = WorkerPresence(client, NAMESPACE)
-    presence._info = {"host": "h", "pid": 1, "queues": ["leaves", "removals"], "threads": 4}
-    presence.beat()
+    heartbeats = WorkerHeartbeats(lambda: session_factory)
+    heartbeats._info = {"host": "h", "pid": 1, "queues": ["leaves", "removals"], "threads": 4}
+    heartbeats.beat()
 
 
-def test_queues_report_counts_ready_delayed_in_flight_dead_letters_and_workers(broker, client):
+def test_queues_report_counts_ready_delayed_in_flight_dead_letters_and_workers(
+    broker, client, settings, session_factory
+):
     # Given 3 leaves sent (one taken by a worker), 2 delayed retries, 2 dead removals,
     # and one worker announcing itself
-    _known_queues_situation(broker, client)
+    _known_queues_situation(broker, client, session_factory)
     # When operators look at the queues
-    report = inspection.queues_report(client)
+    report = inspection.queues_report(inspection.broker_queues(settings), session_factory)
     # Then each number is what happened
     by_name = {q.name: q for q in report.queues}
     assert by_name["leaves"] == inspection.QueueStats("leaves", 2, 2, 1, 0)
@@ -293,10 +295,11 @@ def _cli(settings, clock, *args):
     return result.output
 
 
-def test_lifecycle_queues_json_reports_the_known_situation(redis_url, clock, broker, client):
+def test_lifecycle_queues_json_reports_the_known_situation(
+    settings, clock, broker, client, session_factory
+):
     # Given the known situation, When `lifecycle queues --json` runs
-    settings = Settings(redis_url=redis_url)
-    _known_queues_situation(broker, client)
+    _known_queues_situation(broker, client, session_factory)
     report = json.loads(_cli(settings, clock, "queues", "--json"))
     # Then it says the same as the report, and the table form names every queue
     leaves = next(q for q in report["queues"] if q["name"] == "leaves")
@@ -307,9 +310,8 @@ def test_lifecycle_queues_json_reports_the_known_situation(redis_url, clock, bro
 
 
 def test_dead_letters_are_listed_retried_with_fresh_retries_and_purged(
-    redis_url, clock, broker, client
+    settings, clock, broker, client
 ):
-    settings = Settings(redis_url=redis_url)
     # Given two dead removals
     _dead_letter(broker, "removals", "x-1")
     _dead_letter(broker, "removals", "x-2")
@@ -327,7 +329,7 @@ def test_dead_letters_are_listed_retried_with_fresh_retries_and_purged(
     # And purge a new one: it is gone
     _dead_letter(broker, "removals", "x-3")
     assert json.loads(_cli(settings, clock, "dead-letters", "--purge", "--json")) == {"purged": 1}
-    assert inspection.list_dead_letters(client) == []
+    assert inspection.broker_queues(settings).list_dead_letters(None, 100) == []
     # And with none left, the list says so in words instead of printing a bare header
     assert _cli(settings, clock, "dead-letters").strip() == (
         "no dead letters: every message was handled or is still being retried"
@@ -402,11 +404,15 @@ def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
     # Given the known timers and queues situations, and requests counted by two web processes
     _known_timers_situation(world, session_factory, broker)
     client.flushall()
-    _known_queues_situation(broker, client)
+    _known_queues_situation(broker, client, session_factory)
     HttpRequestCounter(client).record("GET", "/v1/me/organizations", 200)
     HttpRequestCounter(redis.Redis.from_url(redis_url)).record("GET", "/v1/me/organizations", 200)
     collector = LifecycleCollector(
-        lambda: UnitOfWork(session_factory, policy=Policy()), client, clock=world.clock
+        lambda: UnitOfWork(session_factory, policy=Policy()),
+        client,
+        lambda: inspection.broker_queues(Settings(redis_url=redis_url)),
+        session_factory,
+        clock=world.clock,
     )
     # When Prometheus scrapes
     samples = _samples(registry_for(collector))
@@ -425,15 +431,24 @@ def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
     )
     assert samples[key] == 2
     assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 1
+    assert samples[("lifecycle_scrape_source_up", (("source", "broker"),))] == 1
 
 
 def test_metrics_still_answer_when_redis_does_not(session_factory, world):
     # Given a collector whose Redis is not there
-    dead = metrics_redis_client(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    collector = LifecycleCollector(lambda: UnitOfWork(session_factory), dead, clock=world.clock)
+    nowhere = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    dead = metrics_redis_client(nowhere)
+    collector = LifecycleCollector(
+        lambda: UnitOfWork(session_factory),
+        dead,
+        lambda: inspection.broker_queues(nowhere),
+        session_factory,
+        clock=world.clock,
+    )
     # When scraped, Then database metrics are served and Redis is reported down
     samples = _samples(registry_for(collector))
     assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 0
+    assert samples[("lifecycle_scrape_source_up", (("source", "broker"),))] == 0
     assert samples[("lifecycle_scrape_source_up", (("source", "database"),))] == 1
     with world.uow() as uow:
         active = uow.session.scalar(

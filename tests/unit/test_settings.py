@@ -208,3 +208,41 @@ def test_a_stopped_embedded_redis_is_not_used(
     assert Settings.from_env({}).redis_url == DEFAULT_REDIS_URL
     (tmp_path / "redis.pid").unlink()
     assert Settings.from_env({}).redis_url == DEFAULT_REDIS_URL
+
+
+def test_the_broker_is_redis_url_unless_broker_url_names_another():
+    # Given only REDIS_URL, Then the broker is that Redis
+    only_redis = Settings.from_env({"REDIS_URL": "redis://cache.example:6379/3"})
+    assert only_redis.broker == "redis://cache.example:6379/3"
+    assert not only_redis.broker_is_rabbitmq
+    # Given BROKER_URL as RabbitMQ, Then the broker is RabbitMQ and Redis keeps its own uses
+    both = Settings.from_env(
+        {"REDIS_URL": "redis://cache.example:6379/3", "BROKER_URL": "amqps://u:p@mq.example/prod"}
+    )
+    assert both.broker == "amqps://u:p@mq.example/prod" and both.broker_is_rabbitmq
+    assert both.redis_url == "redis://cache.example:6379/3"
+    # And a Redis broker apart from the Redis of rate limits is a Redis broker
+    apart = Settings.from_env({"BROKER_URL": "rediss://queue.example:6380/0"})
+    assert apart.broker == "rediss://queue.example:6380/0" and not apart.broker_is_rabbitmq
+
+
+@pytest.mark.parametrize("name", ["REDIS_URL", "BROKER_URL"])
+def test_redis_sentinel_is_refused_at_start_with_a_message_naming_the_variable(name):
+    url = "redis+sentinel://:secret@sentinel-1:26379/mymaster/0"
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: url})
+    message = str(raised.value)
+    assert message.startswith(f"{name}=") and "Sentinel is not supported" in message
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "expected"),
+    [
+        ("BROKER_URL", "kafka://broker:9092", "redis://, rediss:// or unix://, amqp://"),
+        ("REDIS_URL", "amqp://guest:guest@127.0.0.1:5672/", "redis://, rediss:// or unix://"),
+    ],
+)
+def test_a_url_of_another_kind_is_refused_naming_what_is_accepted(name, url, expected):
+    with pytest.raises(SettingsError, match=f"^{name}=.*must start with {expected}"):
+        Settings.from_env({name: url})

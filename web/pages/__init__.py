@@ -10,19 +10,27 @@ protect), registers the blueprints and their HTML error pages.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, g
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from settings import Settings
+from settings import Settings, SettingsError
 from web.pages import errors, formatting
 from web.services import EXTENSION_KEY
 
-__all__ = ["init_pages"]
+__all__ = ["init_pages", "session_secret"]
+
+log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
+
+# A key shorter than this can be found by trying: anyone who finds it signs in as anyone.
+MIN_SECRET_KEY_LENGTH = 32
+_MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
@@ -48,14 +56,52 @@ def _assets() -> Blueprint:
     )
 
 
-def configure_session(app: Flask, settings: Settings) -> None:
-    """The session cookie: HttpOnly, SameSite=Lax, and Secure outside development.
+def is_development(settings: Settings) -> bool:
+    """The development sign-in (``DEV_SIGN_IN=1`` with ``JWT_SECRET``): ``make run``."""
+    return bool(settings.dev_sign_in and settings.jwt_secret)
 
-    Development is the dev sign-in (``DEV_SIGN_IN=1`` with ``JWT_SECRET``): ``make run``
-    serves plain http://127.0.0.1, where a Secure cookie would never come back.
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs the session cookies: ``SECRET_KEY``.
+
+    Whoever knows it can forge a session for anyone, admins included, so it is its own
+    secret: never ``JWT_SECRET`` (which ``lifecycle token`` users hold), never a constant.
+    Outside the development sign-in a missing, short or reused key is a ``SettingsError``
+    and the web process does not start. In development without one, each app makes a
+    random key: sessions then end when the process restarts (``make run`` sets its own).
     """
-    development = bool(settings.dev_sign_in and settings.jwt_secret)
-    app.secret_key = app.secret_key or settings.secret_key
+    key = settings.secret_key
+    development = is_development(settings)
+    if key is None:
+        if development:
+            log.warning(
+                "SECRET_KEY is not set: session cookies are signed with a random key made "
+                "now, so sign-ins end when this process restarts (development only)"
+            )
+            return secrets.token_urlsafe(32)
+        raise SettingsError(
+            "SECRET_KEY is not set: the pages sign their session cookies with it; "
+            f"set it to a long random value ({_MAKE_A_KEY})"
+        )
+    if key == settings.jwt_secret:
+        raise SettingsError(
+            "SECRET_KEY must not be JWT_SECRET: whoever can sign tokens could forge "
+            f"page sessions too; give it a value of its own ({_MAKE_A_KEY})"
+        )
+    if not development and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"SECRET_KEY is {len(key)} characters long: use at least "
+            f"{MIN_SECRET_KEY_LENGTH} random ones ({_MAKE_A_KEY})"
+        )
+    return key
+
+
+def configure_session(app: Flask, settings: Settings) -> None:
+    """The session cookie: signed with ``session_secret``, HttpOnly, SameSite=Lax, and
+    Secure outside development (``make run`` serves plain http://127.0.0.1, where a
+    Secure cookie would never come back)."""
+    development = is_development(settings)
+    app.secret_key = session_secret(settings)
     app.config.update(
         SESSION_COOKIE_NAME="lifecycle_session",
         SESSION_COOKIE_HTTPONLY=True,

@@ -109,7 +109,7 @@ def sign_in_submit() -> Response | tuple[str, int]:
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    auth.sign_out()
+    auth.end_session()
     flash("You are signed out.", "success")
     return redirect(url_for("pages_account.sign_in"), 303)
 

@@ -1,10 +1,10 @@
 """The operators' page: the durable timers (from the database) and the queues (from the
-broker's Redis), refreshed every few seconds.
+broker, Redis or RabbitMQ), refreshed every few seconds.
 
 Timers come from ``memberships.operations.timers_report``, which also checks the
 platform operator role. The queue figures come from ``workers.inspection``; when
-Redis cannot be reached the page still shows the timers and says so, because the
-timers are what matter for correctness (losing Redis loses nothing). Both are
+the broker cannot be reached the page still shows the timers and says so, because the
+timers are what matter for correctness (losing the broker's messages loses nothing). Both are
 imported when the page is shown, so that the rest of the pages never depend on them.
 """
 
@@ -15,7 +15,6 @@ import logging
 from types import ModuleType
 from typing import Any
 
-import redis
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -46,11 +45,13 @@ def _queues() -> tuple[Any, str | None]:
     inspection = _module("workers.inspection")
     if inspection is None:
         return None, "Queue inspection is not available (workers/inspection.py is missing)."
+    from web.ops import current_queues_report
+
     try:
-        return inspection.queues_report(services().redis), None
-    except redis.RedisError as error:
+        return current_queues_report(), None
+    except inspection.BrokerUnavailable as error:
         log.warning("queue inspection failed: %s", error)
-        return None, f"The queues could not be read from Redis ({type(error).__name__})."
+        return None, "The queues could not be read from the broker (it did not answer)."
 
 
 @bp.get("")
@@ -85,10 +86,14 @@ def retry_dead_letters() -> Response:
         flash("Dead letters can't be retried: queue inspection is not available.", "error")
         return redirect(url_for("pages_ops.overview"), 303)
     try:
-        moved = inspection.retry_dead_letters(services().redis, queue)
-    except redis.RedisError as error:
+        port = inspection.broker_queues(services().settings)
+        try:
+            moved = port.retry_dead_letters(queue)
+        finally:
+            port.close()
+    except inspection.BrokerUnavailable as error:
         log.warning("retrying dead letters failed: %s", error)
-        flash("The dead letters could not be retried: the queues can't be reached.", "error")
+        flash("The dead letters could not be retried: the broker did not answer.", "error")
         return redirect(url_for("pages_ops.overview"), 303)
     where = f" of {queue}" if queue else ""
     flash(

@@ -3,7 +3,9 @@
 The cookie is HttpOnly and SameSite=Lax, and Secure outside development (see
 ``web.pages.configure_session``); every form also carries a CSRF token. Roles are
 read from the database on every request (``memberships.accounts.account_of``),
-so the session holds nothing but who the user is and until when.
+so the session holds nothing but who the user is, until when, and the user's session
+generation at sign-in: sign-out advances it in the database, so a copy of the cookie
+taken before sign-out opens nothing afterwards (``memberships.sessions``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from flask import g, redirect, request, session, url_for
 from memberships.accounts import AccountView, account_of
 from memberships.errors import NotFound
 from memberships.principal import Principal
+from memberships.sessions import end_sessions, session_generation
 from web.pages.context import clock, unit_of_work
 
 USER_KEY = "user_id"
 UNTIL_KEY = "signed_in_until"
+GENERATION_KEY = "session_generation"
+# Written for a user the database does not know: it matches no generation.
+NO_GENERATION = -1
 # A development sign-in (no token, so no expiry of its own) lasts a working day.
 DEV_SESSION_LENGTH = timedelta(hours=8)
 
@@ -31,13 +37,31 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 def sign_in(user_id: str, until: datetime) -> None:
     """Start a fresh session: clearing first means no value survives from before sign-in."""
+    with unit_of_work() as uow:
+        generation = session_generation(uow, user_id)
     session.clear()
     session[USER_KEY] = user_id
     session[UNTIL_KEY] = int(until.timestamp())
+    session[GENERATION_KEY] = NO_GENERATION if generation is None else generation
 
 
 def sign_out() -> None:
+    """Forget this browser's session (the cookie); see ``end_session`` for sign-out."""
     session.clear()
+
+
+def end_session() -> None:
+    """Sign out: end this user's sessions server-side, then forget the cookie.
+
+    Only a session that is still current advances the generation: replaying an old
+    cookie at the sign-out form ends nobody's newer sessions.
+    """
+    user_id = signed_in_user_id()
+    if user_id is not None:
+        with unit_of_work() as uow:
+            if session_generation(uow, user_id) == session.get(GENERATION_KEY):
+                end_sessions(uow, user_id)
+    sign_out()
 
 
 def signed_in_user_id() -> str | None:
@@ -84,6 +108,10 @@ def requires_sign_in(view: View) -> View:
             return redirect(url_for("pages_account.sign_in", next=request.full_path.rstrip("?")))
         try:
             with unit_of_work() as uow:
+                if session_generation(uow, user_id) != session.get(GENERATION_KEY):
+                    # Signed out since (here or elsewhere): this cookie is dead.
+                    sign_out()
+                    return redirect(url_for("pages_account.sign_in"))
                 g.account = account_of(uow, Principal.user(user_id))
         except NotFound:
             # The user was deleted after signing in: end the session rather than act for nobody.

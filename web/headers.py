@@ -1,0 +1,84 @@
+"""Security headers on every response: what a browser may load, frame and send along.
+
+- ``Content-Security-Policy``: the pages run only the service's own script and style
+  (``web/static``: no inline script, no inline style, nothing from elsewhere), submit
+  forms only to the service, and may not be framed (``frame-ancestors 'none'``). JSON,
+  problems and files get ``default-src 'none'``: a browser that opens one runs nothing.
+  The API document's page (``/docs``, Swagger UI) needs its own inline start-up script
+  and style; its script, style and icon files come from this origin, or from the one
+  origin APIFlask's settings name for them (``SWAGGER_UI_BUNDLE_JS`` and the like: its
+  default is a CDN), and nowhere else.
+- ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``.
+- ``X-Content-Type-Options: nosniff``: a response is what its ``Content-Type`` says.
+- ``Referrer-Policy: no-referrer``: no page address (an organization, a membership id)
+  leaves with a link.
+
+A view that sets one of these itself keeps its own.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'{assets}; "
+    "style-src 'self' 'unsafe-inline'{assets}; img-src 'self' data:{assets}; "
+    "font-src 'self' data:{assets}; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# APIFlask's settings for the files of the /docs page.
+DOCS_ASSET_SETTINGS = (
+    "SWAGGER_UI_CSS",
+    "SWAGGER_UI_BUNDLE_JS",
+    "SWAGGER_UI_STANDALONE_PRESET_JS",
+    "DOCS_FAVICON",
+)
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_PATH = "/docs"
+
+HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def docs_policy(config: dict[str, object]) -> str:
+    """The /docs policy: this origin, and the origins ``config`` loads its files from."""
+    origins = sorted(
+        {
+            f"{parts.scheme}://{parts.netloc}"
+            for parts in (urlsplit(str(config.get(name) or "")) for name in DOCS_ASSET_SETTINGS)
+            if parts.scheme == "https" and parts.netloc
+        }
+    )
+    return DOCS_POLICY.format(assets="".join(f" {origin}" for origin in origins))
+
+
+def policy_for(path: str, mimetype: str | None) -> str:
+    """The Content-Security-Policy of a response to ``path`` of type ``mimetype``."""
+    if path == DOCS_PATH:
+        return docs_policy(current_app.config)
+    if mimetype == "text/html":
+        return PAGE_POLICY
+    return DATA_POLICY
+
+
+def _add_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy", policy_for(request.path, response.mimetype)
+    )
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def install(app: Flask) -> None:
+    """Add the headers to every response of ``app``, errors included."""
+    app.after_request(_add_headers)
