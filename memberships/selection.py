@@ -39,6 +39,11 @@ class SelectionOutcome:
 
 Decision = Callable[[UnitOfWork, Clock, Principal, str, str], MembershipView]
 
+# What a selection can be given: restore each deleted user (with the grants each had),
+# remove each guest (soft-deleted, or data removal for direct connect), or delete each
+# deleted user permanently (irrevocable). The key is also the audited action.
+DECISIONS: dict[str, Decision] = {"restore": restore, "remove": remove, "purge": purge}
+
 
 def decide_selected(
     uow: UnitOfWork,
@@ -46,11 +51,10 @@ def decide_selected(
     principal: Principal,
     org_ref: str,
     membership_ids: Sequence[str],
-    decision: Decision,
     action: str,
 ) -> list[SelectionOutcome]:
-    """Apply ``decision`` (``admin.restore``, ``remove`` or ``purge``) to each selected
-    membership, each in its own transaction, all or nothing per membership.
+    """Apply ``action`` (a key of ``DECISIONS``: ``restore``, ``remove`` or ``purge``) to
+    each selected membership, each in its own transaction, all or nothing per membership.
 
     Raises ``InvalidInput`` for an empty or oversized selection and ``Forbidden`` /
     ``NotFound`` (the organization) before touching anything; per-membership refusals
@@ -64,6 +68,7 @@ def decide_selected(
             f"Select at most {MAX_SELECTION} members at a time ({len(ids)} were given).",
             field="ids",
         )
+    decision = DECISIONS[action]
     org = organization_or_404(uow, org_ref)
     require_admin(uow, clock(), principal, org, action)
     labels = _labels(uow, org.id, ids)
@@ -89,36 +94,3 @@ def _labels(uow: UnitOfWork, organization_id: str, ids: Sequence[str]) -> dict[s
     ).all()
     found = {row_id: name or email for row_id, name, email in rows}
     return {row_id: label for row_id, label in found.items() if label}
-
-
-def purge_selected(
-    uow: UnitOfWork,
-    clock: Clock,
-    principal: Principal,
-    org_ref: str,
-    membership_ids: Sequence[str],
-) -> list[SelectionOutcome]:
-    """Permanently delete each selected soft-deleted membership: irrevocable."""
-    return decide_selected(uow, clock, principal, org_ref, membership_ids, purge, "purge")
-
-
-def restore_selected(
-    uow: UnitOfWork,
-    clock: Clock,
-    principal: Principal,
-    org_ref: str,
-    membership_ids: Sequence[str],
-) -> list[SelectionOutcome]:
-    """Restore each selected deleted user, with the grants each had."""
-    return decide_selected(uow, clock, principal, org_ref, membership_ids, restore, "restore")
-
-
-def remove_selected(
-    uow: UnitOfWork,
-    clock: Clock,
-    principal: Principal,
-    org_ref: str,
-    membership_ids: Sequence[str],
-) -> list[SelectionOutcome]:
-    """Remove each selected guest (soft-deleted, or data removal for direct connect)."""
-    return decide_selected(uow, clock, principal, org_ref, membership_ids, remove, "remove")

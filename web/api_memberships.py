@@ -224,7 +224,7 @@ def _results(outcomes: list[selection.SelectionOutcome], success: int) -> Select
 def restore_deleted_users(org: str, body: SelectionIn) -> SelectionResults:
     s = services()
     with s.uow() as uow:
-        outcomes = selection.restore_selected(uow, s.clock, principal(), org, body.ids)
+        outcomes = selection.decide_selected(uow, s.clock, principal(), org, body.ids, "restore")
     return _results(outcomes, 200)
 
 
@@ -239,5 +239,5 @@ def restore_deleted_users(org: str, body: SelectionIn) -> SelectionResults:
 def remove_memberships(org: str, body: SelectionIn) -> SelectionResults:
     s = services()
     with s.uow() as uow:
-        outcomes = selection.remove_selected(uow, s.clock, principal(), org, body.ids)
+        outcomes = selection.decide_selected(uow, s.clock, principal(), org, body.ids, "remove")
     return _results(outcomes, 202)

@@ -166,8 +166,8 @@ def test_purging_a_selection_decides_each_membership_on_its_own(world):
     active = world.membership("open", "off")
     # When gadmin permanently deletes both
     with world.uow() as uow:
-        outcomes = selection.purge_selected(
-            uow, world.clock, world.principal("gadmin"), "open.example", [deleted, active]
+        outcomes = selection.decide_selected(
+            uow, world.clock, world.principal("gadmin"), "open.example", [deleted, active], "purge"
         )
     # Then ann's is purge-pending and off's is refused, unchanged
     by_id = {o.membership_id: o for o in outcomes}
@@ -182,7 +182,9 @@ def test_purging_a_selection_decides_each_membership_on_its_own(world):
 def test_purging_an_empty_selection_is_refused(world):
     # Given no selection, When gadmin submits it, Then it is invalid input
     with world.uow() as uow, pytest.raises(InvalidInput):
-        selection.purge_selected(uow, world.clock, world.principal("gadmin"), "open.example", [])
+        selection.decide_selected(
+            uow, world.clock, world.principal("gadmin"), "open.example", [], "purge"
+        )
 
 
 def test_purging_a_selection_needs_an_admin(world):
@@ -190,8 +192,8 @@ def test_purging_a_selection_needs_an_admin(world):
     deleted = _soft_delete(world, "open", "ann")
     # When pat (no admin role) tries to purge it, Then it is forbidden and nothing changes
     with world.uow() as uow, pytest.raises(Forbidden):
-        selection.purge_selected(
-            uow, world.clock, world.principal("pat"), "open.example", [deleted]
+        selection.decide_selected(
+            uow, world.clock, world.principal("pat"), "open.example", [deleted], "purge"
         )
     with world.uow() as uow:
         details = timeline.membership_details(

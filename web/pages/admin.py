@@ -175,7 +175,7 @@ def delete_permanently(org: str) -> Response | str:
     if request.form.get("confirmed") != "yes":
         return _confirm_selection(org, selected, "pages/confirm_delete.html", "deleted")
     with unit_of_work() as uow:
-        outcomes = selection.purge_selected(uow, clock(), auth.principal(), org, selected)
+        outcomes = selection.decide_selected(uow, clock(), auth.principal(), org, selected, "purge")
     _flash_results(outcomes, "Permanently deleted; removal of their data has started")
     return redirect(url_for("pages_admin.deleted_users", org=org), 303)
 
@@ -189,7 +189,9 @@ def restore_selected(org: str) -> Response:
         flash("Select at least one deleted user to restore.", "error")
         return redirect(url_for("pages_admin.deleted_users", org=org), 303)
     with unit_of_work() as uow:
-        outcomes = selection.restore_selected(uow, clock(), auth.principal(), org, selected)
+        outcomes = selection.decide_selected(
+            uow, clock(), auth.principal(), org, selected, "restore"
+        )
     _flash_results(outcomes, "Restored with their groups and roles")
     return redirect(url_for("pages_admin.deleted_users", org=org), 303)
 
@@ -205,7 +207,9 @@ def remove_selected(org: str) -> Response | str:
     if request.form.get("confirmed") != "yes":
         return _confirm_selection(org, selected, "pages/confirm_remove_selected.html", "members")
     with unit_of_work() as uow:
-        outcomes = selection.remove_selected(uow, clock(), auth.principal(), org, selected)
+        outcomes = selection.decide_selected(
+            uow, clock(), auth.principal(), org, selected, "remove"
+        )
     _flash_results(outcomes, "Removed")
     return redirect(url_for("pages_admin.memberships", org=org), 303)
 
