@@ -12,7 +12,7 @@ from flask import g
 from memberships import admin, reading, selection
 from memberships.views import MembershipView
 from web.errors import problem_type, status_of
-from web.openapi import ResponsesDoc, header, problems
+from web.openapi import ResponsesDoc, custom_method_rule, header, problems
 from web.preconditions import etag, expected_version
 from web.schemas import (
     AuditEvent,
@@ -29,7 +29,7 @@ from web.schemas import (
     no_body,
 )
 from web.services import principal, services
-from web.v1 import blueprint
+from web.v1 import PREFIX, blueprint
 
 bp = blueprint("memberships", __name__, tag="Organization admin")
 
@@ -213,7 +213,7 @@ def _results(outcomes: list[selection.SelectionOutcome], success: int) -> Select
     return SelectionResults(items=items)
 
 
-@bp.post("/organizations/<org>/deleted-users:restore")
+@bp.post(custom_method_rule(PREFIX, "/organizations/<org>/deleted-users:restore"))
 @bp.input(SelectionIn, arg_name="body")
 @bp.output(SelectionResults, description="One outcome per id.")
 @bp.doc(
@@ -228,7 +228,7 @@ def restore_deleted_users(org: str, body: SelectionIn) -> SelectionResults:
     return _results(outcomes, 200)
 
 
-@bp.post("/organizations/<org>/memberships:remove")
+@bp.post(custom_method_rule(PREFIX, "/organizations/<org>/memberships:remove"))
 @bp.input(SelectionIn, arg_name="body")
 @bp.output(SelectionResults, description="One outcome per id.")
 @bp.doc(
