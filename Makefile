@@ -88,12 +88,12 @@ test: $(INSTALLED)
 	$(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy settings.py statemachines memberships store cli web workers
+	$(BIN)/mypy settings.py composition.py statemachines memberships store cli web workers
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy settings.py statemachines memberships store cli web workers
+	$(BIN)/mypy settings.py composition.py statemachines memberships store cli web workers
 
 docs: $(INSTALLED)
 	lifecycle diagram --format md -o docs/lifecycle.md

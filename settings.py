@@ -14,6 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
+from store.unit_of_work import Policy
+
+# The rules' durations and batch sizes have one default each, the policy's.
+_POLICY = Policy()
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
@@ -180,18 +185,18 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     # The message broker: None means the Redis at ``redis_url`` (see ``broker``).
     broker_url: str | None = None
-    retention_period: timedelta = timedelta(days=30)
-    removal_window: timedelta = timedelta(days=30)
+    retention_period: timedelta = _POLICY.retention_period
+    removal_window: timedelta = _POLICY.removal_window
     sweep_interval: timedelta = timedelta(seconds=5)
     # A leave-pending or purge-pending membership with no progress for this long
     # has lost its message; the sweep sends it again.
-    redrive_after: timedelta = timedelta(minutes=1)
+    redrive_after: timedelta = _POLICY.redrive_after
     # Rows erased per committed batch of data removal.
-    removal_batch_size: int = 5000
+    removal_batch_size: int = _POLICY.removal_batch_size
     # Memberships per data-removal message when many are sent at once (a sweep batch).
     removal_chunk_size: int = 200
     # Rows claimed per committed batch of the due-timer sweep.
-    sweep_batch_size: int = 2000
+    sweep_batch_size: int = _POLICY.sweep_batch_size
     # Connections one sweep expires due retention periods on at once (PostgreSQL only):
     # each is one database core at work.
     sweep_concurrency: int = 2

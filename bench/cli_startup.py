@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import BIN, REPO, emit, median, say
+from tests.support.harness import BIN, REPO, emit, median, say
 
 TARGET_SECONDS = 0.5
 EAGER_IMPORTS = "import sqlalchemy.orm, store.models, web, memberships.operations, cli"

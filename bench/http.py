@@ -46,7 +46,7 @@ import aiohttp
 import jwt
 from sqlalchemy import create_engine, text
 
-from bench.harness import (
+from tests.support.harness import (
     BIN,
     REPO,
     Process,

@@ -27,7 +27,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-from bench.harness import (
+from settings import Settings
+from tests.support.harness import (
     Process,
     arguments,
     emit,
@@ -38,7 +39,6 @@ from bench.harness import (
     scratch_database,
     wait_for,
 )
-from settings import Settings
 
 ORGANIZATIONS = 10
 

@@ -47,7 +47,9 @@ from dramatiq import get_encoder
 from dramatiq.common import dq_name
 from sqlalchemy import create_engine, text
 
-from bench.harness import (
+from settings import Settings
+from store.database import make_engine, make_session_factory
+from tests.support.harness import (
     Process,
     arguments,
     emit,
@@ -59,8 +61,6 @@ from bench.harness import (
     wait_for,
     worker_argv,
 )
-from settings import Settings
-from store.database import make_engine, make_session_factory
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import message_for
 from workers.heartbeats import workers_seen

@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
-from bench.harness import (
+from tests.support.harness import (
     Process,
     arguments,
     emit,

@@ -43,7 +43,8 @@ from dramatiq import get_encoder
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.harness import (
+from settings import Settings
+from tests.support.harness import (
     Process,
     arguments,
     emit,
@@ -54,7 +55,6 @@ from bench.harness import (
     scratch_database,
     wait_for,
 )
-from settings import Settings
 from workers.broker import NAMESPACE
 
 ORGANIZATIONS = 10

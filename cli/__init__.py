@@ -69,20 +69,10 @@ class Services:
             factory.kw["bind"].dispose()
 
     def uow(self) -> UnitOfWork:
-        from store.unit_of_work import Policy, UnitOfWork
+        from composition import policy_from
+        from store.unit_of_work import UnitOfWork
 
-        s = self.settings
-        return UnitOfWork(
-            self.session_factory,
-            self.dispatcher,
-            Policy(
-                retention_period=s.retention_period,
-                removal_window=s.removal_window,
-                removal_batch_size=s.removal_batch_size,
-                sweep_batch_size=s.sweep_batch_size,
-                redrive_after=s.redrive_after,
-            ),
-        )
+        return UnitOfWork(self.session_factory, self.dispatcher, policy_from(self.settings))
 
 
 @contextmanager
@@ -143,8 +133,7 @@ def camel_case(value: Any, field_names: bool = True) -> Any:
         }
     if isinstance(value, dict):
         return {
-            (_camel(k) if field_names else k): camel_case(v, field_names)
-            for k, v in value.items()
+            (_camel(k) if field_names else k): camel_case(v, field_names) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [camel_case(v, field_names) for v in value]
@@ -255,20 +244,16 @@ def main(ctx: click.Context) -> None:
             settings = Settings.from_env()
         except SettingsError as error:
             fail(str(error), 2)
-        ctx.obj = Services(settings=settings, dispatcher_factory=_broker_dispatcher)
+        ctx.obj = Services(settings=settings, dispatcher_factory=_dispatcher_from)
     if isinstance(ctx.obj, Services):
         ctx.call_on_close(ctx.obj.close)
 
 
-def _broker_dispatcher(settings: Settings) -> Dispatcher:
-    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
-    from store.unit_of_work import NullDispatcher
+def _dispatcher_from(settings: Settings) -> Dispatcher:
+    """``composition.dispatcher_from``, imported when a command first sends work."""
+    from composition import dispatcher_from
 
-    try:
-        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
-    except ImportError:
-        return NullDispatcher()
-    return broker_dispatcher(settings)  # type: ignore[no-any-return]
+    return dispatcher_from(settings)
 
 
 from cli import diagram, ops, provisioning, token  # noqa: E402,F401  (commands register on import)

@@ -6,8 +6,6 @@ Administrator role in *that* organization; the check is here, not at the edges.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from memberships.clock import Clock
 from memberships.decisions import (
     apply_event,
@@ -26,9 +24,8 @@ from memberships.errors import (
 from memberships.principal import Principal
 from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
-from statemachines.membership import MembershipKind, MembershipState
+from statemachines.membership import refused_for_kind, restore_window_closed
 from store import queries
-from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 
@@ -125,7 +122,7 @@ def remove(
     org = organization_or_404(uow, org_ref)
     require_admin(uow, now, principal, org, "remove")
     membership = membership_in(uow, org, membership_id)
-    if membership.kind == MembershipKind.HOME:
+    if refused_for_kind(membership.kind, "remove"):  # a home membership
         deny(
             uow,
             now,
@@ -164,7 +161,9 @@ def restore(
     org = organization_or_404(uow, org_ref)
     require_admin(uow, now, principal, org, "restore")
     membership = membership_in(uow, org, membership_id)
-    if _retention_ended(membership, now):
+    if restore_window_closed(
+        membership.state, membership.purge_due_at, membership.purge_started_at, now
+    ):
         assert membership.purge_due_at is not None
         deny(
             uow,
@@ -184,22 +183,6 @@ def restore(
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
     uow.commit()
     return MembershipView.of(membership, grants)
-
-
-def _retention_ended(membership: Membership, now: datetime) -> bool:
-    """Whether a restore comes too late because the retention period ran out: the
-    membership is soft-deleted past its ``purge_due_at``, or the retention timer
-    (``expire_retention``, which starts a purge at or after ``purge_due_at``) has moved
-    it on. A purge an admin started before the due time is not a closed window."""
-    due = membership.purge_due_at
-    if due is None or due > now:
-        return False
-    if membership.state == MembershipState.SOFT_DELETED:
-        return True
-    started = membership.purge_started_at
-    return membership.state in (MembershipState.PURGE_PENDING, MembershipState.PURGED) and (
-        started is not None and started >= due
-    )
 
 
 def purge(

@@ -8,24 +8,16 @@ keeps denied attempts even though the caller sees an error.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from typing import Any, NoReturn
-
-from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
+from typing import NoReturn
 
 from memberships.errors import Conflict, Forbidden, LifecycleError, NotFound, PreconditionFailed
 from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
 from memberships.principal import Principal
-from statemachines.membership import MembershipState, next_state
-from store import queries
+from statemachines.membership import FOLLOW_UP, entry_fields, target
+from store import queries, transitions
 from store.models import Membership, Organization
+from store.transitions import Transition
 from store.unit_of_work import UnitOfWork
-
-# The follow-up work each target state needs, sent only after the commit.
-FOLLOW_UP = {
-    MembershipState.LEAVE_PENDING.value: "complete_leave",
-    MembershipState.PURGE_PENDING.value: "remove_data",
-}
 
 
 def audit(
@@ -143,44 +135,21 @@ def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Mem
     return membership
 
 
-def entry_fields(to_state: str, now: datetime, uow: UnitOfWork) -> dict[str, Any]:
-    """The timestamps and due times a membership gets on entering ``to_state``."""
-    policy = uow.policy
-    match to_state:
-        case MembershipState.LEAVE_PENDING:
-            return {"leave_requested_at": now, "last_progress_at": now}
-        case MembershipState.SOFT_DELETED:
-            return {"soft_deleted_at": now, "purge_due_at": now + policy.retention_period}
-        case MembershipState.RESTORED:
-            return {"restored_at": now, "purge_due_at": None}
-        case MembershipState.PURGE_PENDING:
-            return {
-                "purge_started_at": now,
-                "removal_due_by": now + policy.removal_window,
-                "last_progress_at": now,
-                "attempts": 0,
-                "last_error": None,
-            }
-        case MembershipState.PURGED:
-            # Nothing personal remains: the tombstone keeps ids, states and timestamps.
-            return {"purged_at": now, "email": None, "display_name": None, "last_error": None}
-    return {}
-
-
-@cache
-def target_state(state: str, kind: str, event: str) -> str | None:
-    """Where ``event`` takes a membership in ``state`` of ``kind``; ``None`` when the
-    machine refuses it.
-
-    The machine is fired once per (state, kind, event) and its answer kept: its guards
-    read only the kind, so the answer cannot differ between rows, and building a machine
-    per request was a tenth of a leave's time in the web process. The keys are bounded
-    by the states, kinds and events the code names.
-    """
-    try:
-        return next_state(state, kind, event)
-    except MachineTransitionNotAllowed:
-        return None
+def transition_for(
+    uow: UnitOfWork, now: datetime, actor: str, event: str, from_state: str, to_state: str
+) -> Transition:
+    """What a membership moved by ``event`` from ``from_state`` to ``to_state`` gets: the
+    state's entry fields (with the policy's durations), and who, when and which request
+    for its audit row."""
+    return Transition(
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        fields=entry_fields(to_state, now, uow.policy),
+        now=now,
+        actor=actor,
+        request_id=uow.request_id,
+    )
 
 
 def apply_event(
@@ -193,7 +162,8 @@ def apply_event(
     expected_version: int | None = None,
 ) -> Membership:
     """Move ``membership`` by ``event`` (as the lifecycle machine decides, see
-    ``target_state``) and store it with compare-and-set.
+    ``statemachines.membership.target``) and store it with the one transition writer
+    (``store.transitions.move_one``: compare-and-set and the audit row).
 
     Raises ``PreconditionFailed`` (stale ``expected_version``), ``TransitionNotAllowed``
     (the machine refuses) or ``Conflict`` (another decision changed the row first); each
@@ -213,7 +183,7 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    to_state = target_state(membership.state, membership.kind, event)
+    to_state = target(membership.state, membership.kind, event)
     if to_state is None:
         deny(
             uow,
@@ -226,9 +196,8 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    if not queries.compare_and_set(
-        uow.session, membership, to_state, **entry_fields(to_state, now, uow)
-    ):
+    transition = transition_for(uow, now, principal.id, event, from_state, to_state)
+    if not transitions.move_one(uow.session, membership, transition):
         deny(
             uow,
             now,
@@ -238,9 +207,7 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    audit(
-        uow, now, principal, event, membership=membership, from_state=from_state, to_state=to_state
-    )
+    # The work the new state waits for, sent only after the commit.
     follow_up = FOLLOW_UP.get(to_state)
     if follow_up:
         uow.send_after_commit(follow_up, membership.id)

@@ -14,6 +14,7 @@ can be taken over after ``CLAIM_TIMEOUT``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -174,3 +175,25 @@ def forget_expired_keys(uow: UnitOfWork, clock: Clock, limit: int = 1000) -> int
     )
     uow.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result
+
+
+# At most this many batches of expired idempotency keys are deleted per tick, so a
+# backlog of them never delays the next tick's timers; the rest go on later ticks.
+KEY_BATCHES_PER_TICK = 10
+
+
+def forget_expired_idempotency_keys(
+    uow: UnitOfWork, clock: Clock, *, should_continue: Callable[[], bool] = lambda: True
+) -> int:
+    """Delete expired idempotency keys batch by committed batch, at most
+    ``KEY_BATCHES_PER_TICK`` batches of ``sweep_batch_size``. Returns how many."""
+    limit = uow.policy.sweep_batch_size
+    forgotten = 0
+    for _ in range(KEY_BATCHES_PER_TICK):
+        if not should_continue():
+            break
+        deleted = forget_expired_keys(uow, clock, limit)
+        forgotten += deleted
+        if deleted < limit:
+            break
+    return forgotten

@@ -14,11 +14,9 @@ from sqlalchemy import ColumnElement, func, or_, select
 from memberships.clock import Clock
 from memberships.decisions import require_operator
 from memberships.principal import Principal
-from statemachines.membership import EVENTS, MembershipState
+from statemachines.membership import EVENTS, IN_PROGRESS, MembershipState
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
-
-IN_PROGRESS = (MembershipState.LEAVE_PENDING.value, MembershipState.PURGE_PENDING.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,9 @@ from memberships.clock import Clock
 from memberships.decisions import audit, organization_or_404, require_admin, require_operator
 from memberships.errors import AlreadyExists, InvalidInput, NotFound, TransitionNotAllowed
 from memberships.principal import Principal
-from memberships.self_service import LEAVABLE_STATES
 from memberships.validation import valid_domain, valid_email, valid_name, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView, UserView
-from statemachines.membership import MembershipKind
+from statemachines.membership import USABLE_STATES, MembershipKind
 from store import queries
 from store.models import ADMIN_ROLES, ROLES, Grant, MemberData, Membership, Organization, User
 from store.models import RoleAssignment as RoleAssignmentRow
@@ -165,7 +164,7 @@ def _usable_membership(uow: UnitOfWork, org_ref: str, user_ref: str) -> Membersh
     membership = queries.live_membership(uow.session, user.id, org.id)
     if membership is None:
         raise NotFound(f"{user.email} is not a member of {org.domain}.")
-    if membership.state not in LEAVABLE_STATES:
+    if membership.state not in USABLE_STATES:
         raise TransitionNotAllowed(
             f"The membership is {membership.state}: only an active or restored one gets new data.",
             state=membership.state,

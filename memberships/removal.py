@@ -11,7 +11,7 @@ locks the chunk's purge-pending rows, deletes each remover's rows for the whole
 chunk with one statement, bounded by ``removal_batch_size`` rows per transaction,
 adds each membership's count to its progress, and, once a transaction finds the
 chunk drained, finishes every membership no remover reports data for with one
-set-based ``finish_removal`` (``memberships.sweep.apply_event_to_batch``: audit
+set-based ``finish_removal`` (``memberships.batches.apply_event_to_batch``: audit
 rows, version bump and erased personal fields, as the per-row machine does).
 
 Removers are pluggable, one per data store: a deployment adds its own by
@@ -25,33 +25,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import (
-    ARRAY,
-    Integer,
-    String,
-    Table,
-    any_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
+from memberships.automatic import WORKER
+from memberships.batches import apply_event_to_batch
 from memberships.clock import Clock
-from memberships.decisions import apply_event, deny, entry_fields
+from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
-from memberships.sweep import Claimed, apply_event_to_batch, audit_moved, transition_table
-from memberships.timers import WORKER
 from statemachines.membership import MembershipState
-from store.database import is_postgresql
-from store.models import AuditEvent, Grant, IdempotencyKey, MemberData, Membership, UTCDateTime
+from store import data_removal, queries, transitions
+from store.data_removal import TABLE_REMOVERS
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -90,77 +75,9 @@ class ChunkRemover(Remover, Protocol):
         ...
 
 
-def _id_array(name: str, ids: Sequence[str]) -> Any:
-    # One array parameter on PostgreSQL, not thousands of bound values.
-    return bindparam(name, list(ids), type_=ARRAY(String))
-
-
-@dataclass(frozen=True)
-class TableRemover:
-    """Deletes rows of one of this service's own tables keyed by ``membership_id``."""
-
-    name: str
-    model: type[Grant] | type[MemberData] | type[IdempotencyKey]
-
-    def remove_many(
-        self, session: Session, membership_ids: Sequence[str], limit: int
-    ) -> Mapping[str, int]:
-        table = self.model.__tablename__
-        if is_postgresql(session):
-            # The rows are found through the membership_id index and deleted by their
-            # physical address (a TID scan): no second index lookup per row. The counts
-            # come back grouped, one row per membership, not one per deleted row.
-            statement = sql(
-                f"WITH gone AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                f"SELECT ctid FROM {table} WHERE membership_id = ANY(:ids) LIMIT :limit)) "
-                "RETURNING membership_id) "
-                "SELECT membership_id, count(*) FROM gone GROUP BY membership_id"
-            ).bindparams(_id_array("ids", membership_ids), bindparam("limit", limit))
-            return {str(row[0]): int(row[1]) for row in session.execute(statement)}
-        rows = session.execute(
-            select(self.model.id, self.model.membership_id)
-            .where(self.model.membership_id.in_(membership_ids))
-            .limit(limit)
-        ).all()
-        if rows:
-            session.execute(
-                delete(self.model)
-                .where(self.model.id.in_([row[0] for row in rows]))
-                .execution_options(synchronize_session=False)
-            )
-        return dict(Counter(str(row[1]) for row in rows))
-
-    def remaining_many(self, session: Session, membership_ids: Sequence[str]) -> set[str]:
-        column = self.model.membership_id
-        where = (
-            column == any_(_id_array("ids", membership_ids))
-            if is_postgresql(session)
-            else column.in_(membership_ids)
-        )
-        return {str(m) for m in session.scalars(select(column).where(where).distinct())}
-
-    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
-        ids = select(self.model.id).where(self.model.membership_id == membership_id).limit(limit)
-        result = session.execute(
-            delete(self.model)
-            .where(self.model.id.in_(ids.scalar_subquery()))
-            .execution_options(synchronize_session=False)
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result
-
-    def remaining(self, session: Session, membership_id: str) -> int:
-        found = session.scalar(
-            select(self.model.id).where(self.model.membership_id == membership_id).limit(1)
-        )
-        return 0 if found is None else 1
-
-
-BUILT_IN_REMOVERS: tuple[Remover, ...] = (
-    TableRemover("grants", Grant),
-    TableRemover("member-data", MemberData),
-    # Responses stored for Idempotency-Key replays can hold the membership's e-mail and name.
-    TableRemover("idempotency-keys", IdempotencyKey),
-)
+BUILT_IN_REMOVERS: tuple[Remover, ...] = TABLE_REMOVERS
+"""The removers of this service's own tables (``store.data_removal``); a deployment adds
+its own at the workers' composition point."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +104,7 @@ def remove_data_batch(
     Idempotent: a membership that is not ``purge-pending`` is left as it is.
     """
     now = clock()
-    membership = uow.session.get(Membership, membership_id)
+    membership = queries.membership_by_id(uow.session, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return RemovalProgress(
             membership_id,
@@ -202,14 +119,7 @@ def remove_data_batch(
         if removed >= limit:
             break
     if removed:
-        uow.session.execute(
-            update(Membership)
-            .where(
-                Membership.id == membership_id, Membership.state == MembershipState.PURGE_PENDING
-            )
-            .values(removed_rows=Membership.removed_rows + removed, last_progress_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        data_removal.record_progress_of(uow.session, membership_id, removed, now)
         uow.commit()
         uow.session.refresh(membership)
         return RemovalProgress(membership_id, membership.state, removed, membership.removed_rows)
@@ -230,7 +140,7 @@ def finish_removal(
     like every refused decision).
     """
     now = clock()
-    membership = uow.session.get(Membership, membership_id)
+    membership = queries.membership_by_id(uow.session, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return
     left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
@@ -304,7 +214,7 @@ def remove_chunk_batch(
     ``finish_removal`` in the audit log, committed with the rest of the batch.
     """
     now = clock()
-    claimed, versions = _lock_purge_pending(uow, membership_ids)
+    claimed = data_removal.lock_purge_pending_chunk(uow.session, membership_ids)
     if not claimed:
         uow.rollback()
         return ChunkProgress((), 0, ())
@@ -326,18 +236,30 @@ def remove_chunk_batch(
             for membership_id in _remaining_many(remover, uow.session, ids):
                 blocked.setdefault(membership_id, []).append(remover.name)
         ready = [row for row in claimed if row.id not in blocked]
-        if is_postgresql(uow.session):
-            purged = _finish_on_postgresql(uow, now, ready, versions, removed)
-            removed = Counter({m: n for m, n in removed.items() if m in blocked})
-        if removed:
-            _record_progress(uow, now, removed)
-        if not purged:
-            moved = apply_event_to_batch(uow, now, "finish_removal", PURGE_PENDING, ready)
-            purged = tuple(m.id for m in moved)
+        # The finish records the last batch's progress of the memberships it moves in the
+        # same UPDATE (one write per membership, in the transaction that touches the most
+        # index entries of the whole removal); the others' progress is recorded apart.
+        moved = apply_event_to_batch(
+            uow, now, "finish_removal", PURGE_PENDING, ready, progress=removed
+        )
+        purged = tuple(m.id for m in moved)
+        finished = set(purged) | {row.id for row in ready}
+        rest = {m: n for m, n in removed.items() if m not in finished}
+        transitions.record_removal_progress(uow.session, now, rest)
         if blocked:
-            _audit_refused_finishes(uow, now, [row for row in claimed if row.id in blocked])
+            refused = [(row.organization_id, row.id) for row in claimed if row.id in blocked]
+            queries.append_denials(
+                uow.session,
+                refused,
+                occurred_at=now,
+                actor=WORKER.id,
+                action="finish_removal",
+                from_state=PURGE_PENDING,
+                reason=TransitionNotAllowed.code,
+                request_id=uow.request_id,
+            )
     elif total:
-        _record_progress(uow, now, removed)
+        transitions.record_removal_progress(uow.session, now, removed)
     uow.commit()
     if blocked:
         names = sorted({name for found in blocked.values() for name in found})
@@ -347,45 +269,6 @@ def remove_chunk_batch(
             membership_ids=sorted(blocked),
         )
     return ChunkProgress(tuple(ids), total, purged)
-
-
-def _lock_purge_pending(
-    uow: UnitOfWork, membership_ids: Sequence[str]
-) -> tuple[list[Claimed], dict[str, int]]:
-    """The chunk's purge-pending rows, locked, with the version each was read at.
-
-    The rows are found by id alone and their state checked here: a condition on ``state``
-    would let the planner pick the partial index of purge-pending rows, which grows with
-    every membership a sweep moves on and which the statistics of a burst know nothing
-    of yet — a scan of all of them per chunk. A row of the chunk in another state (a
-    tombstone a duplicate finished, say) stays locked to the end of this short
-    transaction, which holds up nothing: no decision is waiting for a tombstone.
-    """
-    statement = (
-        select(
-            Membership.id,
-            Membership.kind,
-            Membership.organization_id,
-            Membership.state,
-            Membership.version,
-        )
-        .where(
-            Membership.id == any_(_id_array("ids", membership_ids))
-            if is_postgresql(uow.session)
-            else Membership.id.in_(membership_ids)
-        )
-        .order_by(Membership.id)
-        .with_for_update(skip_locked=True)
-    )
-    claimed: list[Claimed] = []
-    versions: dict[str, int] = {}
-    for row in uow.session.execute(statement):
-        if row.state == PURGE_PENDING:
-            claimed.append(
-                Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
-            )
-            versions[str(row.id)] = int(row.version)
-    return claimed, versions
 
 
 def _remove_many(
@@ -410,109 +293,3 @@ def _remaining_many(remover: Remover, session: Session, membership_ids: Sequence
     if many is not None:
         return set(many(session, membership_ids))
     return {m for m in membership_ids if remover.remaining(session, m)}
-
-
-def _finish_on_postgresql(
-    uow: UnitOfWork,
-    now: datetime,
-    ready: Sequence[Claimed],
-    versions: Mapping[str, int],
-    removed: Mapping[str, int],
-) -> tuple[str, ...]:
-    """``finish_removal`` for ``ready``, with their last batch's progress, in one round trip
-    per target state: the UPDATE that records ``removed_rows`` also moves the state on (what
-    ``apply_event_to_batch`` stores: the machine's target, version + 1, the entry fields),
-    and its RETURNING feeds the audit INSERT. One write per membership instead of two, in
-    the transaction that touches the most index entries of the whole removal.
-
-    The compare-and-set is on (id, version) as read, purge-pending, by the lock (no
-    ``state`` condition: see ``_lock_purge_pending`` for why the planner must not see one).
-    """
-    by_target: dict[str, list[Claimed]] = {}
-    for row in ready:
-        target = transition_table().get((PURGE_PENDING, "finish_removal", row.kind))
-        if target is not None:
-            by_target.setdefault(target, []).append(row)
-    purged: list[str] = []
-    for target, rows in by_target.items():
-        ids = [row.id for row in rows]
-        batch = select(
-            func.unnest(_id_array("ids", ids)).label("id"),
-            func.unnest(
-                bindparam("versions", [versions[i] for i in ids], type_=ARRAY(Integer))
-            ).label("version"),
-            func.unnest(
-                bindparam("counts", [removed.get(i, 0) for i in ids], type_=ARRAY(Integer))
-            ).label("n"),
-        ).subquery("batch")
-        moved = (
-            update(Membership)
-            .where(
-                Membership.id == batch.c.id,
-                Membership.state == PURGE_PENDING,
-                Membership.version == batch.c.version,
-                Membership.id == any_(_id_array("ids", ids)),
-            )
-            .values(
-                state=target,
-                version=Membership.version + 1,
-                removed_rows=Membership.removed_rows + batch.c.n,
-                last_progress_at=now,
-                **entry_fields(target, now, uow),
-            )
-            .returning(Membership.id, Membership.organization_id)
-            .cte("moved")
-        )
-        audit = audit_moved(
-            moved, now, WORKER.id, "finish_removal", PURGE_PENDING, target, uow.request_id
-        ).returning(AuditEvent.membership_id)
-        purged.extend(str(m) for m in uow.session.scalars(audit))
-    return tuple(purged)
-
-
-def _record_progress(uow: UnitOfWork, now: datetime, removed: Mapping[str, int]) -> None:
-    """Add each membership's deleted rows to ``removed_rows`` and touch ``last_progress_at``
-    (so the sweep does not re-drive a removal that is moving)."""
-    if is_postgresql(uow.session):
-        uow.session.execute(
-            sql(
-                # The second condition on m.id lets the planner reach the rows through the
-                # primary key instead of hashing the whole table.
-                "UPDATE memberships AS m SET removed_rows = m.removed_rows + c.n, "
-                "last_progress_at = :now FROM unnest(:ids, :counts) AS c(id, n) "
-                "WHERE m.id = c.id AND m.id = ANY(:ids)"
-            ).bindparams(
-                _id_array("ids", list(removed)),
-                bindparam("counts", list(removed.values()), type_=ARRAY(Integer)),
-                bindparam("now", now, type_=UTCDateTime()),
-            )
-        )
-        return
-    table = cast(Table, Membership.__table__)
-    uow.session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(removed_rows=table.c.removed_rows + bindparam("b_count"), last_progress_at=now),
-        [{"b_id": m, "b_count": n} for m, n in removed.items()],
-    )
-
-
-def _audit_refused_finishes(uow: UnitOfWork, now: datetime, rows: Sequence[Claimed]) -> None:
-    uow.session.execute(
-        insert(AuditEvent),
-        [
-            {
-                "occurred_at": now,
-                "organization_id": row.organization_id,
-                "membership_id": row.id,
-                "actor": WORKER.id,
-                "action": "finish_removal",
-                "outcome": "denied",
-                "from_state": PURGE_PENDING,
-                "to_state": None,
-                "reason": TransitionNotAllowed.code,
-                "request_id": uow.request_id,
-            }
-            for row in rows
-        ],
-    )

@@ -19,18 +19,15 @@ from memberships.errors import (
 )
 from memberships.principal import Principal
 from memberships.views import MembershipView, OrganizationEntry, OrganizationView
-from statemachines.membership import MembershipKind, MembershipState
+from statemachines.membership import (
+    LEAVABLE_STATES,
+    LISTED_STATES,
+    MembershipKind,
+    refused_for_kind,
+)
 from store import queries
 from store.models import Membership, Organization, User
 from store.unit_of_work import UnitOfWork
-
-# The Organizations list shows what the member can use, and what they are leaving.
-LISTED_STATES = (
-    MembershipState.ACTIVE.value,
-    MembershipState.RESTORED.value,
-    MembershipState.LEAVE_PENDING.value,
-)
-LEAVABLE_STATES = (MembershipState.ACTIVE.value, MembershipState.RESTORED.value)
 
 _CONTACT = "Contact the organization's admin or privacy contact and ask them to remove you."
 
@@ -42,7 +39,7 @@ def leave_blocker(user: User, membership: Membership, org: Organization) -> Leav
     organization), the organization's external user leave setting.
     """
     contacts = OrganizationView.of(org).contacts
-    if membership.kind == MembershipKind.HOME or user.home_organization_id == org.id:
+    if refused_for_kind(membership.kind, "request_leave") or user.home_organization_id == org.id:
         return HomeOrganization(
             f"{org.display_name} is your home organization: you can't leave it, only its "
             "admin can remove your account. Contact the organization's admin or privacy "
@@ -64,7 +61,8 @@ def leave_blocker(user: User, membership: Membership, org: Organization) -> Leav
 
 
 def _entry(user: User, membership: Membership, org: Organization) -> OrganizationEntry:
-    # The same order as request_leave: the state first, then the rules of DESIGN.md §1.
+    # The same order as request_leave: the state first, then the leave rules
+    # (docs/domain.md, "Leaving").
     if membership.state not in LEAVABLE_STATES:
         reason: str | None = "transition-not-allowed"
     else:

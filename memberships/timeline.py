@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from memberships.automatic import WORKER
 from memberships.clock import Clock
 from memberships.decisions import membership_in, organization_or_404, require_admin
 from memberships.principal import SYSTEM, Principal
-from memberships.timers import WORKER
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
 from store import queries

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from statemachines.membership import IN_PROGRESS, allowed_events
 from store.models import AuditEvent, Grant, Membership, Organization, User
 
 
@@ -95,6 +96,16 @@ class MembershipView:
     attempts: int
     last_error: str | None
     grants: tuple[GrantView, ...] = field(default=())
+
+    @property
+    def allowed_events(self) -> frozenset[str]:
+        """The lifecycle events this membership allows now (the machine's answer)."""
+        return allowed_events(self.state, self.kind)
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether a worker is moving it on by itself (a leave or a data removal)."""
+        return self.state in IN_PROGRESS
 
     @classmethod
     def of(cls, m: Membership, grants: tuple[GrantView, ...] = ()) -> MembershipView:

@@ -55,7 +55,7 @@ STATE_MEANINGS: dict[str, str] = {
     MembershipState.PURGE_PENDING.value: "irrevocable; data removal in progress",
     MembershipState.PURGED.value: "tombstone only",
 }
-"""What each stored state value means (DESIGN.md §2)."""
+"""What each stored state value means (docs/domain.md, "Who and what")."""
 
 FIRED_BY: dict[str, str] = {
     "request_leave": "member",
@@ -71,6 +71,7 @@ FIRED_BY: dict[str, str] = {
 GUARD_WORDS: dict[str, str] = {
     "is_collaboration": "B2B collaboration",
     "!is_collaboration": "B2B direct connect",
+    "!is_home": "not a home membership",
 }
 """Guards as the diagram renderers spell them, in the words of the domain."""
 
@@ -224,7 +225,8 @@ def lifecycle_markdown() -> str:
         "## Transitions\n",
         "The guard is the membership kind: a B2B collaboration membership keeps a\n"
         "restorable soft-deleted period; a B2B direct connect membership goes straight\n"
-        "to data removal.\n",
+        "to data removal; a home membership is managed by its home directory and is\n"
+        "never left or removed.\n",
         transition_table(),
     ]
     return "\n".join(parts)

@@ -75,7 +75,6 @@ class Base(DeclarativeBase):
 GUID = String(36)
 
 
-
 class Organization(Base):
     __tablename__ = "organizations"
 

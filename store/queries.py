@@ -1,4 +1,4 @@
-"""Lookups and the compare-and-set every state change goes through."""
+"""Lookups and the audit log's single-row INSERT (state changes: ``store.transitions``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
 
-from sqlalchemy import Select, String, Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, String, bindparam, func, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from store.models import (
     ADMIN_ROLES,
@@ -22,10 +20,6 @@ from store.models import (
     RoleAssignment,
     User,
 )
-
-# What ``compare_and_set`` reads back: every column, by its attribute name.
-_MEMBERSHIP_KEYS = tuple(Membership.__mapper__.column_attrs.keys())
-_MEMBERSHIP_COLUMNS = tuple(getattr(Membership, key) for key in _MEMBERSHIP_KEYS)
 
 
 def _is_guid(text: str) -> bool:
@@ -126,57 +120,6 @@ def is_admin_of(session: Session, user_id: str, organization_id: str) -> bool:
     return bool(roles_of(session, user_id, organization_id) & set(ADMIN_ROLES))
 
 
-@cache
-def _compare_and_set_statement(field_names: tuple[str, ...]) -> Update:
-    """The compare-and-set UPDATE for the given entry fields, built once and reused with
-    bound values: building the expression cost more than the statement's round trip."""
-    column = Membership.__table__.c
-    return (
-        update(Membership)
-        .where(
-            and_(
-                Membership.id == bindparam("cas_id", type_=column.id.type),
-                Membership.state == bindparam("cas_state", type_=column.state.type),
-                Membership.version == bindparam("cas_version", type_=column.version.type),
-            )
-        )
-        .values(
-            state=bindparam("cas_to_state", type_=column.state.type),
-            version=Membership.version + 1,
-            **{name: bindparam(f"cas_{name}", type_=column[name].type) for name in field_names},
-        )
-        .returning(*_MEMBERSHIP_COLUMNS)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def compare_and_set(
-    session: Session,
-    membership: Membership,
-    to_state: str,
-    **fields: Any,
-) -> bool:
-    """Move ``membership`` to ``to_state`` only if nobody changed it since it was read.
-
-    The UPDATE matches on id, state and version; zero rows means another decision won.
-    On success the row object takes the stored values from the UPDATE's ``RETURNING``
-    (one round trip: no SELECT after it), as loaded, not as pending changes.
-    """
-    params = {f"cas_{name}": value for name, value in fields.items()}
-    params.update(
-        cas_id=membership.id,
-        cas_state=membership.state,
-        cas_version=membership.version,
-        cas_to_state=to_state,
-    )
-    row = session.execute(_compare_and_set_statement(tuple(sorted(fields))), params).first()
-    if row is None:
-        return False
-    for key, value in zip(_MEMBERSHIP_KEYS, row, strict=True):
-        set_committed_value(membership, key, value)
-    return True
-
-
 def append_audit(
     session: Session,
     *,
@@ -208,6 +151,44 @@ def append_audit(
             "request_id": request_id,
         },
     )
+
+
+def append_denials(
+    session: Session,
+    refused: Sequence[tuple[str, str]],
+    *,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    from_state: str,
+    reason: str,
+    request_id: str | None,
+) -> None:
+    """Append one denied entry per (organization id, membership id) in ``refused``: one
+    bulk INSERT."""
+    session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "occurred_at": occurred_at,
+                "organization_id": organization_id,
+                "membership_id": membership_id,
+                "actor": actor,
+                "action": action,
+                "outcome": "denied",
+                "from_state": from_state,
+                "to_state": None,
+                "reason": reason,
+                "request_id": request_id,
+            }
+            for organization_id, membership_id in refused
+        ],
+    )
+
+
+def membership_by_id(session: Session, membership_id: str) -> Membership | None:
+    """A membership by its id, from the session's identity map when it holds it."""
+    return session.get(Membership, membership_id)
 
 
 _AUDIT_INSERT = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])

@@ -9,7 +9,7 @@ re-drive, never by a message about work that does not exist.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -21,47 +21,64 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
-    """Sends work that is due now to the workers (ids only)."""
+    """Sends work that is due now to the workers (ids only), with the id of the request or
+    sweep tick that caused it, so the worker's logs and audit rows name it."""
 
-    def send(self, actor_name: str, membership_id: str) -> None: ...
+    def send(self, actor_name: str, membership_id: str, request_id: str | None = None) -> None:
+        """One message about one membership."""
+        ...
+
+    def send_many(
+        self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
+    ) -> None:
+        """The same work for many memberships, in as few round trips as the broker allows."""
+        ...
 
 
 def send_message(
     dispatcher: Dispatcher, actor_name: str, membership_id: str, request_id: str | None = None
 ) -> None:
-    """Send through ``dispatcher``, carrying ``request_id`` to the worker when the dispatcher
-    says it can (``carries_request_id = True``, as the broker's does), so the worker's logs
-    and audit rows name the request that caused the work."""
-    if request_id is not None and getattr(dispatcher, "carries_request_id", False):
-        dispatcher.send(actor_name, membership_id, request_id=request_id)  # type: ignore[call-arg]  # checked above
-    else:
-        dispatcher.send(actor_name, membership_id)
+    """Send one message through ``dispatcher`` after a commit."""
+    dispatcher.send(actor_name, membership_id, request_id=request_id)
 
 
 class NullDispatcher:
-    """Sends nothing: the sweep's re-drive picks the work up (CLI without a broker)."""
+    """Sends nothing: the sweep's re-drive picks the work up (a unit of work built without
+    a dispatcher)."""
 
-    def send(self, actor_name: str, membership_id: str) -> None:
-        log.debug("not sent (no broker): %s %s", actor_name, membership_id)
+    def send(self, actor_name: str, membership_id: str, request_id: str | None = None) -> None:
+        log.debug("not sent (no dispatcher): %s %s", actor_name, membership_id)
+
+    def send_many(
+        self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
+    ) -> None:
+        log.debug("not sent (no dispatcher): %s x%d", actor_name, len(membership_ids))
 
 
 class RecordingDispatcher:
-    """Keeps what would have been sent, for tests."""
+    """Keeps what would have been sent, for tests: (actor name, membership id) pairs."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, actor_name: str, membership_id: str) -> None:
+    def send(self, actor_name: str, membership_id: str, request_id: str | None = None) -> None:
         self.sent.append((actor_name, membership_id))
+
+    def send_many(
+        self, actor_name: str, membership_ids: Sequence[str], request_id: str | None = None
+    ) -> None:
+        for membership_id in membership_ids:
+            self.send(actor_name, membership_id, request_id)
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The durations and batch sizes the rules use."""
+    """The durations and batch sizes the rules use. These defaults are the service's: the
+    matching settings (``settings.Settings``) take theirs from here."""
 
     retention_period: timedelta = timedelta(days=30)
     removal_window: timedelta = timedelta(days=30)
-    removal_batch_size: int = 500
+    removal_batch_size: int = 5000
     sweep_batch_size: int = 2000
     redrive_after: timedelta = timedelta(minutes=1)
 

@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from bench.harness import scratch_database
 from memberships.principal import SYSTEM, Principal
 from store.database import make_engine, make_session_factory
 from store.migrate import upgrade
-from store.models import Base
+from store.models import AuditEvent, Base
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
+from tests.support.harness import scratch_database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 # Every table of the schema, read off the models so that a new table is emptied too
@@ -134,6 +134,31 @@ class World:
 
     def membership(self, org: str, user: str) -> str:
         return self.memberships[(org, user)]
+
+    def soft_delete(self, org: str = "open", user: str = "ann", *, by: Principal = SYSTEM) -> str:
+        """Remove ``user``'s guest membership of ``org`` (collaboration: soft-deleted)."""
+        from memberships import admin
+
+        membership_id = self.membership(org, user)
+        with self.uow() as uow:
+            admin.remove(uow, self.clock, by, self.orgs[org], membership_id)
+        return membership_id
+
+    def last_audit_id(self) -> int:
+        """The newest audit row's id (0 when there is none)."""
+        with self.uow() as uow:
+            return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
+
+    def audit_after(self, last_id: int) -> list[AuditEvent]:
+        """The audit rows written after ``last_id``, oldest first, detached."""
+        with self.uow() as uow:
+            rows = list(
+                uow.session.scalars(
+                    select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+                )
+            )
+            uow.session.expunge_all()
+            return rows
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from flask import Request
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from composition import dispatcher_from, policy_from
 from memberships.clock import utc_now
 from settings import Settings, SettingsError
-from store.unit_of_work import Dispatcher, NullDispatcher
 from web import bad_input, errors, headers, rate_limits, request_id
 from web.auth import (
     WEAK_SECRET_REPORTED,
@@ -32,7 +32,7 @@ from web.auth import (
     weak_secret_warning,
 )
 from web.openapi import process_spec
-from web.services import EXTENSION_KEY, WebServices, policy_from
+from web.services import EXTENSION_KEY, WebServices
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +72,6 @@ class ApiRequest(Request):
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         raise errors.MalformedJSON(f"The body is not valid JSON: {e}" if e else None)
-
-
-def _broker_dispatcher(settings: Settings) -> Dispatcher:
-    """Send follow-up work to the workers when they exist; the sweep re-drives otherwise."""
-    try:
-        from workers.dispatch import broker_dispatcher  # type: ignore[import-not-found]
-    except ImportError:
-        return NullDispatcher()
-    return broker_dispatcher(settings)  # type: ignore[no-any-return]
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -156,7 +147,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         settings=settings,
         session_factory=overrides.get("session_factory") or _session_factory(settings),
         clock=overrides.get("clock") or utc_now,
-        dispatcher=overrides.get("dispatcher") or _broker_dispatcher(settings),
+        dispatcher=overrides.get("dispatcher") or dispatcher_from(settings),
         policy=policy_from(settings),
         redis=overrides.get("redis_client") or redis_client(settings),
         jwks_client=overrides.get("jwks_client") or jwks_client_for(settings),

@@ -28,16 +28,6 @@ def count_refusal() -> None:
     g.audited_refusals = g.get("audited_refusals", 0) + 1
 
 
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
-        retention_period=settings.retention_period,
-        removal_window=settings.removal_window,
-        removal_batch_size=settings.removal_batch_size,
-        sweep_batch_size=settings.sweep_batch_size,
-        redrive_after=settings.redrive_after,
-    )
-
-
 @dataclass
 class WebServices:
     """One app's composition: settings, database sessions, clock, dispatcher, Redis."""

@@ -49,9 +49,6 @@ def message_for(actor_name: str, membership_id: str, request_id: str | None = No
 class BrokerDispatcher:
     """Sends messages by actor name through a Dramatiq broker."""
 
-    # store.unit_of_work.send_message passes the request id on when this is set.
-    carries_request_id = True
-
     def __init__(
         self, broker: Broker, removal_chunk_size: int = DEFAULT_REMOVAL_CHUNK_SIZE
     ) -> None:

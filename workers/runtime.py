@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from composition import policy_from
 from memberships.clock import Clock, utc_now
 from memberships.removal import BUILT_IN_REMOVERS, Remover
 from settings import Settings
@@ -31,16 +32,6 @@ from store.unit_of_work import Dispatcher, Policy, UnitOfWork
 log = logging.getLogger(__name__)
 
 REMOVER_ENTRY_POINTS = "membership_lifecycle.removers"
-
-
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
-        retention_period=settings.retention_period,
-        removal_window=settings.removal_window,
-        removal_batch_size=settings.removal_batch_size,
-        sweep_batch_size=settings.sweep_batch_size,
-        redrive_after=settings.redrive_after,
-    )
 
 
 def load_removers() -> tuple[Remover, ...]:

@@ -31,10 +31,9 @@ import dramatiq
 from dramatiq import Broker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
-from memberships import jobs
+from memberships import message_handlers
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
-from memberships.sweep import send_all
 from store.unit_of_work import UnitOfWork, send_message
 from workers.logs import log_context
 from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
@@ -109,7 +108,7 @@ def _handling_chunk(
 
     def record(uow: UnitOfWork, error: BaseException, text: str) -> object:
         named = getattr(error, "extra", {}).get("membership_ids")
-        return jobs.record_chunk_failure(uow, named or membership_ids, text)
+        return message_handlers.record_chunk_failure(uow, named or membership_ids, text)
 
     return _recording_failures(
         runtime,
@@ -155,7 +154,7 @@ def _retry_what_was_held(
     the chunk locked it, so no batch took them. Without it they would wait for the re-drive
     (``REDRIVE_AFTER``); a retry finds the others purged and leaves them alone."""
     with runtime.uow(request_id) as uow:
-        held = jobs.held_elsewhere(uow, membership_ids)
+        held = message_handlers.held_elsewhere(uow, membership_ids)
     if held:
         log.info("part of the chunk was held elsewhere: retrying it", extra={"held": len(held)})
         raise dramatiq.Retry(f"{len(held)} memberships of the chunk were held elsewhere")
@@ -169,7 +168,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         with _handling(runtime, COMPLETE_LEAVE, membership_id, request_id):
             log.info("carrying out a leave")
             with runtime.uow(request_id) as uow:
-                view = jobs.carry_out_leave(uow, runtime.clock, membership_id)
+                view = message_handlers.carry_out_leave(uow, runtime.clock, membership_id)
             if view is None:
                 log.info("nothing to do: not leave-pending")
             else:
@@ -179,7 +178,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         """Erase one bounded batch, then send itself again until the membership is purged."""
         with _handling(runtime, REMOVE_DATA, membership_id, request_id):
             with runtime.uow(request_id) as uow:
-                progress = jobs.remove_next_batch(
+                progress = message_handlers.remove_next_batch(
                     uow, runtime.clock, membership_id, runtime.removers
                 )
             fields = {
@@ -202,7 +201,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             deadline = time.monotonic() + CHUNK_WORK_SECONDS
             while True:
                 with runtime.uow(request_id) as uow:
-                    progress = jobs.remove_next_chunk_batch(
+                    progress = message_handlers.remove_next_chunk_batch(
                         uow, runtime.clock, ids, runtime.removers
                     )
                 removed += progress.removed_now
@@ -218,7 +217,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 "data removal continues in a new message",
                 extra={"removed": removed, "purged": purged, "pending": len(ids)},
             )
-            send_all(runtime.dispatcher, REMOVE_DATA.actor_name, ids, request_id)
+            runtime.dispatcher.send_many(REMOVE_DATA.actor_name, ids, request_id)
 
     def sweep(request_id: str | None = None) -> None:
         """One sweep of the durable timers on a worker (the scheduler runs its own)."""

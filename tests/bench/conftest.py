@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.harness import REPO
+from tests.support.harness import REPO
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 

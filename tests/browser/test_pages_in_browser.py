@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from memberships import admin, provisioning, reading, removal, timers
+from memberships import admin, automatic, provisioning, reading, removal
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
 from web.pages import account
@@ -74,7 +74,7 @@ def test_a_guest_leaves_an_allowed_organization_and_sees_it_leaving_then_gone(
     screenshot("organizations-leaving")
     # When the service carries the leave out
     with live_server.uow() as uow:
-        done = timers.complete_leave(
+        done = automatic.complete_leave(
             uow, utc_now, membership_id(live_server, "contoso.example", "alice@woodgrove.example")
         )
     assert done is not None and done.state == "soft-deleted"

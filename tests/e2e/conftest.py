@@ -143,7 +143,7 @@ def amqp_url() -> Iterator[str]:
     there fails the tests (CI sets it)."""
     from test_processes_harness import NEEDS_AMQP, TEST_AMQP_URL
 
-    from bench.harness import rabbitmq_vhost
+    from tests.support.harness import rabbitmq_vhost
 
     if not TEST_AMQP_URL:
         pytest.skip(NEEDS_AMQP)

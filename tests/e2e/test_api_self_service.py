@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from api_helpers import problem
 
-from memberships import removal, timers
+from memberships import automatic, removal
 
 
 def test_my_organizations_list_the_home_organization_first_and_never_leavable(api, world):
@@ -98,7 +98,7 @@ def test_a_left_collaboration_membership_is_polled_through_soft_deletion_until_p
     location = api("ann").post("/v1/me/organizations/open.example/leave").headers["Location"]
     membership_id = world.membership("open", "ann")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     # Then polling shows soft-deleted, restorable for the 30-day retention period
     soft = api("ann").get(location).get_json()["membership"]
     assert soft["state"] == "soft-deleted"
@@ -112,7 +112,7 @@ def test_a_left_collaboration_membership_is_polled_through_soft_deletion_until_p
     # When the retention period ends and removal starts, polling shows purge-pending
     world.clock.advance(timedelta(days=30))
     with world.uow() as uow:
-        timers.expire_retention(uow, world.clock, membership_id)
+        automatic.expire_retention(uow, world.clock, membership_id)
     assert api("ann").get(location).get_json()["membership"]["state"] == "purge-pending"
     # And once the data is removed, the membership is purged and polling answers 404
     with world.uow() as uow:
@@ -125,7 +125,7 @@ def test_a_direct_connect_member_who_leaves_goes_straight_to_data_removal(api, w
     location = api("pat").post("/v1/me/organizations/open.example/leave").headers["Location"]
     # When the worker carries the leave out
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "pat"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "pat"))
     # Then there is no soft-deleted period: data removal has started, due in 30 days
     membership = api("pat").get(location).get_json()["membership"]
     assert membership["state"] == "purge-pending"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from api_helpers import Caller, problem, token_for
 
 from cli.demo import seed
-from memberships import removal, timers
+from memberships import automatic, removal
 from store import queries
 
 
@@ -41,7 +41,7 @@ def test_the_documented_walkthrough_holds_on_the_demo_data(client, uow_factory, 
     membership_id = left.get_json()["id"]
     # 3. the worker carries the leave out; polling shows soft-deleted
     with uow_factory() as uow:
-        timers.complete_leave(uow, clock, membership_id)
+        automatic.complete_leave(uow, clock, membership_id)
     polled = alice.get(left.headers["Location"]).get_json()
     assert polled["membership"]["state"] == "soft-deleted"
     # 4. fabrikam.example refuses, with its privacy contacts

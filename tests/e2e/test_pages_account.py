@@ -10,7 +10,7 @@ import pytest
 from api_helpers import token_for
 from pages_helpers import Visitor, csrf_token_of, text_of
 
-from memberships import self_service, timers
+from memberships import automatic, self_service
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_leave_is_confirmed_then_the_membership_is_shown_leaving_then_gone(visit
     assert "Leaving Open" in text
     # When the service carries the leave out
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # Then the organization is gone from her list, and the page says she has left
     after = visitor.get(f"/account/organizations?tenantId={world.orgs['open']}")
     assert 'data-testid="org-open.example"' not in after.get_data(as_text=True)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pages_helpers import Visitor, text_of
 
-from memberships import admin, reading, self_service, timers
+from memberships import admin, automatic, reading, self_service
 
 
 @pytest.fixture
@@ -21,13 +21,6 @@ def visitor(make_app: Callable[..., Any]) -> Visitor:
 def _signed_in(visitor: Visitor, world: Any, user: str) -> Visitor:
     assert visitor.sign_in(world.users[user]).status_code == 303
     return visitor
-
-
-def _soft_delete(world: Any, org: str, user: str) -> str:
-    membership_id = world.membership(org, user)
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, world.principal("gadmin"), world.orgs[org], membership_id)
-    return membership_id
 
 
 def _membership(world: Any, org: str, membership_id: str) -> Any:
@@ -118,7 +111,7 @@ def test_an_invalid_privacy_contact_is_shown_next_to_its_field_with_what_was_typ
 
 def test_deleted_users_lists_each_soft_deleted_guest_with_its_dates(visitor, world):
     # Given ann was removed from open (soft-deleted, restorable for 30 days)
-    _soft_delete(world, "open", "ann")
+    world.soft_delete("open", "ann", by=world.principal("gadmin"))
     # When open's admin opens Deleted users
     page = _signed_in(visitor, world, "gadmin").get("/admin/open.example/deleted-users")
     text = text_of(page)
@@ -132,7 +125,7 @@ def test_deleted_users_lists_each_soft_deleted_guest_with_its_dates(visitor, wor
 
 def test_restore_brings_the_guest_back_with_the_groups_and_roles(visitor, world):
     # Given ann was removed from open
-    membership_id = _soft_delete(world, "open", "ann")
+    membership_id = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     _signed_in(visitor, world, "gadmin")
     # When the admin presses Restore
     response = visitor.submit(
@@ -148,7 +141,7 @@ def test_restore_brings_the_guest_back_with_the_groups_and_roles(visitor, world)
 
 def test_delete_permanently_asks_for_confirmation_that_says_it_cannot_be_undone(visitor, world):
     # Given ann was removed from open
-    membership_id = _soft_delete(world, "open", "ann")
+    membership_id = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     _signed_in(visitor, world, "gadmin")
     # When the admin ticks her and presses Delete permanently (no scripts)
     page = visitor.submit(
@@ -165,8 +158,8 @@ def test_delete_permanently_asks_for_confirmation_that_says_it_cannot_be_undone(
 
 def test_confirmed_delete_permanently_starts_data_removal_for_the_selected_only(visitor, world):
     # Given ann and off were removed from open
-    ann = _soft_delete(world, "open", "ann")
-    off = _soft_delete(world, "open", "off")
+    ann = world.soft_delete("open", "ann", by=world.principal("gadmin"))
+    off = world.soft_delete("open", "off", by=world.principal("gadmin"))
     _signed_in(visitor, world, "gadmin")
     # When the admin deletes ann permanently and confirms
     response = visitor.submit(
@@ -183,7 +176,7 @@ def test_confirmed_delete_permanently_starts_data_removal_for_the_selected_only(
 
 def test_delete_permanently_with_nothing_selected_asks_for_a_selection(visitor, world):
     # Given a deleted user, When the admin presses Delete permanently with nothing ticked
-    _soft_delete(world, "open", "ann")
+    world.soft_delete("open", "ann", by=world.principal("gadmin"))
     _signed_in(visitor, world, "gadmin")
     response = visitor.submit(
         "/admin/open.example/deleted-users", "/admin/open.example/deleted-users/delete-permanently"
@@ -197,7 +190,7 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When open's admin opens her membership
     page = _signed_in(visitor, world, "gadmin").get(
         f"/admin/open.example/memberships/{world.membership('open', 'ann')}"
@@ -218,7 +211,7 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
 
 def test_membership_page_shows_data_removal_progress_while_purge_pending(visitor, world):
     # Given ann's membership in open was permanently deleted (2 grants and 120 records)
-    membership_id = _soft_delete(world, "open", "ann")
+    membership_id = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     # When the removal window has passed and the admin opens the membership

@@ -18,12 +18,14 @@ from workers.inspection import broker_queues
 
 
 class EnqueueRecorder(Middleware):
-    """Records every message the broker is about to enqueue."""
+    """Records every message the broker has enqueued (``after_enqueue``: once per message,
+    where ``before_enqueue`` runs once per attempt, and RabbitMQ tries again after
+    re-declaring a queue that went away)."""
 
     def __init__(self) -> None:
         self.seen: list[Message[Any]] = []
 
-    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
         self.seen.append(message)
 
 

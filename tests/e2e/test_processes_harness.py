@@ -21,7 +21,15 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from bench.harness import (
+from composition import policy_from
+from memberships import provisioning
+from memberships.clock import utc_now
+from memberships.principal import SYSTEM
+from settings import Settings
+from store.database import make_engine, make_session_factory
+from store.models import AuditEvent, Membership
+from store.unit_of_work import UnitOfWork
+from tests.support.harness import (
     BIN,
     REPO,
     Process,
@@ -34,17 +42,9 @@ from bench.harness import (
     wait_for,
     worker_argv,
 )
-from memberships import provisioning
-from memberships.clock import utc_now
-from memberships.principal import SYSTEM
-from settings import Settings
-from store.database import make_engine, make_session_factory
-from store.models import AuditEvent, Membership
-from store.unit_of_work import UnitOfWork
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
 from workers.messages import QUEUES
-from workers.runtime import policy_from
 
 __all__ = ["Process", "free_port", "redis_server", "redis_server_path", "wait_for"]
 

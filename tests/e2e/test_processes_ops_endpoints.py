@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from test_processes_harness import free_port, redis_server
 
-from memberships import admin, self_service, timers
+from memberships import admin, automatic, self_service
 from settings import Settings
 from workers.broker import build_broker
 from workers.dispatch import BrokerDispatcher
@@ -69,7 +69,7 @@ def test_ops_timers_reports_a_known_situation(ops_app, world):
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with world.uow() as uow:
         admin.remove(
             uow,

@@ -1,4 +1,4 @@
-"""DESIGN.md §1, the admin's side: the privacy profile, the external user leave setting,
+"""docs/domain.md, "What an admin decides": the privacy profile, the external user leave setting,
 who may administer an organization, removal, restore and permanent deletion."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import func, select
 
-from memberships import admin, timers
+from memberships import admin, automatic
 from memberships.errors import (
     Forbidden,
     HomeOrganization,
@@ -19,7 +19,7 @@ from memberships.errors import (
     RestoreWindowClosed,
     TransitionNotAllowed,
 )
-from memberships.principal import SYSTEM, Principal
+from memberships.principal import Principal
 from store.models import AuditEvent, Grant, MemberData, Membership, Organization
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -45,22 +45,6 @@ def _org(world: World, key: str) -> Organization:
         return org
 
 
-def _last_audit_id(world: World) -> int:
-    with world.uow() as uow:
-        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
-
-
-def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
-    with world.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
-            )
-        )
-        uow.session.expunge_all()
-        return rows
-
-
 def _grants(world: World, membership_id: str) -> list[tuple[str, str, str, object]]:
     with world.uow() as uow:
         return [
@@ -81,13 +65,6 @@ def _data_rows(world: World, membership_id: str) -> int:
             )
             or 0
         )
-
-
-def _soft_delete(world: World, org: str = "open", user: str = "ann") -> str:
-    membership_id = world.membership(org, user)
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, SYSTEM, world.orgs[org], membership_id)
-    return membership_id
 
 
 # --- the privacy profile -------------------------------------------------------------------
@@ -158,7 +135,7 @@ def test_a_statement_url_of_255_characters_is_accepted(world: World) -> None:
 def test_the_leave_setting_is_refused_without_a_privacy_profile(world: World) -> None:
     # Given bare has no privacy profile
     for allowed in (False, True):
-        before = _last_audit_id(world)
+        before = world.last_audit_id()
         # When its admin changes the external user leave setting, either way
         with world.uow() as uow, pytest.raises(PrivacyProfileRequired) as refused:
             admin.set_external_user_leave_allowed(
@@ -167,7 +144,7 @@ def test_the_leave_setting_is_refused_without_a_privacy_profile(world: World) ->
         # Then the change is refused with a clear error, nothing changed, and it is audited
         assert "privacy profile" in refused.value.detail
         assert _org(world, "bare").external_user_leave_allowed is True
-        [denial] = _audit_after(world, before)
+        [denial] = world.audit_after(before)
         assert (denial.action, denial.outcome, denial.reason, denial.organization_id) == (
             "set_external_user_leave_allowed",
             "denied",
@@ -268,18 +245,18 @@ def _try_admin_operation(
 def test_admin_operations_need_an_admin_role_in_that_organization(world: World, actor: str) -> None:
     # Given a soft-deleted and an active membership in open, and someone without an admin
     # role in open
-    soft_deleted = _soft_delete(world, "open", "ann")
+    soft_deleted = world.soft_delete("open", "ann")
     active = world.membership("open", "pat")
     version = _row(world, soft_deleted).version
     principal = world.principal(actor)
     for operation in ADMIN_OPERATIONS:
-        before = _last_audit_id(world)
+        before = world.last_audit_id()
         # When they try each admin operation on open
         with pytest.raises(Forbidden) as refused:
             _try_admin_operation(world, principal, operation, soft_deleted, active)
         # Then it is forbidden and the denial is audited
         assert refused.value.code == "forbidden", operation
-        [denial] = _audit_after(world, before)
+        [denial] = world.audit_after(before)
         assert (denial.actor, denial.action, denial.outcome, denial.reason) == (
             world.users[actor],
             ADMIN_OPERATIONS[operation],
@@ -354,7 +331,7 @@ def test_restore_brings_back_exactly_the_grants_it_had(world: World) -> None:
         ("group", "Sales"),
         ("app-role", "Reader"),
     }
-    _soft_delete(world)
+    world.soft_delete()
     world.clock.advance(RETENTION - timedelta(seconds=1))
     # When the admin restores it one second before the purge is due
     with world.uow() as uow:
@@ -377,15 +354,15 @@ def test_restore_is_refused_once_the_retention_period_has_ended(
     world: World, after_due: timedelta
 ) -> None:
     # Given a soft-deleted membership whose purge is due now or has been for a while
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     world.clock.advance(RETENTION + after_due)
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     # When the admin tries to restore it
     with world.uow() as uow, pytest.raises(RestoreWindowClosed):
         admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     # Then it stays soft-deleted and the refusal is audited
     assert _row(world, membership_id).state == "soft-deleted"
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert (denial.action, denial.outcome, denial.reason) == (
         "restore",
         "denied",
@@ -398,18 +375,18 @@ def test_restore_is_refused_as_window_closed_after_the_timer_started_the_purge(
 ) -> None:
     # Given a soft-deleted membership whose retention period ran out, and the retention
     # timer has moved it to purge-pending (as the sweep does within seconds of the due time)
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     world.clock.advance(RETENTION + timedelta(seconds=3))
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is not None
-    before = _last_audit_id(world)
+        assert automatic.expire_retention(uow, world.clock, membership_id) is not None
+    before = world.last_audit_id()
     # When the admin tries to restore it
     with world.uow() as uow, pytest.raises(RestoreWindowClosed):
         admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     # Then the refusal says the window closed (not merely a refused transition), is
     # audited, and the purge goes on
     assert _row(world, membership_id).state == "purge-pending"
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert (denial.action, denial.outcome, denial.reason, denial.from_state) == (
         "restore",
         "denied",
@@ -420,7 +397,7 @@ def test_restore_is_refused_as_window_closed_after_the_timer_started_the_purge(
 
 def test_permanent_deletion_is_irrevocable(world: World, dispatcher: object) -> None:
     # Given a soft-deleted membership
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     # When the admin deletes it permanently
     with world.uow() as uow:
         purged = admin.purge(
@@ -460,10 +437,10 @@ def test_a_stale_expected_version_is_a_failed_precondition(world: World, operati
     membership_id = world.membership("open", "ann")
     seen = _row(world, membership_id).version
     if operation != "remove":
-        _soft_delete(world)
+        world.soft_delete()
     current = _row(world, membership_id)
     stale = seen if operation != "remove" else seen - 1
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     # When the admin acts with the version they saw
     call = {"remove": admin.remove, "restore": admin.restore, "purge": admin.purge}[operation]
     with world.uow() as uow, pytest.raises(PreconditionFailed):
@@ -478,7 +455,7 @@ def test_a_stale_expected_version_is_a_failed_precondition(world: World, operati
     # Then nothing changes and the refusal is audited
     after = _row(world, membership_id)
     assert (after.state, after.version) == (current.state, current.version)
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert (denial.action, denial.reason) == (operation, "precondition-failed")
 
 

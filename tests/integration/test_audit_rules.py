@@ -1,4 +1,5 @@
-"""DESIGN.md §1: every decision, allowed or denied, is written to the audit log — who,
+"""docs/domain.md, "The audit log": every decision, allowed or denied, is written to
+the audit log — who,
 what, when, from which state to which, and why — and a denial changes nothing else."""
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, self_service, timers
+from memberships import admin, automatic, provisioning, self_service
 from memberships.errors import LifecycleError
-from memberships.principal import SYSTEM
 from memberships.removal import remove_all_data
-from store import queries
-from store.models import AuditEvent, Membership, Organization
+from store import transitions
+from store.models import Membership, Organization
 from store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -37,29 +37,6 @@ def _snapshot(world: World) -> Snapshot:
             for o in uow.session.scalars(select(Organization).order_by(Organization.id))
         ]
     return memberships, orgs
-
-
-def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
-    with world.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
-            )
-        )
-        uow.session.expunge_all()
-        return rows
-
-
-def _last_audit_id(world: World) -> int:
-    with world.uow() as uow:
-        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
-
-
-def _soft_delete(world: World) -> str:
-    membership_id = world.membership("open", "ann")
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, SYSTEM, "open.example", membership_id)
-    return membership_id
 
 
 # Each case: how to set it up (returning the decision to attempt), the actor, the action
@@ -124,7 +101,7 @@ def case_transition_not_allowed(world: World) -> tuple[Attempt, str, str]:
 
 
 def case_restore_window_closed(world: World) -> tuple[Attempt, str, str]:
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     world.clock.advance(timedelta(days=31))
 
     def attempt(uow: UnitOfWork) -> object:
@@ -155,8 +132,8 @@ def case_conflict(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Attemp
     # Another decision moves the row between the read and the compare-and-set. (The real
     # race between two connections is in test_races_postgresql.py; here the "other"
     # change is made on the same connection, so the denial's rollback undoes it too.)
-    membership_id = _soft_delete(world)
-    real = queries.compare_and_set
+    membership_id = world.soft_delete()
+    real = transitions.compare_and_set
 
     def someone_else_first(
         session: Session, membership: Membership, to_state: str, **fields: object
@@ -169,7 +146,7 @@ def case_conflict(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Attemp
         )
         return real(session, membership, to_state, **fields)
 
-    monkeypatch.setattr(queries, "compare_and_set", someone_else_first)
+    monkeypatch.setattr(transitions, "compare_and_set", someone_else_first)
 
     def attempt(uow: UnitOfWork) -> object:
         return admin.restore(
@@ -202,7 +179,7 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
     else:
         attempt, actor, action = CASES[code](world)
     snapshot = _snapshot(world)
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     sent = list(dispatcher.sent)  # type: ignore[attr-defined]
     # When it is attempted
     with world.uow() as uow, pytest.raises(LifecycleError) as denied:
@@ -210,7 +187,7 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
     # Then the caller gets that code
     assert denied.value.code == code.removesuffix("-provisioning")
     # And exactly one audit entry records who, what, when and why
-    [entry] = _audit_after(world, before)
+    [entry] = world.audit_after(before)
     assert entry.outcome == "denied"
     assert entry.reason == denied.value.code
     assert entry.action == action
@@ -225,7 +202,7 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
 def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world: World) -> None:
     # Given ann's membership in open
     membership_id = world.membership("open", "ann")
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     steps: list[tuple[str, str, str, str]] = []
 
     def step(actor: str, action: str, from_state: str, to_state: str) -> None:
@@ -238,7 +215,7 @@ def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world:
     step(world.users["ann"], "request_leave", "active", "leave-pending")
     world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     step("worker", "complete_leave", "leave-pending", "soft-deleted")
     world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:
@@ -257,7 +234,7 @@ def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world:
         remove_all_data(uow, world.clock, membership_id)
     step("worker", "finish_removal", "purge-pending", "purged")
     # Then each transition is in the audit log, in order, a minute apart, with its actor
-    entries = [e for e in _audit_after(world, before) if e.membership_id == membership_id]
+    entries = [e for e in world.audit_after(before) if e.membership_id == membership_id]
     assert [(e.actor, e.action, e.from_state, e.to_state) for e in entries] == steps
     assert all(e.outcome == "allowed" for e in entries)
     assert all(e.organization_id == world.orgs["open"] for e in entries)

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select
 
 from cli import Services, main
-from memberships import admin, reading, self_service, timers
+from memberships import admin, automatic, reading, self_service
 from memberships.errors import PrivacyProfileRequired
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import remove_all_data
@@ -170,7 +170,7 @@ def _move_alice_out_of_contoso(services: Services, clock: FakeClock, state: str)
     with services.uow() as uow:
         membership_id = self_service.request_leave(uow, clock, alice, "contoso.example").id
     steps = {
-        "soft-deleted": lambda uow: timers.complete_leave(uow, clock, membership_id),
+        "soft-deleted": lambda uow: automatic.complete_leave(uow, clock, membership_id),
         "restored": lambda uow: admin.restore(uow, clock, SYSTEM, "contoso.example", membership_id),
         "purge-pending": lambda uow: admin.purge(
             uow, clock, SYSTEM, "contoso.example", membership_id

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import Services, main
-from memberships import admin, self_service, timers
+from memberships import admin, automatic, self_service
 from memberships.errors import PrivacyProfileRequired
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import remove_all_data
@@ -504,7 +504,7 @@ def test_membership_show_after_a_purge_shows_only_the_tombstone(
         admin.remove(uow, clock, SYSTEM, "contoso.example", guest["id"])
     clock.advance(timedelta(days=30))
     with cli.uow() as uow:
-        timers.expire_retention(uow, clock, guest["id"])
+        automatic.expire_retention(uow, clock, guest["id"])
     with cli.uow() as uow:
         remove_all_data(uow, clock, guest["id"])
     # When it is shown (by ids)

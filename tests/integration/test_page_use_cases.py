@@ -7,15 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from memberships import accounts, admin, selection, self_service, timeline, timers
+from memberships import accounts, admin, automatic, selection, self_service, timeline
 from memberships.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
-
-
-def _soft_delete(world, org: str, user: str) -> str:
-    membership_id = world.membership(org, user)
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, world.principal("gadmin"), world.orgs[org], membership_id)
-    return membership_id
 
 
 def test_account_lists_only_the_organizations_the_user_administers(world):
@@ -88,7 +81,7 @@ def test_overview_still_shows_a_left_organization_when_asked_for_it(world):
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When she opens the overview on it
     with world.uow() as uow:
         overview = accounts.organizations_overview(uow, world.principal("ann"), "open.example")
@@ -102,7 +95,7 @@ def test_timeline_names_the_member_the_admin_and_the_service(world):
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with world.uow() as uow:
         admin.restore(
             uow,
@@ -131,7 +124,7 @@ def test_timeline_names_the_member_the_admin_and_the_service(world):
 
 def test_removal_progress_counts_what_is_left_and_flags_an_overdue_removal(world):
     # Given ann's membership in open is permanently deleted (2 grants, 120 data rows)
-    membership_id = _soft_delete(world, "open", "ann")
+    membership_id = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     # When the removal window has passed and gadmin reads the details
@@ -162,7 +155,7 @@ def test_membership_details_need_an_admin_of_that_organization(world):
 
 def test_purging_a_selection_decides_each_membership_on_its_own(world):
     # Given ann soft-deleted in open, and off still active there
-    deleted = _soft_delete(world, "open", "ann")
+    deleted = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     active = world.membership("open", "off")
     # When gadmin permanently deletes both
     with world.uow() as uow:
@@ -189,7 +182,7 @@ def test_purging_an_empty_selection_is_refused(world):
 
 def test_purging_a_selection_needs_an_admin(world):
     # Given ann soft-deleted in open
-    deleted = _soft_delete(world, "open", "ann")
+    deleted = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     # When pat (no admin role) tries to purge it, Then it is forbidden and nothing changes
     with world.uow() as uow, pytest.raises(Forbidden):
         selection.decide_selected(

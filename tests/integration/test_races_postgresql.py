@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, timers
+from memberships import admin, automatic, provisioning
 from memberships.errors import Conflict
 from memberships.principal import SYSTEM, Principal
-from store import queries
+from store import transitions
 from store.models import AuditEvent, Membership
 from store.unit_of_work import RecordingDispatcher, UnitOfWork
 
@@ -99,7 +99,7 @@ def _decision(directory: Directory, action: str, membership_id: str) -> Callable
                         uow, just_before_due, directory.admin, directory.org_id, membership_id
                     )
                 case "expire_retention":
-                    return timers.expire_retention(uow, at_due, membership_id)
+                    return automatic.expire_retention(uow, at_due, membership_id)
         raise AssertionError(action)
 
     return decide
@@ -109,7 +109,7 @@ def _race(monkeypatch: pytest.MonkeyPatch, decisions: dict[str, Callable[[], Any
     """Run the decisions in parallel threads; both read the row before either writes."""
     barrier = threading.Barrier(len(decisions), timeout=15)
     waited = threading.local()
-    real = queries.compare_and_set
+    real = transitions.compare_and_set
 
     def compare_and_set_after_everyone_read(
         session: Session, membership: Membership, to_state: str, **fields: Any
@@ -119,7 +119,7 @@ def _race(monkeypatch: pytest.MonkeyPatch, decisions: dict[str, Callable[[], Any
             barrier.wait()
         return real(session, membership, to_state, **fields)
 
-    monkeypatch.setattr(queries, "compare_and_set", compare_and_set_after_everyone_read)
+    monkeypatch.setattr(transitions, "compare_and_set", compare_and_set_after_everyone_read)
     results: dict[str, Any] = {}
 
     def run(name: str, decide: Callable[[], Any]) -> None:
@@ -134,7 +134,7 @@ def _race(monkeypatch: pytest.MonkeyPatch, decisions: dict[str, Callable[[], Any
     for thread in threads:
         thread.join(timeout=30)
     assert not any(t.is_alive() for t in threads), "a decision hung"
-    monkeypatch.setattr(queries, "compare_and_set", real)
+    monkeypatch.setattr(transitions, "compare_and_set", real)
     return results
 
 

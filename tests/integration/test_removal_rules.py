@@ -1,4 +1,4 @@
-"""DESIGN.md §1, what happens by itself: the end of the retention period, staged data
+"""docs/domain.md, "What happens by itself": the end of the retention period, staged data
 removal in bounded batches, and the tombstone that is all a purge leaves."""
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ import pytest
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
-from memberships import admin, provisioning, reading, self_service, timers
+from memberships import admin, automatic, provisioning, reading, self_service
 from memberships.errors import TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
     BUILT_IN_REMOVERS,
     ChunkProgress,
     Remover,
-    TableRemover,
     finish_removal,
     remove_all_data,
     remove_chunk_batch,
     remove_data_batch,
 )
 from memberships.views import to_dict
+from store.data_removal import TableRemover
 from store.models import AuditEvent, Base, Grant, MemberData, Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -53,15 +53,8 @@ def _count(world: World, model: type[Grant] | type[MemberData], membership_id: s
         )
 
 
-def _soft_delete(world: World, org: str = "open", user: str = "ann") -> str:
-    membership_id = world.membership(org, user)
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, SYSTEM, world.orgs[org], membership_id)
-    return membership_id
-
-
 def _purge_pending(world: World) -> str:
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
     return membership_id
@@ -72,18 +65,18 @@ def _purge_pending(world: World) -> str:
 
 def test_retention_expires_only_when_the_purge_is_due(world: World, dispatcher: object) -> None:
     # Given ann's membership in open, soft-deleted now
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     due = _row(world, membership_id).purge_due_at
     assert due == world.clock() + RETENTION
     # When the timer fires a second early, Then nothing happens
     world.clock.advance(RETENTION - timedelta(seconds=1))
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).state == "soft-deleted"
     # When it fires at the due time
     world.clock.advance(timedelta(seconds=1))
     with world.uow() as uow:
-        expired = timers.expire_retention(uow, world.clock, membership_id)
+        expired = automatic.expire_retention(uow, world.clock, membership_id)
     # Then permanent deletion starts by itself, due within the data-removal window
     assert expired is not None
     assert expired.state == "purge-pending"
@@ -93,7 +86,7 @@ def test_retention_expires_only_when_the_purge_is_due(world: World, dispatcher: 
     # And a second firing changes nothing
     version = _row(world, membership_id).version
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).version == version
 
 
@@ -102,13 +95,13 @@ def test_retention_never_expires_for_a_membership_in_use(world: World, state: st
     # Given an active membership, or one that was restored before its purge was due
     membership_id = world.membership("open", "ann")
     if state == "restored":
-        _soft_delete(world)
+        world.soft_delete()
         with world.uow() as uow:
             admin.restore(uow, world.clock, SYSTEM, "open.example", membership_id)
     # When the timer fires long after the old due time, Then nothing happens
     world.clock.advance(RETENTION * 3)
     with world.uow() as uow:
-        assert timers.expire_retention(uow, world.clock, membership_id) is None
+        assert automatic.expire_retention(uow, world.clock, membership_id) is None
     assert _row(world, membership_id).state == state
 
 
@@ -222,7 +215,7 @@ def test_a_direct_connect_guest_is_purged_without_a_soft_deleted_period(world: W
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("pat"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     # When data removal runs
     with world.uow() as uow:
         done = remove_all_data(uow, world.clock, membership_id)
@@ -271,13 +264,13 @@ def test_after_a_purge_nothing_personal_remains(world: World) -> None:
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, Principal.user(person.id), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     with world.uow() as uow:
         assert _strings_holding_personal_data(uow.session)  # the check can see it
     # When the retention period ends and data removal runs to the end
     world.clock.advance(RETENTION)
     with world.uow() as uow:
-        timers.expire_retention(uow, world.clock, membership_id)
+        automatic.expire_retention(uow, world.clock, membership_id)
     with world.uow() as uow:
         assert remove_all_data(uow, world.clock, membership_id).state == "purged"
     # Then no grants, no member data and no personal fields remain: a tombstone of ids,
@@ -392,7 +385,7 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
     # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending, and in the
     # same chunk memberships that are not: ann soft-deleted in closed, ann active in bare
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
-    soft_deleted = _soft_delete(world, "closed")
+    soft_deleted = world.soft_delete("closed")
     active = world.membership("bare", "ann")
     others = {m: (_row(world, m).state, _row(world, m).version) for m in (soft_deleted, active)}
     # When a worker runs the chunk batch by batch (50 rows per transaction)
@@ -544,7 +537,7 @@ def test_a_chunk_resumes_after_a_crash_and_falls_back_to_per_membership_removers
 def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: World) -> None:
     # Given two collaboration guests purge-pending: ann in open, and ann in closed
     by_row = _purge_pending(world)
-    by_chunk = _soft_delete(world, "closed")
+    by_chunk = world.soft_delete("closed")
     with world.uow() as uow:
         admin.purge(uow, world.clock, world.principal("cadmin"), "closed.example", by_chunk)
     # When one is finished by the per-membership path and the other by the chunk path

@@ -1,4 +1,5 @@
-"""DESIGN.md §1, the member's side: addressing organizations, the Organizations list,
+"""docs/domain.md, "The Organizations list" and "Leaving", the member's side:
+addressing organizations, the Organizations list,
 leaving, and the cases where leaving is refused. Run through the use cases on a real
 database (SQLite, and PostgreSQL when ``TEST_DATABASE_URL`` is set)."""
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import Engine, event, select
 
-from memberships import admin, provisioning, self_service, timers
+from memberships import admin, automatic, provisioning, self_service
 from memberships.errors import (
     AccountDisabled,
     HomeOrganization,
@@ -21,7 +22,7 @@ from memberships.errors import (
 )
 from memberships.principal import SYSTEM
 from memberships.views import MembershipView
-from store.models import AuditEvent, Membership
+from store.models import Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import World
@@ -36,22 +37,6 @@ def _membership(world: World, org: str, user: str) -> Membership:
         assert row is not None
         uow.session.expunge(row)
         return row
-
-
-def _audit_after(world: World, last_id: int) -> list[AuditEvent]:
-    with world.uow() as uow:
-        rows = list(
-            uow.session.scalars(
-                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
-            )
-        )
-        uow.session.expunge_all()
-        return rows
-
-
-def _last_audit_id(world: World) -> int:
-    with world.uow() as uow:
-        return max(uow.session.scalars(select(AuditEvent.id)).all(), default=0)
 
 
 # --- organizations are addressed by id or domain ------------------------------------------
@@ -93,10 +78,10 @@ def test_an_admin_addresses_the_organization_by_id_or_domain(world: World, addre
 def test_an_unknown_organization_is_not_found(world: World, ref: str) -> None:
     # Given an address that names no organization
     # When ann tries to leave it, Then it is not found and nothing is audited as a decision
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     with world.uow() as uow, pytest.raises(NotFound):
         self_service.request_leave(uow, world.clock, world.principal("ann"), ref)
-    assert _audit_after(world, before) == []
+    assert world.audit_after(before) == []
 
 
 # --- the Organizations list ----------------------------------------------------------------
@@ -148,7 +133,7 @@ def test_a_soft_deleted_membership_is_hidden_from_the_list(world: World) -> None
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     # When she lists her organizations
     with world.uow() as uow:
         domains = [
@@ -181,7 +166,7 @@ def test_a_collaboration_guest_leaves_and_is_soft_deleted_for_the_retention_peri
     # When the worker carries it out a minute later
     done_at = world.clock.advance(timedelta(minutes=1))
     with world.uow() as uow:
-        done = timers.complete_leave(uow, world.clock, membership_id)
+        done = automatic.complete_leave(uow, world.clock, membership_id)
     # Then the membership is soft-deleted and its purge is due after the retention period
     assert done is not None
     assert done.state == "soft-deleted"
@@ -201,7 +186,7 @@ def test_a_direct_connect_guest_leaving_starts_data_removal_at_once(
     # When the leave is carried out
     started_at = world.clock.advance(timedelta(seconds=5))
     with world.uow() as uow:
-        done = timers.complete_leave(uow, world.clock, membership_id)
+        done = automatic.complete_leave(uow, world.clock, membership_id)
     # Then there is no soft-deleted period: data removal starts, due within the window
     assert done is not None
     assert done.state == "purge-pending"
@@ -218,11 +203,11 @@ def test_completing_a_leave_twice_changes_nothing(world: World) -> None:
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     version = _membership(world, "open", "ann").version
     # When the worker's message is delivered again
     with world.uow() as uow:
-        again = timers.complete_leave(uow, world.clock, membership_id)
+        again = automatic.complete_leave(uow, world.clock, membership_id)
     # Then nothing happens
     assert again is None
     assert _membership(world, "open", "ann").version == version
@@ -246,11 +231,11 @@ def test_a_pending_leave_cannot_be_requested_twice(world: World) -> None:
     # Given ann's leave of open is pending
     with world.uow() as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     # When she asks again, Then the lifecycle refuses it and the refusal is audited
     with world.uow() as uow, pytest.raises(TransitionNotAllowed):
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert (denial.outcome, denial.reason, denial.from_state) == (
         "denied",
         "transition-not-allowed",
@@ -268,12 +253,12 @@ def test_a_pending_leave_is_a_conflict_even_once_the_organization_disallows_leav
         admin.set_external_user_leave_allowed(
             uow, world.clock, world.principal("gadmin"), "open.example", False
         )
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     # When she asks to leave again
     # Then it is the lifecycle's refusal (409), not a rule asking her to contact anyone
     with world.uow() as uow, pytest.raises(TransitionNotAllowed):
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert (denial.reason, denial.from_state) == ("transition-not-allowed", "leave-pending")
     # and her list says the same
     with world.uow() as uow:
@@ -334,7 +319,7 @@ def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
     else:
         row = _membership(world, org, user)
         membership_id, version = row.id, row.version
-    before = _last_audit_id(world)
+    before = world.last_audit_id()
     # When they ask to leave
     with world.uow() as uow, pytest.raises(error) as refused:
         self_service.request_leave(uow, world.clock, world.principal(user), world.orgs[org])
@@ -354,7 +339,7 @@ def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
         )
     assert dispatcher.sent == []  # type: ignore[attr-defined]
     # And the denial is in the audit log: who, what, from which state, why
-    [denial] = _audit_after(world, before)
+    [denial] = world.audit_after(before)
     assert denial.actor == world.users[user]
     assert denial.action == "request_leave"
     assert denial.outcome == "denied"

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from memberships import provisioning
 from memberships.clock import Clock
 from memberships.principal import SYSTEM
-from store import queries
+from store import queries, transitions
 from store.database import make_engine
 from store.migrate import alembic_config, current, downgrade, upgrade
 from store.models import AuditEvent, Base, Membership, Organization
@@ -210,13 +210,13 @@ def test_compare_and_set_refuses_a_row_changed_since_it_was_read(
     with session_factory() as first:
         mine = first.get(Membership, membership_id)
         assert mine is not None
-        assert queries.compare_and_set(first, mine, "soft-deleted")
+        assert transitions.compare_and_set(first, mine, "soft-deleted")
         first.commit()
         assert (mine.state, mine.version) == ("soft-deleted", 2)
     # Then the change based on the old read is refused and the row keeps the winner's values
     with session_factory() as second:
         second.add(theirs)
-        assert queries.compare_and_set(second, theirs, "leave-pending") is False
+        assert transitions.compare_and_set(second, theirs, "leave-pending") is False
         second.commit()
     with session_factory() as session:
         row = session.get(Membership, membership_id)

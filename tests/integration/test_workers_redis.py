@@ -16,12 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from test_workers_sweep import insert_memberships
 
-from bench.harness import free_port, redis_server
 from cli import Services, main
 from memberships import admin, self_service
 from settings import Settings
 from store.models import AuditEvent, Membership
 from store.unit_of_work import Policy, UnitOfWork
+from tests.support.harness import free_port, redis_server
 from workers import inspection
 from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
@@ -342,9 +342,9 @@ def _known_timers_situation(world, session_factory, broker):
     with _uow(session_factory, broker) as uow:
         self_service.request_leave(uow, world.clock, world.principal("ann"), "open.example")
     with _uow(session_factory, broker) as uow:
-        from memberships import timers
+        from memberships import automatic
 
-        timers.complete_leave(uow, world.clock, world.membership("open", "ann"))
+        automatic.complete_leave(uow, world.clock, world.membership("open", "ann"))
     with _uow(session_factory, broker) as uow:
         admin.remove(
             uow,
@@ -377,9 +377,7 @@ def test_lifecycle_timers_reports_the_known_situation(world, settings, session_f
     assert report["overdueRemovals"] == 1  # pat's removal window has passed
     assert report["failing"] == 1
     assert report["stalled"] == {"leave-pending": 1, "purge-pending": 1}
-    assert [e["membershipId"] for e in report["nextDuePurges"]] == [
-        world.membership("open", "ann")
-    ]
+    assert [e["membershipId"] for e in report["nextDuePurges"]] == [world.membership("open", "ann")]
     [late] = report["overdueRemovalList"]
     assert late["membershipId"] == world.membership("open", "pat")
     assert late["lastError"] == "ConnectionError: store down"

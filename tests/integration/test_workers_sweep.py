@@ -12,12 +12,20 @@ import pytest
 from sqlalchemy import func, insert, select
 from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
 
-from memberships import self_service, sweep, timers
+from memberships import automatic, idempotency, self_service, sweep
+from memberships.automatic import WORKER
+from memberships.batches import apply_event_to_batch
 from memberships.decisions import apply_event
 from memberships.errors import TransitionNotAllowed
-from memberships.timers import WORKER
-from statemachines.membership import EVENTS, MembershipKind, MembershipState, next_state
+from statemachines.membership import (
+    EVENTS,
+    MembershipKind,
+    MembershipState,
+    next_state,
+    transition_table,
+)
 from store.models import AuditEvent, IdempotencyKey, Membership, Organization, User
+from store.transitions import Claimed
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
 COMPARED_FIELDS = (
@@ -89,7 +97,7 @@ def _snapshot(session, membership_id):
 
 def test_transition_table_is_read_off_the_machine():
     # Given the machine, When the table is derived
-    table = sweep.transition_table()
+    table = transition_table()
     # Then it holds exactly what next_state allows, e.g. both kinds of expire_retention
     for state, kind, event in itertools.product(MembershipState, MembershipKind, EVENTS):
         try:
@@ -127,16 +135,15 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
     by_state_event = {}
     for (state, kind, event), membership_id in zip(combos, batch_ids, strict=True):
         by_state_event.setdefault((state.value, event), []).append(
-            sweep.Claimed(membership_id, kind.value, "", 0)
+            Claimed(membership_id, kind.value, "", 0)
         )
     with UnitOfWork(session_factory, dispatcher, policy) as uow:
         for (state, event), rows in by_state_event.items():
             org = uow.session.get(Membership, rows[0].id).organization_id
             claimed = [
-                sweep.Claimed(r.id, r.kind, org, uow.session.get(Membership, r.id).version)
-                for r in rows
+                Claimed(r.id, r.kind, org, uow.session.get(Membership, r.id).version) for r in rows
             ]
-            sweep.apply_event_to_batch(uow, now, event, state, claimed)
+            apply_event_to_batch(uow, now, event, state, claimed)
         uow.commit()
 
     # Then every pair ends identical: state, version, timestamps, erased fields, audit
@@ -154,7 +161,7 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
             assert fields_a == fields_b, where
             assert [t for t in trail_a if t[2] == "allowed"] == trail_b, where
             assert follow_ups(per_row_dispatcher, a) == follow_ups(dispatcher, b), where
-            if (state.value, event, kind.value) in sweep.transition_table():
+            if (state.value, event, kind.value) in transition_table():
                 allowed += 1
                 assert trail_b and fields_b["version"] == 4, where
             else:
@@ -162,7 +169,7 @@ def test_batch_path_and_per_row_path_agree_on_every_state_event_and_kind(
                 assert not trail_b and fields_b["state"] == state.value, where
                 assert fields_b["version"] == 3, where
     # And both kinds of pair were met: every allowed triple, and the refused rest
-    assert allowed == len(sweep.transition_table())
+    assert allowed == len(transition_table())
     assert allowed + refused == len(combos) and refused > 0
 
 
@@ -171,7 +178,7 @@ def _soft_delete_by_leaving(world, user="ann", org="open"):
         self_service.request_leave(uow, world.clock, world.principal(user), org + ".example")
     membership_id = world.membership(org, user)
     with world.uow() as uow:
-        timers.complete_leave(uow, world.clock, membership_id)
+        automatic.complete_leave(uow, world.clock, membership_id)
     return membership_id
 
 
@@ -222,15 +229,13 @@ def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(sessi
     )
     with session_factory() as session:
         org = session.get(Membership, fresh).organization_id
-    claimed = [sweep.Claimed(i, "b2b-collaboration", org, 3) for i in (fresh, changed)]
+    claimed = [Claimed(i, "b2b-collaboration", org, 3) for i in (fresh, changed)]
     with session_factory() as session, session.begin():
         session.get(Membership, changed).version = 4
     # When the batch fires expire_retention on what was claimed
     dispatcher = RecordingDispatcher()
     with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
-        moved = sweep.apply_event_to_batch(
-            uow, clock(), "expire_retention", "soft-deleted", claimed
-        )
+        moved = apply_event_to_batch(uow, clock(), "expire_retention", "soft-deleted", claimed)
         uow.commit()
     # Then the compare-and-set leaves the changed row alone: not moved, not audited
     assert [m.id for m in moved] == [fresh]
@@ -399,7 +404,7 @@ def test_the_sweep_forgets_expired_idempotency_keys_batch_by_batch_and_keeps_liv
     rows.append({**rows[0], "key": "live", "expires_at": now + timedelta(hours=1)})
     with session_factory() as session, session.begin():
         session.execute(insert(IdempotencyKey), rows)
-    monkeypatch.setattr(sweep, "KEY_BATCHES_PER_TICK", 2)
+    monkeypatch.setattr(idempotency, "KEY_BATCHES_PER_TICK", 2)
 
     def tick():
         with UnitOfWork(session_factory, RecordingDispatcher(), Policy(sweep_batch_size=50)) as uow:

@@ -1,4 +1,5 @@
-"""The dependency rule of DESIGN.md §3, checked by import-linter against the real code.
+"""The dependency rule of docs/ARCHITECTURE.md ("Layers"), checked by import-linter
+against the real code.
 
 ``statemachines`` imports nothing of ours; ``store`` may import ``statemachines``;
 ``memberships`` uses ``store`` and ``statemachines``; ``workers`` and ``web`` call

@@ -1,4 +1,4 @@
-"""Documentation generated from the lifecycle machine (DESIGN.md §5)."""
+"""Documentation generated from the lifecycle machine (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ GRAPHVIZ_MESSAGE = (
 
 # The design's transitions as the table must show them: from, event, guard, to, fired by.
 EXPECTED_TABLE_ROWS = {
-    ("active", "request_leave", "any kind", "leave-pending", "member"),
-    ("restored", "request_leave", "any kind", "leave-pending", "member"),
+    ("active", "request_leave", "not a home membership", "leave-pending", "member"),
+    ("restored", "request_leave", "not a home membership", "leave-pending", "member"),
     ("leave-pending", "complete_leave", "B2B collaboration", "soft-deleted", "worker"),
     ("leave-pending", "complete_leave", "B2B direct connect", "purge-pending", "worker"),
-    ("active", "remove", "B2B collaboration", "soft-deleted", "admin"),
+    ("active", "remove", "B2B collaboration and not a home membership", "soft-deleted", "admin"),
     ("active", "remove", "B2B direct connect", "purge-pending", "admin"),
-    ("restored", "remove", "B2B collaboration", "soft-deleted", "admin"),
+    ("restored", "remove", "B2B collaboration and not a home membership", "soft-deleted", "admin"),
     ("restored", "remove", "B2B direct connect", "purge-pending", "admin"),
     ("soft-deleted", "restore", "any kind", "restored", "admin"),
     ("soft-deleted", "purge", "any kind", "purge-pending", "admin"),

@@ -1,4 +1,4 @@
-"""The membership lifecycle rules (DESIGN.md §2), checked against the machine.
+"""The membership lifecycle rules (docs/lifecycle.md), checked against the machine.
 
 The expected transitions are written out here by hand from the design: they are
 the specification, not something derived from the class under test.

@@ -10,7 +10,7 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from memberships import errors
-from statemachines.membership import MembershipKind, MembershipLifecycle, allowed_events
+from statemachines.membership import MembershipKind, MembershipLifecycle
 
 KIND_LABELS = {
     MembershipKind.HOME.value: "Home organization",
@@ -113,15 +113,9 @@ def reason_label(value: str | None) -> str:
     return title[0].lower() + title[1:] if title else value.replace("-", " ")
 
 
-def allowed(state: str, kind: str) -> frozenset[str]:
-    """What the lifecycle machine accepts next for a membership (``restore``, ``remove``, …)."""
-    return allowed_events(state, kind)
-
-
 def register(app: Flask) -> None:
     app.add_template_filter(action_label)
     app.add_template_filter(reason_label)
-    app.add_template_global(allowed, "allowed_events")
     app.add_template_filter(state_label)
     app.add_template_filter(kind_label)
     app.add_template_filter(when)

@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from store.migrate import upgrade
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BENCH_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 

@@ -10,7 +10,8 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event
 from memberships.principal import Principal
 from memberships.views import MembershipView
-from statemachines.membership import MembershipState
+from statemachines.membership import MembershipState, retention_expired
+from store import queries
 from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
@@ -18,7 +19,7 @@ WORKER = Principal(id="worker", is_system=True)
 
 
 def _load(uow: UnitOfWork, membership_id: str) -> Membership | None:
-    return uow.session.get(Membership, membership_id)
+    return queries.membership_by_id(uow.session, membership_id)
 
 
 def complete_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:
@@ -39,12 +40,7 @@ def expire_retention(uow: UnitOfWork, clock: Clock, membership_id: str) -> Membe
     """``soft-deleted`` → ``purge-pending`` once ``purge_due_at`` has passed; else nothing."""
     now = clock()
     membership = _load(uow, membership_id)
-    if (
-        membership is None
-        or membership.state != MembershipState.SOFT_DELETED
-        or membership.purge_due_at is None
-        or membership.purge_due_at > now
-    ):
+    if membership is None or not retention_expired(membership.state, membership.purge_due_at, now):
         return None
     apply_event(uow, now, WORKER, membership, "expire_retention")
     uow.commit()

@@ -17,34 +17,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
-
-from memberships import removal, timers
+from memberships import automatic, removal
 from memberships.clock import Clock
 from memberships.failures import MAX_ERROR_LENGTH
 from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
 from memberships.views import MembershipView
-from statemachines.membership import MembershipState
-from store.models import Membership
+from store import batch_operations, data_removal
 from store.unit_of_work import UnitOfWork
 
 
 def lock_membership(uow: UnitOfWork, membership_id: str) -> bool:
     """Lock the membership's row for this transaction; ``False`` when there is none."""
-    found = uow.session.scalar(
-        select(Membership.id).where(Membership.id == membership_id).with_for_update()
-    )
-    return found is not None
+    return batch_operations.lock_membership(uow.session, membership_id)
 
 
 def carry_out_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:
-    """The ``complete_leave`` message: see ``memberships.timers.complete_leave``.
+    """The ``complete_leave`` message: see ``memberships.automatic.complete_leave``.
 
     Returns ``None`` when there was nothing to do.
     """
     if not lock_membership(uow, membership_id):
         return None
-    return timers.complete_leave(uow, clock, membership_id)
+    return automatic.complete_leave(uow, clock, membership_id)
 
 
 def remove_next_batch(
@@ -82,14 +76,7 @@ def held_elsewhere(uow: UnitOfWork, membership_ids: Sequence[str]) -> list[str]:
     or a sweep's claim passing over them), so they were skipped. Read without a lock."""
     if not membership_ids:
         return []
-    return list(
-        uow.session.scalars(
-            select(Membership.id).where(
-                Membership.id.in_(list(membership_ids)),
-                Membership.state == MembershipState.PURGE_PENDING.value,
-            )
-        )
-    )
+    return data_removal.still_purge_pending(uow.session, membership_ids)
 
 
 def record_chunk_failure(uow: UnitOfWork, membership_ids: Sequence[str], error: str) -> int:
@@ -99,14 +86,8 @@ def record_chunk_failure(uow: UnitOfWork, membership_ids: Sequence[str], error: 
     state, no version and no ``last_progress_at``."""
     if not membership_ids:
         return 0
-    result = uow.session.execute(
-        update(Membership)
-        .where(
-            Membership.id.in_(list(membership_ids)),
-            Membership.state == MembershipState.PURGE_PENDING.value,
-        )
-        .values(attempts=Membership.attempts + 1, last_error=error[:MAX_ERROR_LENGTH])
-        .execution_options(synchronize_session=False)
+    recorded = data_removal.record_chunk_failure(
+        uow.session, membership_ids, error[:MAX_ERROR_LENGTH]
     )
     uow.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    return recorded

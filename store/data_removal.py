@@ -1,0 +1,169 @@
+"""The statements of data removal: this service's own tables erased in bounded batches,
+for one membership or a chunk of many, and the chunk's lock.
+
+``TableRemover`` is the built-in remover of one table keyed by ``membership_id``
+(``memberships.removal`` defines what a remover is, and runs them).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, String, any_, bindparam, delete, select, update
+from sqlalchemy import text as sql
+from sqlalchemy.orm import Session
+
+from statemachines.membership import MembershipState
+from store.database import is_postgresql
+from store.models import Grant, IdempotencyKey, MemberData, Membership
+from store.transitions import Claimed
+
+PURGE_PENDING = MembershipState.PURGE_PENDING.value
+
+
+def _id_array(name: str, ids: Sequence[str]) -> Any:
+    # One array parameter on PostgreSQL, not thousands of bound values.
+    return bindparam(name, list(ids), type_=ARRAY(String))
+
+
+@dataclass(frozen=True)
+class TableRemover:
+    """Deletes rows of one of this service's own tables keyed by ``membership_id``."""
+
+    name: str
+    model: type[Grant] | type[MemberData] | type[IdempotencyKey]
+
+    def remove_many(
+        self, session: Session, membership_ids: Sequence[str], limit: int
+    ) -> Mapping[str, int]:
+        table = self.model.__tablename__
+        if is_postgresql(session):
+            # The rows are found through the membership_id index and deleted by their
+            # physical address (a TID scan): no second index lookup per row. The counts
+            # come back grouped, one row per membership, not one per deleted row.
+            statement = sql(
+                f"WITH gone AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {table} WHERE membership_id = ANY(:ids) LIMIT :limit)) "
+                "RETURNING membership_id) "
+                "SELECT membership_id, count(*) FROM gone GROUP BY membership_id"
+            ).bindparams(_id_array("ids", membership_ids), bindparam("limit", limit))
+            return {str(row[0]): int(row[1]) for row in session.execute(statement)}
+        rows = session.execute(
+            select(self.model.id, self.model.membership_id)
+            .where(self.model.membership_id.in_(membership_ids))
+            .limit(limit)
+        ).all()
+        if rows:
+            session.execute(
+                delete(self.model)
+                .where(self.model.id.in_([row[0] for row in rows]))
+                .execution_options(synchronize_session=False)
+            )
+        return dict(Counter(str(row[1]) for row in rows))
+
+    def remaining_many(self, session: Session, membership_ids: Sequence[str]) -> set[str]:
+        column = self.model.membership_id
+        where = (
+            column == any_(_id_array("ids", membership_ids))
+            if is_postgresql(session)
+            else column.in_(membership_ids)
+        )
+        return {str(m) for m in session.scalars(select(column).where(where).distinct())}
+
+    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
+        ids = select(self.model.id).where(self.model.membership_id == membership_id).limit(limit)
+        result = session.execute(
+            delete(self.model)
+            .where(self.model.id.in_(ids.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result
+
+    def remaining(self, session: Session, membership_id: str) -> int:
+        found = session.scalar(
+            select(self.model.id).where(self.model.membership_id == membership_id).limit(1)
+        )
+        return 0 if found is None else 1
+
+
+TABLE_REMOVERS: tuple[TableRemover, ...] = (
+    TableRemover("grants", Grant),
+    TableRemover("member-data", MemberData),
+    # Responses stored for Idempotency-Key replays can hold the membership's e-mail and name.
+    TableRemover("idempotency-keys", IdempotencyKey),
+)
+"""This service's own tables that hold a membership's data, in the order they are erased."""
+
+
+def lock_purge_pending_chunk(session: Session, membership_ids: Sequence[str]) -> list[Claimed]:
+    """The chunk's purge-pending rows, locked (``FOR UPDATE SKIP LOCKED``), each with the
+    version it was read at.
+
+    The rows are found by id alone and their state checked here: a condition on ``state``
+    would let the planner pick the partial index of purge-pending rows, which grows with
+    every membership a sweep moves on and which the statistics of a burst know nothing
+    of yet — a scan of all of them per chunk. A row of the chunk in another state (a
+    tombstone a duplicate finished, say) stays locked to the end of this short
+    transaction, which holds up nothing: no decision is waiting for a tombstone.
+    """
+    statement = (
+        select(
+            Membership.id,
+            Membership.kind,
+            Membership.organization_id,
+            Membership.state,
+            Membership.version,
+        )
+        .where(
+            Membership.id == any_(_id_array("ids", membership_ids))
+            if is_postgresql(session)
+            else Membership.id.in_(membership_ids)
+        )
+        .order_by(Membership.id)
+        .with_for_update(skip_locked=True)
+    )
+    claimed: list[Claimed] = []
+    for row in session.execute(statement):
+        if row.state == PURGE_PENDING:
+            claimed.append(
+                Claimed(str(row.id), str(row.kind), str(row.organization_id), int(row.version))
+            )
+    return claimed
+
+
+def record_progress_of(session: Session, membership_id: str, removed: int, now: datetime) -> None:
+    """Add ``removed`` to a purge-pending membership's ``removed_rows`` and touch its
+    ``last_progress_at`` (no state change)."""
+    session.execute(
+        update(Membership)
+        .where(Membership.id == membership_id, Membership.state == PURGE_PENDING)
+        .values(removed_rows=Membership.removed_rows + removed, last_progress_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_chunk_failure(session: Session, membership_ids: Sequence[str], error: str) -> int:
+    """One more failed attempt and ``error`` on each of ``membership_ids`` still
+    purge-pending; how many. No state, version or ``last_progress_at`` change."""
+    result = session.execute(
+        update(Membership)
+        .where(Membership.id.in_(list(membership_ids)), Membership.state == PURGE_PENDING)
+        .values(attempts=Membership.attempts + 1, last_error=error)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+
+def still_purge_pending(session: Session, membership_ids: Sequence[str]) -> list[str]:
+    """Those of ``membership_ids`` that are ``purge-pending``, read without a lock."""
+    return list(
+        session.scalars(
+            select(Membership.id).where(
+                Membership.id.in_(list(membership_ids)), Membership.state == PURGE_PENDING
+            )
+        )
+    )
