@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from store.unit_of_work import Policy
+from store.policy import Policy
 
 # The rules' durations and batch sizes have one default each, the policy's.
 _POLICY = Policy()
