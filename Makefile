@@ -21,20 +21,27 @@ export PATH := $(BIN):$(PATH)
 PORT ?= 8000
 run: export DEV_SIGN_IN ?= 1
 run: export JWT_SECRET ?= dev-secret-change-me
+run: export LOG_FORMAT ?= text
 # The pages' session cookies have a key of their own, never JWT_SECRET's.
 run: export SECRET_KEY ?= dev-session-key-change-me
 # The worker's Prometheus exposition (Dramatiq's middleware) stays on this machine.
 run: export dramatiq_prom_host ?= 127.0.0.1
 
 # The stamp makes `pip install` run again only when the dependencies change;
-# the install is editable, so code changes need no reinstall.
+# the install is editable, so code changes need no reinstall. The exact versions come
+# from requirements.lock (`make lock` rewrites it after pyproject.toml changes); the
+# second pip line adds anything pyproject.toml asks for that the lock does not hold yet.
 INSTALLED := $(VENV)/.installed
+LOCK := requirements.lock
+EXTRAS := dev,postgres
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres \
+	--universal --python-version 3.11 --quiet -o $(LOCK)
 
 # Prefix for a recipe line that needs Redis: REDIS_URL as given, or an embedded
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run reset test lint docs clean install redis-stop
+.PHONY: help run reset test lint docs client lock lock-upgrade clean install redis-stop
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
@@ -42,17 +49,28 @@ help:
 	@echo "make test    run the test suite, ruff and the import contracts"
 	@echo "make lint    ruff, import-linter and mypy"
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
+	@echo "make client  generate the Python API client into var/client (docs/api.md)"
+	@echo "make lock    rewrite requirements.lock after changing dependencies in pyproject.toml"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Quiet unless it fails: then the whole log is shown.
-$(INSTALLED): pyproject.toml | $(BIN)/python
+$(INSTALLED): pyproject.toml $(LOCK) | $(BIN)/python
 	@echo "installing the dependencies into $(VENV) (a minute or two the first time)…"
-	@$(BIN)/python -m pip install -q -e '.[dev]' > $(VENV)/pip.log 2>&1 \
+	@{ $(BIN)/python -m pip install -q -r $(LOCK) && $(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'; } \
+	  > $(VENV)/pip.log 2>&1 \
 	  || { cat $(VENV)/pip.log; echo "pip install failed (log above, also in $(VENV)/pip.log)"; exit 1; }
 	@touch $@
+
+# Rewrite the lock after a dependency changed in pyproject.toml, keeping every other pin;
+# `make lock-upgrade` moves every pin to the newest version the ranges allow.
+lock: $(INSTALLED)
+	$(UV_COMPILE)
+
+lock-upgrade: $(INSTALLED)
+	$(UV_COMPILE) --upgrade
 
 install: $(INSTALLED)
 
@@ -98,6 +116,9 @@ lint: $(INSTALLED)
 docs: $(INSTALLED)
 	lifecycle diagram --format md -o docs/lifecycle.md
 	lifecycle diagram --format svg -o web/static/lifecycle.svg
+
+client: $(INSTALLED)
+	$(BIN)/python scripts/generate_client.py --output var/client
 
 redis-stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --stop

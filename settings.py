@@ -22,12 +22,17 @@ _POLICY = Policy()
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
+# The checkout, when running from one (README, tests); never a place to write data to.
 PROJECT_ROOT = Path(__file__).resolve().parent
-DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'lifecycle.db'}"
+# The instance's data lives under ./var of the working directory — the checkout for
+# `make run`, wherever the service is started otherwise — never inside the installed
+# package. A relative SQLite path is resolved against the working directory.
+VAR_DIR = Path("var")
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'lifecycle.db'}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Where scripts/ensure_redis.py keeps the redis-server it starts for `make run` and
 # `make test` when REDIS_URL is unset: its pid file and its URL.
-EMBEDDED_REDIS_DIR = PROJECT_ROOT / "var" / "redis"
+EMBEDDED_REDIS_DIR = VAR_DIR / "redis"
 
 
 def embedded_redis_url(directory: Path | None = None) -> str | None:

@@ -378,7 +378,7 @@ def main() -> None:
         results: list[dict[str, Any]] = []
         try:
             logs = lambda: "\n".join(p.tail() for p in processes)  # noqa: E731
-            wait_for(lambda: _answers(base + "/readyz"), 60, "the web to be ready", logs)
+            wait_for(lambda: answers(base + "/readyz"), 60, "the web to be ready", logs)
             asyncio.run(closed_loop(base, requests.healthz, 4, 1.0))  # warm up
             for run in range(options.runs):
                 say(f"run {run + 1}/{options.runs}")
@@ -400,7 +400,7 @@ def main() -> None:
         sys.exit(1)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)

@@ -178,7 +178,7 @@ def run_pipeline(
         line = wait_for(
             lambda: _line(scheduler.log, "scheduler started"), 60, "the scheduler", scheduler.tail
         )
-        started = datetime.fromisoformat(json.loads(line)["time"]).timestamp()
+        started = datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
         progress = {"said": time.time()}
 
         def all_purged() -> bool:
@@ -228,7 +228,9 @@ def run_pipeline(
     ]
     # How long the sweep took to put them all on the clock, and how long removal ran on
     # after the last sweep batch: which of the two stages bounds the pipeline.
-    sweep_done = max((datetime.fromisoformat(s["time"]).timestamp() for s in sweeps), default=0)
+    sweep_done = max(
+        (datetime.fromisoformat(s["timestamp"]).timestamp() for s in sweeps), default=0
+    )
     return {
         "seconds": seconds,
         "scheduler_boot_seconds": started - launched,

@@ -236,6 +236,7 @@ def _database_failure(error: DBAPIError) -> str:
 
 
 @click.group(cls=LifecycleGroup)
+@click.version_option(package_name="membership-lifecycle", prog_name="lifecycle")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Membership Lifecycle Service: provisioning, inspection and operations."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -27,21 +28,81 @@ def db() -> None:
     """The database schema."""
 
 
-@db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
-    """Apply the migrations up to REVISION."""
+def _move_schema(move: Callable[[str, str], None], revision: str, hint: str) -> None:
+    """Upgrade or downgrade to ``revision``; an unknown one is a bad parameter."""
     from alembic.util import CommandError
 
-    from store.migrate import current, upgrade
+    from store.migrate import current
 
     url = services().settings.database_url
     with database_file_usable(url):
         try:
-            upgrade(url, revision)
+            move(url, revision)
         except CommandError as error:
-            raise click.BadParameter(str(error), param_hint="'--revision'") from error
-    click.echo(f"database at revision {current(url)}", err=True)
+            raise click.BadParameter(str(error), param_hint=hint) from error
+    click.echo(f"database at revision {current(url) or 'none'}", err=True)
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to REVISION."""
+    from store.migrate import upgrade
+
+    _move_schema(upgrade, revision, "'--revision'")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's revision (nothing applied yet: 'none')."""
+    from store.migrate import current
+
+    url = services().settings.database_url
+    with database_file_usable(url):
+        click.echo(current(url) or "none")
+
+
+@db.command("history")
+def db_history() -> None:
+    """List every revision, newest first, marking the database's current one."""
+    import sys
+
+    from store.migrate import history
+
+    url = services().settings.database_url
+    with database_file_usable(url):
+        history(url, sys.stdout)
+
+
+@db.command("downgrade", context_settings={"ignore_unknown_options": True})
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Undo the migrations above REVISION (e.g. 0002, or -1 for one step; 'base' for all)."""
+    from store.migrate import downgrade
+
+    _move_schema(downgrade, revision, "'REVISION'")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Fill it in from the difference between the models and the database (at head).",
+)
+def db_revision(message: str, autogenerate: bool) -> None:
+    """Write a new migration into store/migrations/versions (development, in a checkout)."""
+    from alembic.util import CommandError
+
+    from store.migrate import revision
+
+    url = services().settings.database_url
+    with database_file_usable(url):
+        try:
+            path = revision(url, message, autogenerate)
+        except CommandError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(str(path))
 
 
 @db.command("grant-app-role")

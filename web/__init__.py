@@ -24,7 +24,7 @@ from redis.retry import Retry
 from composition import dispatcher_from, policy_from
 from memberships.clock import utc_now
 from settings import Settings, SettingsError
-from web import bad_input, errors, headers, rate_limits, request_id
+from web import bad_input, errors, headers, observability, rate_limits, request_id
 from web.auth import (
     WEAK_SECRET_REPORTED,
     jwks_client_for,
@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     if changes:
         settings = settings.with_changes(**changes)
 
-    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path="/docs")
+    # /docs is web.docs (Swagger UI from a package, no CDN), not APIFlask's own page.
+    app = APIFlask(__name__, title=TITLE, version=VERSION, docs_path=None)
     app.request_class = ApiRequest
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         silence_key_length_warnings()
 
     request_id.install(app)
+    observability.install(app)
     headers.install(app)
     rate_limits.install(
         app,
@@ -173,8 +175,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     bad_input.install(app)
     errors.register_error_handlers(app)
 
-    from web import api_me, api_memberships, api_organizations, health, ops
+    from web import api_me, api_memberships, api_organizations, docs, health, ops
 
+    app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_me.bp)
     app.register_blueprint(api_organizations.bp)

@@ -23,6 +23,7 @@ ORG = "The organization's id (a GUID) or its domain name, e.g. `contoso.example`
 @bp.get("/me/organizations")
 @bp.output(MyOrganizationList)
 @bp.doc(
+    operation_id="listMyOrganizations",
     summary="List my organizations",
     description="The home organization first (it can never be left), then the others by "
     "name; each says whether it can be left and, if not, why. Shows the memberships the "
@@ -38,6 +39,7 @@ def list_my_organizations() -> MyOrganizationList:
 @bp.get("/me/organizations/<org>")
 @bp.output(MyOrganization)
 @bp.doc(
+    operation_id="getMyOrganization",
     summary="Show one of my organizations",
     description=f"{ORG} Answers with the membership's state (`leave-pending`, `soft-deleted`, "
     "`purge-pending`, …) until it is purged, then `404`: poll it after leaving. The `ETag` "
@@ -61,6 +63,7 @@ def get_my_organization(org: str) -> tuple[MyOrganization, int, dict[str, str]]:
     description="Accepted: the membership is `leave-pending`; poll `Location`.",
 )
 @bp.doc(
+    operation_id="leaveOrganization",
     summary="Leave an organization",
     description=f"{ORG} When leaving is not allowed, nothing changes and the `403` problem "
     "has `reason` (`home-organization`, `account-disabled`, `leave-disabled`) and the "
@@ -89,7 +92,7 @@ def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
     version = expected_version()
     with s.uow() as uow:
         membership = self_service.request_leave(uow, s.clock, principal(), org, version)
-    g.membership_id = membership.id
+    g.membership_id, g.organization_id = membership.id, membership.organization_id
     location = url_for("me.get_my_organization", org=membership.organization_id)
     return (
         MyMembership.of(membership),

@@ -42,7 +42,7 @@ def _with_etag(status: int, description: str) -> ResponsesDoc:
 
 
 def _mutated(view: MembershipView, status: int, body: Membership) -> tuple[Membership, int, dict]:
-    g.membership_id = view.id
+    g.membership_id, g.organization_id = view.id, view.organization_id
     return body, status, {"ETag": etag(view.version)}
 
 
@@ -50,6 +50,7 @@ def _mutated(view: MembershipView, status: int, body: Membership) -> tuple[Membe
 @bp.input(MembershipQuery, location="query", arg_name="query")
 @bp.output(MembershipPage)
 @bp.doc(
+    operation_id="listMemberships",
     summary="List memberships",
     description=f"Filtered by `state` and `kind`; cursor-paginated. {ORG}",
     responses=problems("not-found", "forbidden", "invalid-input"),
@@ -73,6 +74,7 @@ def list_memberships(org: str, query: MembershipQuery) -> MembershipPage:
 @bp.get("/organizations/<org>/memberships/<membership_id>")
 @bp.output(MembershipWithGrants)
 @bp.doc(
+    operation_id="getMembership",
     summary="Show a membership",
     description=f"With its grants and, as `ETag`, its version. {ORG}",
     responses={**problems("not-found", "forbidden"), **_with_etag(200, "The membership.")},
@@ -87,6 +89,7 @@ def get_membership(org: str, membership_id: str) -> tuple[MembershipWithGrants, 
 @bp.get("/organizations/<org>/memberships/<membership_id>/history")
 @bp.output(AuditEventList)
 @bp.doc(
+    operation_id="getMembershipHistory",
     summary="Show a membership's audit trail",
     description=f"Every decision about the membership, oldest first. {ORG}",
     responses=problems("not-found", "forbidden"),
@@ -102,6 +105,7 @@ def membership_history(org: str, membership_id: str) -> AuditEventList:
 @no_body(bp)
 @bp.output(Membership, status_code=202, description="Accepted: removed.")
 @bp.doc(
+    operation_id="removeMembership",
     summary="Remove a guest",
     description="B2B collaboration: soft-deleted, restorable until `purgeDueAt`. B2B direct "
     f"connect: `purge-pending`, data removal starts. {ORG}",
@@ -122,6 +126,7 @@ def remove_membership(org: str, membership_id: str) -> tuple[Membership, int, di
 @bp.input(PageQuery, location="query", arg_name="query")
 @bp.output(MembershipPage)
 @bp.doc(
+    operation_id="listDeletedUsers",
     summary="List deleted users",
     description="Soft-deleted memberships, restorable until their `purgeDueAt`; "
     f"cursor-paginated. {ORG}",
@@ -140,6 +145,7 @@ def list_deleted_users(org: str, query: PageQuery) -> MembershipPage:
 @no_body(bp)
 @bp.output(MembershipWithGrants, description="Restored, with exactly the grants it had.")
 @bp.doc(
+    operation_id="restoreDeletedUser",
     summary="Restore a deleted user",
     description="Within the retention period only: after `purgeDueAt`, `409 "
     f"restore-window-closed`. {ORG}",
@@ -160,6 +166,7 @@ def restore_deleted_user(org: str, membership_id: str) -> tuple[Membership, int,
 @no_body(bp)
 @bp.output(Membership, status_code=202, description="Accepted: data removal has started.")
 @bp.doc(
+    operation_id="purgeDeletedUser",
     summary="Delete a deleted user permanently",
     description="Irrevocable: the membership becomes `purge-pending` and its data is removed "
     f"within the data-removal window. {ORG}",
@@ -218,6 +225,7 @@ def _results(outcomes: list[selection.SelectionOutcome], success: int) -> Select
 @bp.output(SelectionResults, description="One outcome per id.")
 @bp.doc(
     summary="Restore several deleted users",
+    operation_id="restoreDeletedUsers",
     description=BULK + ORG,
     responses=problems("not-found", "forbidden", "invalid-input"),
 )
@@ -233,6 +241,7 @@ def restore_deleted_users(org: str, body: SelectionIn) -> SelectionResults:
 @bp.output(SelectionResults, description="One outcome per id.")
 @bp.doc(
     summary="Remove several guests",
+    operation_id="removeMemberships",
     description=BULK + ORG,
     responses=problems("not-found", "forbidden", "invalid-input"),
 )

@@ -33,6 +33,7 @@ ORG = "`{org}` is the organization's id (a GUID) or its domain name."
 @bp.get("/organizations/<org>")
 @bp.output(Organization)
 @bp.doc(
+    operation_id="getOrganization",
     summary="Show an organization",
     description=f"With its privacy profile and settings. {ORG}",
     responses=problems("not-found", "forbidden"),
@@ -47,6 +48,7 @@ def get_organization(org: str) -> Organization:
 @bp.input(PrivacyProfileIn, arg_name="body")
 @bp.output(PrivacyProfile)
 @bp.doc(
+    operation_id="setPrivacyProfile",
     summary="Set the privacy profile",
     description="The privacy contact's e-mail and the privacy statement URL (http or https, "
     f"at most 255 characters). {ORG}",
@@ -64,6 +66,7 @@ def put_privacy_profile(org: str, body: PrivacyProfileIn) -> PrivacyProfile:
 @bp.get("/organizations/<org>/settings/external-collaboration")
 @bp.output(ExternalCollaboration)
 @bp.doc(
+    operation_id="getExternalCollaboration",
     summary="Show the external collaboration settings",
     description=f"Whether external users may leave on their own. {ORG}",
     responses=problems("not-found", "forbidden"),
@@ -78,6 +81,7 @@ def get_external_collaboration(org: str) -> ExternalCollaboration:
 @bp.input(ExternalCollaborationIn, arg_name="body")
 @bp.output(ExternalCollaboration)
 @bp.doc(
+    operation_id="updateExternalCollaboration",
     summary="Change the external user leave setting",
     description="Only while the organization has a privacy profile (both the contact "
     f"e-mail and the statement URL); otherwise `409 privacy-profile-required`. {ORG}",
@@ -96,6 +100,7 @@ def patch_external_collaboration(org: str, body: ExternalCollaborationIn) -> Ext
 @bp.input(PageQuery, location="query", arg_name="query")
 @bp.output(AuditEventPage)
 @bp.doc(
+    operation_id="listAuditEvents",
     summary="Read the audit log",
     description="Every decision about the organization, allowed or denied, oldest first; "
     f"cursor-paginated. {ORG}",
@@ -114,6 +119,7 @@ def list_audit_events(org: str, query: PageQuery) -> AuditEventPage:
 @bp.input(GuestIn, arg_name="body")
 @bp.output(Membership, status_code=201, description="The new guest membership.")
 @bp.doc(
+    operation_id="addGuest",
     summary="Add a guest",
     description="A B2B collaboration or B2B direct connect membership for an existing user "
     f"(by id or e-mail). {ORG}",
@@ -131,7 +137,7 @@ def add_guest(org: str, body: GuestIn) -> tuple[Membership, int, dict[str, str]]
     s = services()
     with s.uow() as uow:
         view = provisioning.add_guest(uow, s.clock, principal(), org, body.user, body.kind)
-    g.membership_id = view.id
+    g.membership_id, g.organization_id = view.id, view.organization_id
     location = url_for(
         "memberships.get_membership", org=view.organization_id, membership_id=view.id
     )

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any
 
 from apiflask import APIFlask
-from apiflask.exceptions import HTTPError, _ValidationError
+from apiflask.exceptions import HTTPError
 from flask import current_app, g, request
 from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest, HTTPException, TooManyRequests
@@ -206,7 +206,7 @@ def _problem_error(error: ProblemError) -> Response:
     return edge_problem(error.code, error.detail, headers=error.headers, **error.extra)
 
 
-def _validation_error(error: _ValidationError) -> Response:
+def _validation_error(error: HTTPError) -> Response:
     # APIFlask gives {location: {field.path: [messages]}}.
     errors = [
         {"location": location, "field": field, "message": message}
@@ -218,8 +218,18 @@ def _validation_error(error: _ValidationError) -> Response:
     return edge_problem("invalid-input", f"Check {fields}.", errors=errors)
 
 
+def _is_validation_error(error: HTTPError) -> bool:
+    """APIFlask's input validation failure, by its public marks: the configured status and
+    a ``{location: {field: [messages]}}`` detail (the app itself never raises HTTPError)."""
+    return (
+        error.status_code == current_app.config["VALIDATION_ERROR_STATUS_CODE"]
+        and isinstance(error.detail, dict)
+        and all(isinstance(fields, dict) for fields in error.detail.values())
+    )
+
+
 def _apiflask_http_error(error: HTTPError) -> Response:
-    if isinstance(error, _ValidationError):
+    if _is_validation_error(error):
         return _validation_error(error)
     headers = {str(k): str(v) for k, v in dict(error.headers or {}).items()}  # type: ignore[arg-type]  # APIFlask types headers loosely; they are str pairs
     return _http_status(error.status_code, error.message or "", headers)

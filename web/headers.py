@@ -4,10 +4,9 @@
   (``web/static``: no inline script, no inline style, nothing from elsewhere), submit
   forms only to the service, and may not be framed (``frame-ancestors 'none'``). JSON,
   problems and files get ``default-src 'none'``: a browser that opens one runs nothing.
-  The API document's page (``/docs``, Swagger UI) needs its own inline start-up script
-  and style; its script, style and icon files come from this origin, or from the one
-  origin APIFlask's settings name for them (``SWAGGER_UI_BUNDLE_JS`` and the like: its
-  default is a CDN), and nowhere else.
+  The API document's page (``/docs``, Swagger UI, ``web/docs.py``) loads its script,
+  style and icon files from this origin only and has no inline script; Swagger UI sets
+  inline styles, so its page alone allows those.
 - ``X-Frame-Options: DENY`` for browsers that predate ``frame-ancestors``.
 - ``X-Content-Type-Options: nosniff``: a response is what its ``Content-Type`` says.
 - ``Referrer-Policy: no-referrer``: no page address (an organization, a membership id)
@@ -18,26 +17,16 @@ A view that sets one of these itself keeps its own.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline'{assets}; "
-    "style-src 'self' 'unsafe-inline'{assets}; img-src 'self' data:{assets}; "
-    "font-src 'self' data:{assets}; connect-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
-)
-# APIFlask's settings for the files of the /docs page.
-DOCS_ASSET_SETTINGS = (
-    "SWAGGER_UI_CSS",
-    "SWAGGER_UI_BUNDLE_JS",
-    "SWAGGER_UI_STANDALONE_PRESET_JS",
-    "DOCS_FAVICON",
 )
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_PATH = "/docs"
@@ -49,22 +38,10 @@ HEADERS = {
 }
 
 
-def docs_policy(config: dict[str, object]) -> str:
-    """The /docs policy: this origin, and the origins ``config`` loads its files from."""
-    origins = sorted(
-        {
-            f"{parts.scheme}://{parts.netloc}"
-            for parts in (urlsplit(str(config.get(name) or "")) for name in DOCS_ASSET_SETTINGS)
-            if parts.scheme == "https" and parts.netloc
-        }
-    )
-    return DOCS_POLICY.format(assets="".join(f" {origin}" for origin in origins))
-
-
 def policy_for(path: str, mimetype: str | None) -> str:
     """The Content-Security-Policy of a response to ``path`` of type ``mimetype``."""
     if path == DOCS_PATH:
-        return docs_policy(current_app.config)
+        return DOCS_POLICY
     if mimetype == "text/html":
         return PAGE_POLICY
     return DATA_POLICY

@@ -25,7 +25,7 @@ bp = APIBlueprint("health", __name__, tag="Operations")
 
 @bp.get("/healthz")
 @bp.output(Health)
-@bp.doc(summary="Is the process up?")
+@bp.doc(operation_id="getHealth", summary="Is the process up?")
 def healthz() -> Health:
     return Health(status="ok")
 
@@ -51,6 +51,7 @@ def _redis_ok() -> bool:
 @bp.get("/readyz")
 @bp.output(Readiness)
 @bp.doc(
+    operation_id="getReadiness",
     summary="Can it serve? (database and Redis reachable)",
     responses=problems("not-ready"),
 )

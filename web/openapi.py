@@ -3,9 +3,14 @@
 Views declare the domain problems they can answer with ``problems(...)``; the spec
 processor adds what every operation of a kind can answer (``401`` when it needs a
 token, ``400`` for text no database stores (``web.bad_input``), ``400``/``415``/``422``
-when it takes input, ``429``, ``500``), the ``Problem``
-schema and the ``bearerAuth`` security scheme. Optional query parameters are marked
-``allowEmptyValue``: an empty value means the parameter was not given.
+when it takes input, ``429``, ``500``), the ``Problem`` schema and the ``bearerAuth``
+security scheme.
+
+The contract rules clients build on (docs/api.md), checked by tests/e2e/test_api_contract.py:
+every operation has a verb-first camelCase ``operationId`` given with
+``@bp.doc(operation_id=...)``, whose verb is one of ``OPERATION_VERBS``, and exactly one
+tag from ``TAGS``; every schema has one plain name (Pydantic's nested models, which
+APIFlask names ``Outer.Inner``, are given the model's own name).
 """
 
 from __future__ import annotations
@@ -17,6 +22,42 @@ from typing import Any
 from web.errors import PROBLEM_JSON, STATUS, problem_type
 from web.schemas import Problem
 
+# The fixed tag list: every operation has exactly one of these (its blueprint's tag).
+TAGS = [
+    {
+        "name": "Self-service",
+        "description": "The signed-in user's own organizations, and leaving one.",
+    },
+    {
+        "name": "Organization admin",
+        "description": "An organization's admin: settings, guests, memberships, deleted users "
+        "(restore or delete permanently), the audit log.",
+    },
+    {
+        "name": "Operations",
+        "description": "Health, readiness, metrics, and the platform operators' reports.",
+    },
+]
+TAG_NAMES = tuple(tag["name"] for tag in TAGS)
+# An operationId is one of these verbs followed by what it acts on, in camelCase.
+OPERATION_VERBS = (
+    "list",
+    "get",
+    "add",
+    "create",
+    "set",
+    "update",
+    "remove",
+    "delete",
+    "leave",
+    "restore",
+    "purge",
+    "accept",
+    "decline",
+    "cancel",
+)
+OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")
+
 BEARER = "bearerAuth"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _METHODS = ("get", "put", "post", "delete", "patch")
@@ -27,6 +68,41 @@ IF_MATCH = {
     "description": 'The membership\'s `ETag` (e.g. `"3"`); a stale one gives `412`.',
     "schema": {"type": "string"},
 }
+
+
+EMPTY_MEANS_ABSENT = "An empty value is the same as leaving the parameter out."
+
+
+def _name_schemas_once(spec: dict[Any, Any]) -> None:
+    """Give every nested model its own name: ``Outer.Inner`` becomes ``Inner``, with every
+    ``$ref`` rewritten. Two different shapes wanting one name is a programming error."""
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+    for name in [n for n in schemas if "." in n]:
+        plain = name.rsplit(".", 1)[1]
+        shape = _plain_refs(schemas.pop(name))
+        kept = schemas.setdefault(plain, shape)
+        if _plain_refs(kept) != shape:
+            raise ValueError(f"two different schemas are both named {plain!r}")
+    for key in ("paths", "components"):
+        if key in spec:
+            spec[key] = _plain_refs(spec[key])
+
+
+def _plain_refs(node: Any) -> Any:
+    """``node`` with each ``#/components/schemas/Outer.Inner`` reference made ``…/Inner``."""
+    if isinstance(node, dict):
+        return {
+            k: (_SCHEMA_REF + v.rsplit(".", 1)[1])
+            if k == "$ref" and isinstance(v, str) and v.startswith(_SCHEMA_REF) and "." in v
+            else _plain_refs(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_plain_refs(v) for v in node]
+    return node
+
+
+_SCHEMA_REF = "#/components/schemas/"
 
 
 def _problem_response(codes: list[str]) -> dict[str, Any]:
@@ -92,6 +168,10 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     if isinstance(spec, str):  # only with SPEC_FORMAT yaml, which this app does not use
         return spec
     _restore_custom_method_paths(spec.get("paths", {}))
+    _name_schemas_once(spec)
+    # APIFlask lists one tag per blueprint (a tag shared by two blueprints comes twice);
+    # the document lists the fixed tags once each, with their descriptions.
+    spec["tags"] = [dict(tag) for tag in TAGS]
     components = spec.setdefault("components", {})
     schema = Problem.model_json_schema(by_alias=True)
     schema["properties"]["type"]["examples"] = [problem_type("not-found")]
@@ -126,7 +206,10 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and not parameter.get("required"):
                     # web.schemas.Query: an empty value means "not given"
-                    parameter["allowEmptyValue"] = True
+                    parameter.pop("allowEmptyValue", None)
+                    described = parameter.get("description", "")
+                    if EMPTY_MEANS_ABSENT not in described:
+                        parameter["description"] = f"{described} {EMPTY_MEANS_ABSENT}".strip()
             if method == "post" and secured:
                 _add(operation, 400, ["bad-request"])
                 params = operation.setdefault("parameters", [])

@@ -1,11 +1,12 @@
 """Operations over HTTP: ``GET /v1/ops/queues`` and ``GET /v1/ops/timers`` for the platform
-operator role, ``GET /metrics`` for Prometheus, and the HTTP request counter behind it.
+operator role, and ``GET /metrics`` for Prometheus.
 
 The reports are computed elsewhere (``memberships.operations`` for the timers, from the
 database; ``workers.inspection`` for the queues, from the broker (Redis or RabbitMQ);
 ``workers.metrics`` for Prometheus), so ``lifecycle timers``/``queues``, the operators'
-page and these endpoints say the same. Every number is read when asked, never kept in
-a process, so they are right under any number of gunicorn workers.
+page and these endpoints say the same. The reports are read when asked; ``/metrics``
+reuses the database and Redis figures for a few seconds and adds up the HTTP metrics
+of every gunicorn worker (prometheus_client's multiprocess mode).
 
 ``/metrics`` needs no token, like ``/healthz``: scrapers reach it from inside the
 network; expose it to the outside only behind the load balancer's own rules.
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint, APIFlask
-from flask import Response, current_app, request
+from flask import Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from memberships import operations
@@ -27,25 +28,26 @@ from memberships.decisions import require_operator
 from memberships.operations import TimerEntry, TimersReport
 from store.unit_of_work import UnitOfWork
 from web.errors import edge_problem
+from web.observability import METRICS_KEY
 from web.openapi import problems
 from web.schemas import Output
-from web.services import principal, services
+from web.services import EXTENSION_KEY, principal, services
 from web.v1 import blueprint
 from workers.inspection import BrokerUnavailable, QueuesReport, broker_queues, queues_report
-from workers.metrics import (
-    HttpRequestCounter,
+from workers.metrics import (  # request_labels: the labels of one request, used by tests
     LifecycleCollector,
+    WebMetrics,
     metrics_redis_client,
-    registry_for,
     render,
+    request_labels,
 )
+
+__all__ = ["request_labels"]
 
 log = logging.getLogger(__name__)
 
 v1 = blueprint("ops", __name__, tag="Operations")
 scrape = APIBlueprint("metrics", __name__, tag="Operations")
-
-METRICS_KEY = "lifecycle.metrics"
 
 
 # ---- shapes -----------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class TimersQuery(BaseModel):
 @v1.get("/ops/queues")
 @v1.output(QueuesOut)
 @v1.doc(
+    operation_id="getQueues",
     summary="Queues: ready, delayed, in flight, dead letters; workers seen",
     description="Read from the broker, Redis or RabbitMQ, and the workers' heartbeats. "
     "Platform operators only.",
@@ -189,6 +192,7 @@ def current_queues_report() -> QueuesReport:
 @v1.input(TimersQuery, location="query", arg_name="query")
 @v1.output(TimersOut)
 @v1.doc(
+    operation_id="getTimers",
     summary="Durable timers: memberships by state, due and overdue purges and removals",
     description="Read from the database, which holds every due time. Platform operators only.",
     responses=problems("forbidden"),
@@ -207,65 +211,34 @@ def get_timers(query: TimersQuery) -> TimersOut:
     description="The Prometheus text exposition format.",
 )
 @scrape.doc(
+    operation_id="getMetrics",
     summary="Prometheus metrics",
-    description="HTTP requests, transitions by event, memberships by state, due and "
-    "overdue timers, queue depths and dead letters; computed at scrape time.",
+    description="HTTP requests and their durations (every gunicorn worker's), process_* "
+    "figures, transitions by event, memberships by state, due and overdue timers, queue "
+    "depths and dead letters (read from the database and Redis at most every 5 seconds).",
 )
 def get_metrics() -> Response:
-    text, content_type = render(_metrics()["registry"])
+    metrics: WebMetrics = current_app.extensions[METRICS_KEY]
+    text, content_type = render(metrics.registry)
     return Response(text, mimetype=None, content_type=content_type)
 
 
 # ---- wiring -----------------------------------------------------------------------------
 
 
-def _metrics() -> dict[str, Any]:
-    """This app's collector and counter, built on first use from its settings."""
-    found: dict[str, Any] | None = current_app.extensions.get(METRICS_KEY)
-    if found is None:
-        s = services()
-        client = metrics_redis_client(s.settings)
-        collector = LifecycleCollector(
-            lambda: UnitOfWork(s.session_factory, policy=s.policy),
-            client,
-            lambda: broker_queues(s.settings),
-            s.session_factory,
-            clock=s.clock,
-        )
-        found = {"registry": registry_for(collector), "counter": HttpRequestCounter(client)}
-        current_app.extensions[METRICS_KEY] = found
-        # Its own client (no retries, short timeouts): closed with the app, so its socket
-        # is not left for the garbage collector (a ResourceWarning).
-        weakref.finalize(current_app._get_current_object(), client.close)  # type: ignore[attr-defined]  # werkzeug LocalProxy
-    return found
-
-
-# The methods counted by name; any other (a client may send any token) is "other", so
-# no caller can add series, nor a '|' that would break the stored labels.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-OTHER_METHOD = "other"
-UNMATCHED_ROUTE = "<unmatched>"
-
-
-def request_labels(method: str, rule: str | None) -> tuple[str, str]:
-    """The ``method`` and ``route`` labels of a request: a known method or ``other``;
-    the route template that matched (one series per endpoint, however many ids), or
-    ``<unmatched>`` for every path that matched none."""
-    return (
-        method if method in KNOWN_METHODS else OTHER_METHOD,
-        rule if rule is not None else UNMATCHED_ROUTE,
-    )
-
-
-def _count_request(response: Response) -> Response:
-    rule = request.url_rule.rule if request.url_rule is not None else None
-    method, route = request_labels(request.method, rule)
-    _metrics()["counter"].record(method, route, response.status_code)
-    return response
-
-
 def register(app: APIFlask) -> None:
-    """Add the operations endpoints and count every request of ``app``."""
+    """Add the operations endpoints and the app's metrics (recorded by web.observability)."""
     app.register_blueprint(v1)
     app.register_blueprint(scrape)
-    app.after_request(_count_request)
+    s = app.extensions[EXTENSION_KEY]
+    # Its own Redis client (no retries, short timeouts), closed with the app.
+    client = metrics_redis_client(s.settings)
+    weakref.finalize(app, client.close)
+    collector = LifecycleCollector(
+        lambda: UnitOfWork(s.session_factory, policy=s.policy),
+        client,
+        lambda: broker_queues(s.settings),
+        s.session_factory,
+        clock=s.clock,
+    )
+    app.extensions[METRICS_KEY] = WebMetrics(collector)

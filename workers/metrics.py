@@ -1,18 +1,19 @@
-"""Prometheus metrics, computed when scraped, so they are right under any number of
-gunicorn workers, worker processes and machines.
+"""Prometheus metrics: the HTTP requests each web process served, and the lifecycle's
+state read from the database and Redis that every process shares.
 
-No process keeps a count in memory that another process would have to add up:
-
-- memberships by state, due and overdue timers, stalled and failing work are
-  counted in the database at scrape time;
-- transitions by event are counted from the audit log (every process writes it,
-  every transition is in it exactly once), so the counter is exact and survives
-  restarts;
-- queue depths and dead letters are read from the broker, Redis or RabbitMQ
-  (``workers.inspection``), workers seen from their heartbeats in the database;
-- HTTP requests are counted in one Redis hash (``HINCRBY`` per request), shared by
-  every web process. A ``FLUSHALL`` resets it, which Prometheus treats as a
-  counter reset.
+- HTTP requests are counted the Prometheus way, in the process that served them: a
+  counter and a duration histogram (``WebMetrics``). Under gunicorn, which runs several
+  worker processes, prometheus_client's multiprocess mode adds them up: each process
+  writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (``web/gunicorn_conf.py``
+  sets it up) and a scrape of any worker reads them all. Nothing leaves the process on
+  the request path.
+- memberships by state, due and overdue timers, stalled and failing work, and
+  transitions by event (from the audit log, so exact and restart-proof) and workers
+  seen (their heartbeats) are read from the database; queue depths and dead letters
+  from the broker, Redis or RabbitMQ (``workers.inspection``).
+  ``LifecycleCollector`` keeps what it read for ``max_age_seconds`` (5 s), so frequent
+  scrapes, or several Prometheus servers, do not count whole tables each time.
+- ``process_*``: the scraped process's CPU, memory, open files and start time.
 
 A source that does not answer is reported by ``lifecycle_scrape_source_up`` = 0;
 the other metrics are still served.
@@ -21,12 +22,19 @@ the other metrics are still served.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
-from typing import cast
 
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
@@ -44,61 +52,85 @@ from workers.inspection import BrokerQueues, BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
-# A request must never wait on metrics: counting gives up fast when Redis is slow.
-COUNTING_TIMEOUT_SECONDS = 0.25
-PAUSE_AFTER_FAILURE_SECONDS = 5.0
+# A scrape must not hang on a slow Redis.
+SCRAPE_TIMEOUT_SECONDS = 0.25
+# How long the database and Redis figures are reused between scrapes.
+CACHE_SECONDS = 5.0
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Request durations, in seconds: from a cached read (ms) to a slow write under load.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The only method labels: anything else a client invents is counted as "other", so a
+# caller cannot make new series by sending made-up methods.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "<unmatched>"
 
 
-def http_requests_key(namespace: str = NAMESPACE) -> str:
-    return f"{namespace}:__metrics__.http_requests"
+def request_labels(method: str, rule: str | None) -> tuple[str, str]:
+    """The ``method`` and ``route`` labels of a request: a known method or ``other``;
+    the route template that matched (one series per endpoint, however many ids), or
+    ``<unmatched>`` for every path that matched none."""
+    return (
+        method if method in KNOWN_METHODS else OTHER_METHOD,
+        rule if rule is not None else UNMATCHED_ROUTE,
+    )
+
+
+def multiprocess_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` when the process runs in multiprocess mode."""
+    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
+
+
+class WebMetrics:
+    """The web process's own metrics and the registry ``GET /metrics`` renders.
+
+    ``record`` is called once per request; it only updates values in memory (or, in
+    multiprocess mode, in this process's memory-mapped file)."""
+
+    def __init__(self, collector: Collector | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        directory = multiprocess_dir()
+        # In multiprocess mode the values live in files that MultiProcessCollector reads
+        # for every process; the metric objects themselves are not registered.
+        own = None if directory else self.registry
+        self.requests = Counter(
+            "lifecycle_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=own,
+        )
+        self.duration = Histogram(
+            "lifecycle_http_request_duration_seconds",
+            "Time from the request reaching the app to its response, by route and status.",
+            ["route", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=own,
+        )
+        if directory:
+            multiprocess.MultiProcessCollector(self.registry, path=directory)
+        ProcessCollector(registry=self.registry)
+        if collector is not None:
+            self.registry.register(collector)
+
+    def record(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        method, route = request_labels(method, route)
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(route, str(status)).observe(seconds)
 
 
 def metrics_redis_client(settings: Settings) -> redis.Redis:
-    """A client that never retries: a count or a scrape gives up at once when Redis is
-    down, rather than holding the request."""
+    """A client that never retries: a scrape gives up at once when Redis is down."""
     return redis.Redis.from_url(
         settings.redis_url,
-        socket_timeout=COUNTING_TIMEOUT_SECONDS,
-        socket_connect_timeout=COUNTING_TIMEOUT_SECONDS,
+        socket_timeout=SCRAPE_TIMEOUT_SECONDS,
+        socket_connect_timeout=SCRAPE_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),
     )
 
 
-class HttpRequestCounter:
-    """Counts HTTP requests by method, route and status in Redis, for every web process."""
-
-    def __init__(self, client: redis.Redis, namespace: str = NAMESPACE) -> None:
-        self.client = client
-        self.key = http_requests_key(namespace)
-        self._paused_until = 0.0
-
-    def record(self, method: str, route: str, status: int) -> None:
-        """Add one request; a Redis failure loses this count, never the request.
-
-        After a failure, counting pauses for ``PAUSE_AFTER_FAILURE_SECONDS``, so a Redis
-        that is down costs one timeout per pause, not one per request.
-        """
-        if time.monotonic() < self._paused_until:
-            return
-        try:
-            self.client.hincrby(self.key, f"{method}|{route}|{status}", 1)
-        except redis.RedisError as error:
-            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
-            log.warning("HTTP requests not counted for a while", extra={"error": str(error)})
-
-    def counts(self) -> dict[tuple[str, str, str], int]:
-        counts = {}
-        # A synchronous client: the reply is a dict, not an awaitable.
-        for field, value in cast(dict[bytes, bytes], self.client.hgetall(self.key)).items():
-            method, route, status = (field.decode() if isinstance(field, bytes) else field).split(
-                "|", 2
-            )
-            counts[(method, route, status)] = int(value)
-        return counts
-
-
 class LifecycleCollector(Collector):
-    """Reads the database, the broker and Redis on every scrape."""
+    """Reads the database and the broker when scraped, at most once per
+    ``max_age_seconds``."""
 
     def __init__(
         self,
@@ -108,6 +140,8 @@ class LifecycleCollector(Collector):
         session_factory: sessionmaker[Session],
         namespace: str = NAMESPACE,
         clock: Clock = utc_now,
+        max_age_seconds: float = CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.uow_factory = uow_factory
         self.client = client
@@ -117,8 +151,19 @@ class LifecycleCollector(Collector):
         self.session_factory = session_factory
         self.namespace = namespace
         self.clock = clock
+        self.max_age_seconds = max_age_seconds
+        self.monotonic = monotonic
+        self._cached: list[Metric] = []
+        self._read_at: float | None = None
 
     def collect(self) -> Iterator[Metric]:
+        now = self.monotonic()
+        if self._read_at is None or now - self._read_at >= self.max_age_seconds:
+            self._cached = list(self._read())
+            self._read_at = now
+        yield from self._cached
+
+    def _read(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "lifecycle_scrape_source_up",
             "Whether a source of these metrics answered this scrape (1) or not (0).",
@@ -136,12 +181,6 @@ class LifecycleCollector(Collector):
         except BrokerUnavailable:
             log.exception("metrics: the broker did not answer")
             up.add_metric(["broker"], 0)
-        try:
-            yield from self._redis_metrics()
-            up.add_metric(["redis"], 1)
-        except redis.RedisError:
-            log.exception("metrics: Redis did not answer")
-            up.add_metric(["redis"], 0)
         yield up
 
     def _database_metrics(self) -> list[Metric]:
@@ -223,24 +262,6 @@ class LifecycleCollector(Collector):
             messages.add_metric([q.name, "in_flight"], q.in_flight)
             dead.add_metric([q.name], q.dead_letters)
         return [messages, dead]
-
-    def _redis_metrics(self) -> list[Metric]:
-        http = CounterMetricFamily(
-            "lifecycle_http_requests",
-            "HTTP requests by method, route and status, over every web process.",
-            labels=["method", "route", "status"],
-        )
-        for (method, route, status), count in sorted(
-            HttpRequestCounter(self.client, self.namespace).counts().items()
-        ):
-            http.add_metric([method, route, status], count)
-        return [http]
-
-
-def registry_for(collector: LifecycleCollector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
 
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:

@@ -27,10 +27,9 @@ from workers.broker import NAMESPACE, build_broker
 from workers.dispatch import BrokerDispatcher
 from workers.heartbeats import WorkerHeartbeats
 from workers.metrics import (
-    HttpRequestCounter,
     LifecycleCollector,
+    WebMetrics,
     metrics_redis_client,
-    registry_for,
     render,
 )
 from workers.runtime import Runtime
@@ -399,12 +398,10 @@ def _samples(registry):
 def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
     world, session_factory, broker, client, redis_url
 ):
-    # Given the known timers and queues situations, and requests counted by two web processes
+    # Given the known timers and queues situations, and two requests the process served
     _known_timers_situation(world, session_factory, broker)
     client.flushall()
     _known_queues_situation(broker, client, session_factory)
-    HttpRequestCounter(client).record("GET", "/v1/me/organizations", 200)
-    HttpRequestCounter(redis.Redis.from_url(redis_url)).record("GET", "/v1/me/organizations", 200)
     collector = LifecycleCollector(
         lambda: UnitOfWork(session_factory, policy=Policy()),
         client,
@@ -412,8 +409,11 @@ def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
         session_factory,
         clock=world.clock,
     )
+    metrics = WebMetrics(collector)
+    metrics.record("GET", "/v1/me/organizations", 200, 0.02)
+    metrics.record("GET", "/v1/me/organizations", 200, 0.3)
     # When Prometheus scrapes
-    samples = _samples(registry_for(collector))
+    samples = _samples(metrics.registry)
     # Then every number comes from the shared stores
     assert samples[("lifecycle_memberships", (("state", "purge-pending"),))] == 1
     assert samples[("lifecycle_purges_overdue", ())] == 1
@@ -428,8 +428,60 @@ def test_metrics_are_computed_at_scrape_time_from_the_database_and_redis(
         (("method", "GET"), ("route", "/v1/me/organizations"), ("status", "200")),
     )
     assert samples[key] == 2
-    assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 1
+    durations = (("route", "/v1/me/organizations"), ("status", "200"))
+    assert samples[("lifecycle_http_request_duration_seconds_count", durations)] == 2
+    bucket = (("le", "0.025"), *durations)
+    assert samples[("lifecycle_http_request_duration_seconds_bucket", bucket)] == 1
     assert samples[("lifecycle_scrape_source_up", (("source", "broker"),))] == 1
+    assert samples[("process_resident_memory_bytes", ())] > 0
+
+
+def test_the_database_and_queue_figures_are_reused_for_a_few_seconds(world, session_factory):
+    # Given a collector whose reads are counted, on a clock the test moves
+    reads = []
+    now = [100.0]
+
+    def uow():
+        reads.append(now[0])
+        return UnitOfWork(session_factory, policy=Policy())
+
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    dead = metrics_redis_client(Settings(redis_url=dead_url))
+    collector = LifecycleCollector(
+        uow,
+        dead,
+        lambda: inspection.broker_queues(Settings(redis_url=dead_url)),
+        session_factory,
+        clock=world.clock,
+        monotonic=lambda: now[0],
+    )
+    registry = WebMetrics(collector).registry
+    # When it is scraped three times within five seconds, then once more after
+    first = _samples(registry)
+    now[0] += 4.9
+    _samples(registry)
+    _samples(registry)
+    assert len(reads) == 1
+    now[0] += 0.2
+    later = _samples(registry)
+    # Then the database was read twice, and the figures are the same ones
+    assert len(reads) == 2
+    key = ("lifecycle_memberships", (("state", "active"),))
+    assert first[key] == later[key]
+
+
+def test_http_metrics_label_only_known_methods_and_matched_routes():
+    # Given made-up methods and unmatched paths
+    metrics = WebMetrics()
+    metrics.record("BREW", None, 405, 0.001)
+    metrics.record("PROPFIND", None, 405, 0.001)
+    metrics.record("GET", None, 404, 0.001)
+    samples = _samples(metrics.registry)
+    # Then they share one "other" method label and one "<unmatched>" route label
+    other = (("method", "other"), ("route", "<unmatched>"), ("status", "405"))
+    assert samples[("lifecycle_http_requests_total", other)] == 2
+    unmatched = (("method", "GET"), ("route", "<unmatched>"), ("status", "404"))
+    assert samples[("lifecycle_http_requests_total", unmatched)] == 1
 
 
 def test_metrics_still_answer_when_redis_does_not(session_factory, world):
@@ -444,8 +496,7 @@ def test_metrics_still_answer_when_redis_does_not(session_factory, world):
         clock=world.clock,
     )
     # When scraped, Then database metrics are served and Redis is reported down
-    samples = _samples(registry_for(collector))
-    assert samples[("lifecycle_scrape_source_up", (("source", "redis"),))] == 0
+    samples = _samples(WebMetrics(collector).registry)
     assert samples[("lifecycle_scrape_source_up", (("source", "broker"),))] == 0
     assert samples[("lifecycle_scrape_source_up", (("source", "database"),))] == 1
     with world.uow() as uow:
