@@ -3,6 +3,7 @@
 #   make reset  the demo back as new (the walkthrough can start over)
 #   make test   the whole test suite, then the linters
 #   make lint | make docs | make clean
+#   make mutation   mutation testing of the deciding modules (slow: not part of make test)
 #
 # Nothing here relies on a Redis the machine may or may not run: when REDIS_URL
 # is unset, scripts/ensure_redis.py starts the redis-server shipped by the
@@ -41,7 +42,7 @@ UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres \
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run reset test lint docs client lock lock-upgrade clean install redis-stop
+.PHONY: help run reset test lint docs client lock lock-upgrade clean install redis-stop mutation
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
@@ -51,6 +52,7 @@ help:
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
 	@echo "make client  generate the Python API client into var/client (docs/api.md)"
 	@echo "make lock    rewrite requirements.lock after changing dependencies in pyproject.toml"
+	@echo "make mutation  mutmut over the deciding modules (docs/TESTING.md; slow)"
 	@echo "make clean   remove .venv, var/ (the dev database, embedded Redis) and caches"
 
 $(BIN)/python:
@@ -120,9 +122,17 @@ docs: $(INSTALLED)
 client: $(INSTALLED)
 	$(BIN)/python scripts/generate_client.py --output var/client
 
+# Mutation testing: which modules are mutated and which tests judge them is listed once,
+# in pyproject.toml [tool.mutmut]. SQLite only (TEST_DATABASE_URL is unset for it), on
+# MUTATION_JOBS processes; results stay in mutants/ so a second run resumes.
+MUTATION_JOBS ?= 2
+mutation: $(INSTALLED)
+	env -u TEST_DATABASE_URL $(BIN)/mutmut run --max-children $(MUTATION_JOBS)
+	$(BIN)/mutmut results
+
 redis-stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --stop
 
 clean: redis-stop
 	@[ ! -x $(BIN)/python ] || $(BIN)/python scripts/ensure_redis.py --dir var/redis-test --stop
-	rm -rf var $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf var $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache mutants

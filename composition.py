@@ -25,6 +25,7 @@ def policy_from(settings: Settings) -> Policy:
         removal_batch_size=settings.removal_batch_size,
         sweep_batch_size=settings.sweep_batch_size,
         redrive_after=settings.redrive_after,
+        invitation_ttl=settings.invitation_ttl,
     )
 
 

@@ -192,6 +192,8 @@ class Settings:
     broker_url: str | None = None
     retention_period: timedelta = _POLICY.retention_period
     removal_window: timedelta = _POLICY.removal_window
+    # How long an invitation to join an organization as a guest can be accepted.
+    invitation_ttl: timedelta = _POLICY.invitation_ttl
     sweep_interval: timedelta = timedelta(seconds=5)
     # A leave-pending or purge-pending membership with no progress for this long
     # has lost its message; the sweep sends it again.
@@ -265,6 +267,7 @@ class Settings:
             broker_url=broker_url,
             retention_period=duration("RETENTION_PERIOD", defaults.retention_period),
             removal_window=duration("REMOVAL_WINDOW", defaults.removal_window),
+            invitation_ttl=duration("INVITATION_TTL", defaults.invitation_ttl),
             sweep_interval=duration("SWEEP_INTERVAL", defaults.sweep_interval),
             redrive_after=duration("REDRIVE_AFTER", defaults.redrive_after),
             removal_batch_size=integer("REMOVAL_BATCH_SIZE", defaults.removal_batch_size),

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from memberships.clock import Clock
 from memberships.errors import NotFound
@@ -106,21 +106,50 @@ def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
         .order_by(Organization.display_name, Organization.id)
         .distinct()
     ).all()
+    # A disabled account keeps its roles on record but opens nothing with them.
     return AccountView(
         user=UserView.of(user),
-        administers=tuple(OrganizationView.of(o) for o in administered),
-        is_operator="operator" in queries.roles_of(uow.session, user.id, None),
+        administers=tuple(
+            OrganizationView.of(o)
+            for o in administered
+            if not queries.is_disabled(uow.session, user.id, o.id)
+        ),
+        is_operator=queries.is_operator(uow.session, user.id),
     )
 
 
+def _can_sign_in_as() -> Select[User]:
+    """Users the development sign-in offers: enabled, not disabled at home, not erased."""
+    disabled_at_home = (
+        select(Membership.id)
+        .where(
+            Membership.user_id == User.id,
+            Membership.organization_id == User.home_organization_id,
+            Membership.state != "purged",
+            Membership.enabled.is_(False),
+        )
+        .exists()
+    )
+    return select(User).where(User.enabled.is_(True), User.email.is_not(None), ~disabled_at_home)
+
+
 def users_to_sign_in_as(uow: UnitOfWork) -> list[UserView]:
-    """Every user, by e-mail: only the development sign-in page lists them.
+    """Every user who may sign in, by e-mail: only the development sign-in page lists them.
 
     The caller decides whether such a page exists at all (development settings);
-    capped so that a large directory cannot turn the page into a dump.
+    capped so that a large directory cannot turn the page into a dump. Disabled
+    accounts and erased users are not listed.
     """
-    rows = uow.session.scalars(select(User).order_by(User.email).limit(SIGN_IN_LIST_LIMIT)).all()
+    rows = uow.session.scalars(
+        _can_sign_in_as().order_by(User.email).limit(SIGN_IN_LIST_LIMIT)
+    ).all()
     return [UserView.of(u) for u in rows]
+
+
+def may_sign_in_as(uow: UnitOfWork, user_id: str) -> bool:
+    """Whether the development sign-in accepts ``user_id`` (what it would list)."""
+    found = uow.session.scalar(_can_sign_in_as().where(User.id == (user_id or "").strip()))
+    return found is not None
 
 
 def organizations_overview(
@@ -182,13 +211,14 @@ def admin_contacts(uow: UnitOfWork, organization_ids: Iterable[str]) -> dict[str
             RoleAssignment.organization_id.in_(wanted),
             RoleAssignment.role.in_(ADMIN_ROLES),
             User.enabled.is_(True),
+            User.email.is_not(None),
         )
         .order_by(User.email)
         .distinct()
     ).all()
     found: dict[str, list[str]] = {org_id: [] for org_id in wanted}
     for org_id, email in rows:
-        if org_id is not None and len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
+        if org_id is not None and email and len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
             found[org_id].append(email)
     return {org_id: tuple(emails) for org_id, emails in found.items()}
 

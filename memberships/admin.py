@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from memberships.clock import Clock
 from memberships.decisions import (
+    admin_organization,
     apply_event,
     audit,
     deny,
     membership_in,
-    organization_or_404,
-    require_admin,
 )
 from memberships.errors import (
     HomeOrganization,
@@ -39,8 +38,7 @@ def set_privacy_profile(
 ) -> OrganizationView:
     """Set the privacy contact e-mail and statement URL. Raises ``InvalidInput``."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "set_privacy_profile")
+    org = admin_organization(uow, now, principal, org_ref, "set_privacy_profile")
     # Both fields are checked before anything is refused, so a form can mark every
     # mistake at once: ``errors`` lists each bad field with a sentence for people
     # (the shape of every ``invalid-input`` problem).
@@ -81,8 +79,7 @@ def set_external_user_leave_allowed(
     """Allow or disallow self-service leave; only while the organization has a privacy
     profile. Raises ``PrivacyProfileRequired`` otherwise (audited)."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "set_external_user_leave_allowed")
+    org = admin_organization(uow, now, principal, org_ref, "set_external_user_leave_allowed")
     if not OrganizationView.of(org).has_privacy_profile:
         deny(
             uow,
@@ -119,8 +116,7 @@ def remove(
     """Remove a guest: B2B collaboration → ``soft-deleted`` (restorable for the retention
     period); B2B direct connect → ``purge-pending`` (data removal starts)."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "remove")
+    org = admin_organization(uow, now, principal, org_ref, "remove")
     membership = membership_in(uow, org, membership_id)
     if refused_for_kind(membership.kind, "remove"):  # a home membership
         deny(
@@ -158,8 +154,7 @@ def restore(
     audited.
     """
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "restore")
+    org = admin_organization(uow, now, principal, org_ref, "restore")
     membership = membership_in(uow, org, membership_id)
     if restore_window_closed(
         membership.state, membership.purge_due_at, membership.purge_started_at, now
@@ -195,8 +190,7 @@ def purge(
 ) -> MembershipView:
     """Permanently delete a soft-deleted membership: irrevocable, data removal starts."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "purge")
+    org = admin_organization(uow, now, principal, org_ref, "purge")
     membership = membership_in(uow, org, membership_id)
     apply_event(uow, now, principal, membership, "purge", expected_version=expected_version)
     uow.commit()

@@ -10,14 +10,49 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NoReturn
 
-from memberships.errors import Conflict, Forbidden, LifecycleError, NotFound, PreconditionFailed
+from memberships.errors import (
+    Conflict,
+    Forbidden,
+    LifecycleError,
+    NotFound,
+    PreconditionFailed,
+)
 from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
 from memberships.principal import Principal
-from statemachines.membership import FOLLOW_UP, entry_fields, target
+from statemachines.membership import FOLLOW_UP, MembershipKind, entry_fields, target
 from store import queries, transitions
-from store.models import Membership, Organization
+from store.models import ADMIN_ROLES, Membership, Organization
 from store.transitions import Transition
 from store.unit_of_work import UnitOfWork
+
+
+def actor_of(
+    uow: UnitOfWork,
+    principal: Principal,
+    organization_id: str | None,
+    membership: Membership | None = None,
+) -> str:
+    """How the audit log names ``principal`` in ``organization_id``.
+
+    A member acting on their own membership, or a guest acting in the organization they
+    are a guest of (not as its admin), is named by that membership's pseudonym, never by
+    their user id: once the membership is purged, nothing the organization can read
+    leads back to them. Admins, operators and the service are named as themselves.
+    """
+    if principal.is_system:
+        return principal.id
+    if membership is not None and membership.user_id == principal.id:
+        return membership.pseudonym
+    if organization_id is None:
+        return principal.id
+    own = queries.live_membership(uow.session, principal.id, organization_id)
+    if (
+        own is not None
+        and own.kind != MembershipKind.HOME
+        and not queries.roles_of(uow.session, principal.id, organization_id)
+    ):
+        return own.pseudonym
+    return principal.id
 
 
 def audit(
@@ -32,14 +67,17 @@ def audit(
     from_state: str | None = None,
     to_state: str | None = None,
     reason: str | None = None,
+    actor: str | None = None,
 ) -> None:
+    """Append an entry; ``actor`` overrides how the principal is named (see ``actor_of``)."""
+    org_id = organization_id or (membership.organization_id if membership else None)
     queries.append_audit(
         uow.session,
         occurred_at=now,
-        actor=principal.id,
+        actor=actor or actor_of(uow, principal, org_id, membership),
         action=action,
         outcome=outcome,
-        organization_id=organization_id or (membership.organization_id if membership else None),
+        organization_id=org_id,
         membership_id=membership.id if membership else None,
         from_state=from_state,
         to_state=to_state,
@@ -58,22 +96,30 @@ def deny(
     organization_id: str | None = None,
     membership_id: str | None = None,
     from_state: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
 ) -> NoReturn:
     """Roll back, write the denial to the audit log, commit it, and raise ``error``.
 
+    ``reason`` is recorded instead of the error's code where the caller is told less than
+    the log keeps (an organization the caller may not see is answered ``not-found``).
     The unit of work is told (``denial_recorded``): the web edge charges each audited
-    refusal to the caller's rate limit."""
+    refusal to the caller's rate limit.
+    """
+    if actor is None:
+        membership = uow.session.get(Membership, membership_id) if membership_id else None
+        actor = actor_of(uow, principal, organization_id, membership)
     uow.rollback()
     queries.append_audit(
         uow.session,
         occurred_at=now,
-        actor=principal.id,
+        actor=actor,
         action=action,
         outcome="denied",
         organization_id=organization_id,
         membership_id=membership_id,
         from_state=from_state,
-        reason=error.code,
+        reason=reason or error.code,
         request_id=uow.request_id,
     )
     uow.commit()
@@ -84,29 +130,51 @@ def deny(
 def organization_or_404(uow: UnitOfWork, ref: str) -> Organization:
     org = queries.find_organization(uow.session, ref)
     if org is None:
-        raise NotFound(f"No organization {ref!r}.")
+        raise _no_organization(ref)
     return org
 
 
-def require_admin(
-    uow: UnitOfWork, now: datetime, principal: Principal, org: Organization, action: str
-) -> None:
-    """Admin operations need an admin role in *that* organization (or the service itself)."""
+def admin_organization(
+    uow: UnitOfWork, now: datetime, principal: Principal, org_ref: str, action: str
+) -> Organization:
+    """The organization ``org_ref`` names, for an admin of it (or the service itself).
+
+    A caller with no admin role there is told exactly what a made-up reference gets,
+    ``NotFound`` with the same words, so admin paths reveal no organization's existence;
+    the audit log still records the refusal (reason ``forbidden``). A caller whose role
+    is there but whose account is disabled (at home, or in that organization) gets
+    ``Forbidden``: they know the organization, and now why they can do nothing in it.
+    """
+    org = queries.find_organization(uow.session, org_ref)
+    if org is None:
+        raise _no_organization(org_ref)
     if principal.is_system or queries.is_admin_of(uow.session, principal.id, org.id):
-        return
+        return org
+    if set(ADMIN_ROLES) & queries.roles_of(uow.session, principal.id, org.id):
+        deny(
+            uow,
+            now,
+            principal,
+            action,
+            Forbidden(
+                "Your account is disabled, so the admin roles it holds give no powers. "
+                "Ask another admin of the organization to enable it."
+            ),
+            organization_id=org.id,
+        )
     deny(
         uow,
         now,
         principal,
         action,
-        # The message names no organization: a caller who addressed it by id learns
-        # nothing of it (not even its domain) from a refusal.
-        Forbidden(
-            "This needs the Global Administrator or External Identity Provider "
-            "Administrator role in this organization."
-        ),
+        _no_organization(org_ref),
         organization_id=org.id,
+        reason=Forbidden.code,
     )
+
+
+def _no_organization(ref: str) -> NotFound:
+    return NotFound(f"No organization {ref!r}.")
 
 
 def require_operator(
@@ -120,7 +188,7 @@ def require_operator(
 
     Raises ``Forbidden``; given ``now`` and ``action``, the denial is audited first.
     """
-    if principal.is_system or "operator" in queries.roles_of(uow.session, principal.id, None):
+    if principal.is_system or queries.is_operator(uow.session, principal.id):
         return
     error = Forbidden("This needs the platform operator role.")
     if now is not None and action is not None:
@@ -196,7 +264,14 @@ def apply_event(
             from_state=from_state,
             **ids,
         )
-    transition = transition_for(uow, now, principal.id, event, from_state, to_state)
+    transition = transition_for(
+        uow,
+        now,
+        actor_of(uow, principal, membership.organization_id, membership),
+        event,
+        from_state,
+        to_state,
+    )
     if not transitions.move_one(uow.session, membership, transition):
         deny(
             uow,

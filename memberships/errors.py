@@ -92,6 +92,16 @@ class RestoreWindowClosed(LifecycleError):
     title = "The retention period has ended: the membership can no longer be restored"
 
 
+class InvitationClosed(LifecycleError):
+    """The invitation is no longer pending: accepted, declined, revoked or expired.
+
+    ``extra`` carries ``invitation_status``.
+    """
+
+    code = "invitation-closed"
+    title = "The invitation can no longer be answered or revoked"
+
+
 ALL_ERRORS: tuple[type[LifecycleError], ...] = (
     LifecycleError,
     InvalidInput,
@@ -107,4 +117,5 @@ ALL_ERRORS: tuple[type[LifecycleError], ...] = (
     Conflict,
     PreconditionFailed,
     RestoreWindowClosed,
+    InvitationClosed,
 )

@@ -1,7 +1,8 @@
 """Making organizations, users, guests, grants, member data and role assignments.
 
-The CLI provisions as the service itself; over HTTP an organization's admin may
-add guests to their own organization.
+The CLI provisions as the service itself (or a platform operator): ``add_guest``
+makes a membership at once, for set-up and the demo. Over HTTP an organization's
+admin invites instead (``memberships.invitations``), and the person accepts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from memberships.clock import Clock
-from memberships.decisions import audit, organization_or_404, require_admin, require_operator
+from memberships.decisions import audit, organization_or_404, require_operator
 from memberships.errors import AlreadyExists, InvalidInput, NotFound, TransitionNotAllowed
 from memberships.principal import Principal
 from memberships.validation import valid_domain, valid_email, valid_name, valid_statement_url
@@ -125,13 +126,14 @@ def add_guest(
     kind: str,
     enabled: bool = True,
 ) -> MembershipView:
-    """A guest membership for an existing user: the service, or an admin of ``org_ref``.
+    """A guest membership for an existing user, made at once: provisioning by the service
+    or a platform operator (an admin invites instead).
 
     Raises ``InvalidInput`` (kind, or the user's home organization), ``AlreadyExists``.
     """
     now = clock()
+    require_operator(uow, principal, now=now, action="add_guest")
     org = organization_or_404(uow, org_ref)
-    require_admin(uow, now, principal, org, "add_guest")
     if kind not in GUEST_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(GUEST_KINDS)}", field="kind")
     user = _user_or_404(uow, user_ref)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from memberships.clock import Clock
-from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.decisions import admin_organization, membership_in
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
 from memberships.timeline import labelled_trail
@@ -46,15 +47,14 @@ def decode_cursor(cursor: str | None) -> str | None:
     return value
 
 
-def _limit(limit: int) -> int:
+def page_limit(limit: int) -> int:
     if limit < 1 or limit > MAX_PAGE:
         raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
     return limit
 
 
 def _admin_org(uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, action: str):
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, clock(), principal, org, action)
+    org = admin_organization(uow, clock(), principal, org_ref, action)
     return org
 
 
@@ -106,14 +106,26 @@ def list_deleted_users(
     return _page_of_memberships(uow, query, cursor, limit)
 
 
-def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
-    limit = _limit(limit)
+def page_by_id(
+    uow: UnitOfWork,
+    query: Any,
+    id_column: Any,
+    cursor: str | None,
+    limit: int,
+    view: Callable[[Any], Any],
+) -> Page:
+    """One page of ``query``'s rows in ``id_column`` order, after the cursor's id."""
+    limit = page_limit(limit)
     after = decode_cursor(cursor)
     if after is not None:
-        query = query.where(Membership.id > after)
-    rows = uow.session.scalars(query.order_by(Membership.id).limit(limit + 1)).all()
-    items = tuple(MembershipView.of(m) for m in rows[:limit])
+        query = query.where(id_column > after)
+    rows = uow.session.scalars(query.order_by(id_column).limit(limit + 1)).all()
+    items = tuple(view(row) for row in rows[:limit])
     return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
+    return page_by_id(uow, query, Membership.id, cursor, limit, MembershipView.of)
 
 
 def get_membership(
@@ -131,7 +143,7 @@ def membership_history(
 ) -> list[AuditEventView]:
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
-    return labelled_trail(uow, membership.id, membership.user_id)
+    return labelled_trail(uow, membership)
 
 
 def list_audit_events(
@@ -144,7 +156,7 @@ def list_audit_events(
     limit: int = 50,
 ) -> Page:
     org = _admin_org(uow, clock, principal, org_ref, "list_audit_events")
-    limit = _limit(limit)
+    limit = page_limit(limit)
     after = decode_cursor(cursor)
     query = select(AuditEvent).where(AuditEvent.organization_id == org.id)
     if after is not None:

@@ -155,7 +155,11 @@ def finish_removal(
             membership_id=membership.id,
             from_state=membership.state,
         )
+    departed = data_removal.Departed(
+        membership.id, membership.organization_id, membership.user_id, membership.email
+    )
     apply_event(uow, now, WORKER, membership, "finish_removal")
+    data_removal.forget_departed(uow.session, now, [departed])
     uow.commit()
 
 
@@ -239,10 +243,15 @@ def remove_chunk_batch(
         # The finish records the last batch's progress of the memberships it moves in the
         # same UPDATE (one write per membership, in the transaction that touches the most
         # index entries of the whole removal); the others' progress is recorded apart.
+        people = data_removal.departed_of(uow.session, [row.id for row in ready])
         moved = apply_event_to_batch(
             uow, now, "finish_removal", PURGE_PENDING, ready, progress=removed
         )
         purged = tuple(m.id for m in moved)
+        gone = set(purged)
+        data_removal.forget_departed(
+            uow.session, now, [p for p in people if p.membership_id in gone]
+        )
         finished = set(purged) | {row.id for row in ready}
         rest = {m: n for m, n in removed.items() if m not in finished}
         transitions.record_removal_progress(uow.session, now, rest)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from memberships.admin import purge, remove, restore
 from memberships.clock import Clock
-from memberships.decisions import organization_or_404, require_admin
+from memberships.decisions import admin_organization
 from memberships.errors import Forbidden, InvalidInput, LifecycleError
 from memberships.principal import Principal
 from memberships.views import MembershipView
@@ -69,15 +69,17 @@ def decide_selected(
             field="ids",
         )
     decision = DECISIONS[action]
-    org = organization_or_404(uow, org_ref)
-    require_admin(uow, clock(), principal, org, action)
+    org = admin_organization(uow, clock(), principal, org_ref, action)
     labels = _labels(uow, org.id, ids)
     outcomes = []
     for membership_id in ids:
         label = labels.get(membership_id)
         try:
             view = decision(uow, clock, principal, org.id, membership_id)
-            outcomes.append(SelectionOutcome(membership_id, view, label=label))
+            # A purged guest's identity is shown nowhere, not even in the result of the
+            # decision that erased it: that row is named by its id only.
+            shown = None if view.state in ("purged", "purge-pending") else label
+            outcomes.append(SelectionOutcome(membership_id, view, label=shown))
         except LifecycleError as error:
             if type(error) is Forbidden:  # not an admin after all (a role taken meanwhile)
                 raise

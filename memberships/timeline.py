@@ -13,12 +13,12 @@ from datetime import datetime
 
 from memberships.automatic import WORKER
 from memberships.clock import Clock
-from memberships.decisions import membership_in, organization_or_404, require_admin
+from memberships.decisions import admin_organization, membership_in, organization_or_404
 from memberships.principal import SYSTEM, Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
 from store import queries
-from store.models import User
+from store.models import Membership, User
 from store.unit_of_work import UnitOfWork
 
 
@@ -59,24 +59,24 @@ def _remaining_rows(uow: UnitOfWork, membership_id: str) -> int:
     return grants + queries.count_member_data(uow.session, membership_id)
 
 
-def _actor_label(uow: UnitOfWork, actor: str, member_user_id: str) -> str:
-    if actor == member_user_id:
+def _actor_label(uow: UnitOfWork, actor: str, membership: Membership) -> str:
+    if actor in (membership.user_id, membership.pseudonym):
         return "the member"
     if actor in (WORKER.id, SYSTEM.id):
         return "the service"
     user = uow.session.get(User, actor)
-    return user.email if user is not None else actor
+    return user.email if user is not None and user.email else actor
 
 
-def labelled_trail(
-    uow: UnitOfWork, membership_id: str, member_user_id: str
-) -> list[AuditEventView]:
-    """A membership's audit trail, oldest first, each event with its ``actor_label``."""
+def labelled_trail(uow: UnitOfWork, membership: Membership) -> list[AuditEventView]:
+    """A membership's audit trail, oldest first, each event with its ``actor_label``
+    (the member is "the member" whether the event names their user id or, once
+    purged, their pseudonym)."""
     labels: dict[str, str] = {}
     trail = []
-    for event in queries.audit_trail(uow.session, membership_id):
+    for event in queries.audit_trail(uow.session, membership.id):
         if event.actor not in labels:
-            labels[event.actor] = _actor_label(uow, event.actor, member_user_id)
+            labels[event.actor] = _actor_label(uow, event.actor, membership)
         trail.append(replace(AuditEventView.of(event), actor_label=labels[event.actor]))
     return trail
 
@@ -88,14 +88,15 @@ def membership_details(
     of the organization nor a platform operator, who may read any record: the Operations
     page links its timers here)."""
     now = clock()
-    org = organization_or_404(uow, org_ref)
-    if "operator" not in queries.roles_of(uow.session, principal.id, None):
-        require_admin(uow, now, principal, org, "read_membership")
+    if "operator" in queries.roles_of(uow.session, principal.id, None):
+        org = organization_or_404(uow, org_ref)
+    else:
+        org = admin_organization(uow, now, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
     timeline = [
         TimelineEntry(event, event.actor_label or event.actor)
-        for event in labelled_trail(uow, membership.id, membership.user_id)
+        for event in labelled_trail(uow, membership)
     ]
     removal = None
     if membership.state == MembershipState.PURGE_PENDING:

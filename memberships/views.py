@@ -1,7 +1,8 @@
 """What use cases return: plain frozen values, never ORM rows.
 
 After a purge, a membership view carries ids, states and timestamps only; the
-personal fields are ``None`` because the row no longer has them.
+personal fields are ``None`` because the row no longer has them, and ``user_id``
+is the membership's pseudonym, which leads to nobody.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from statemachines.membership import IN_PROGRESS, allowed_events
-from store.models import AuditEvent, Grant, Membership, Organization, User
+from store.models import AuditEvent, Grant, Invitation, Membership, Organization, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,8 @@ class OrganizationView:
 @dataclass(frozen=True, slots=True)
 class UserView:
     id: str
-    email: str
-    display_name: str
+    email: str | None
+    display_name: str | None
     home_organization_id: str | None
     enabled: bool
 
@@ -111,7 +112,8 @@ class MembershipView:
     def of(cls, m: Membership, grants: tuple[GrantView, ...] = ()) -> MembershipView:
         return cls(
             id=m.id,
-            user_id=m.user_id,
+            # A purged membership has no user: its pseudonym stands where the id was.
+            user_id=m.user_id or m.pseudonym,
             organization_id=m.organization_id,
             kind=m.kind,
             state=m.state,
@@ -166,6 +168,45 @@ class AuditEventView:
             e.reason,
             e.request_id,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationView:
+    """An invitation as its organization's admin and its invitee see it.
+
+    ``status`` is ``expired`` for a pending invitation past ``expires_at``.
+    """
+
+    id: str
+    organization_id: str
+    email: str
+    kind: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+
+    @classmethod
+    def of(cls, i: Invitation, now: datetime) -> InvitationView:
+        expired = i.status == "pending" and i.expires_at <= now
+        return cls(
+            id=i.id,
+            organization_id=i.organization_id,
+            email=i.email,
+            kind=i.kind,
+            status="expired" if expired else i.status,
+            created_at=i.created_at,
+            expires_at=i.expires_at,
+            responded_at=i.responded_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MyInvitation:
+    """A pending invitation addressed to the signed-in user, with who invites them."""
+
+    invitation: InvitationView
+    organization: OrganizationView
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,7 +239,14 @@ def entry_fields(to_state: str, now: datetime, durations: Durations) -> dict[str
             }
         case MembershipState.PURGED:
             # Nothing personal remains: the tombstone keeps ids, states and timestamps.
-            return {"purged_at": now, "email": None, "display_name": None, "last_error": None}
+            # Nor any link to the user: the tombstone shows the membership's pseudonym.
+            return {
+                "purged_at": now,
+                "email": None,
+                "display_name": None,
+                "last_error": None,
+                "user_id": None,
+            }
     return {}
 
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, delete, select, update
+from sqlalchemy import ARRAY, String, any_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
-from store.models import Grant, IdempotencyKey, MemberData, Membership
+from store.models import Grant, IdempotencyKey, Invitation, MemberData, Membership, User
 from store.transitions import Claimed
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -167,3 +167,67 @@ def still_purge_pending(session: Session, membership_ids: Sequence[str]) -> list
             )
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Departed:
+    """Who a membership being purged belonged to, read before the purge cuts the link."""
+
+    membership_id: str
+    organization_id: str
+    user_id: str | None
+    email: str | None
+
+
+def departed_of(session: Session, membership_ids: Sequence[str]) -> list[Departed]:
+    """Who each of these memberships belongs to (read before their purge)."""
+    if not membership_ids:
+        return []
+    rows = session.execute(
+        select(
+            Membership.id, Membership.organization_id, Membership.user_id, Membership.email
+        ).where(Membership.id.in_(list(membership_ids)))
+    )
+    return [Departed(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+
+
+def forget_departed(session: Session, now: datetime, departed: Sequence[Departed]) -> None:
+    """What else a purge erases, in the purge's own transaction:
+
+    - the organization's answered invitations of the person (the accepted one that made
+      the membership, and those to the same address declined, revoked or expired), so no
+      invitation links the tombstone, or the pseudonym an invitee declined under, to an
+      e-mail address; a pending invitation stays (a new question the person may answer);
+    - the user's e-mail and display name, once no membership of theirs is left anywhere
+      (home included): tombstones no longer point at the user, so "none left" is "no
+      membership row names them".
+    """
+    if not departed:
+        return
+    ids = [d.membership_id for d in departed]
+    addresses = {(d.organization_id, d.email.strip().lower()) for d in departed if d.email}
+    session.execute(
+        delete(Invitation)
+        .where(Invitation.membership_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    if addresses:
+        session.execute(
+            delete(Invitation)
+            .where(
+                tuple_(Invitation.organization_id, Invitation.email_key).in_(sorted(addresses)),
+                or_(Invitation.status != "pending", Invitation.expires_at <= now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    users = sorted({d.user_id for d in departed if d.user_id})
+    if users:
+        still_a_member = (
+            select(Membership.id).where(Membership.user_id == User.id).limit(1).exists()
+        )
+        session.execute(
+            update(User)
+            .where(User.id.in_(users), ~still_a_member)
+            .values(email=None, display_name=None)
+            .execution_options(synchronize_session=False)
+        )

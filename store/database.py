@@ -12,10 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout.
+    Statements are logged and raised without their parameters (``hide_parameters``).
 
     A ``postgresql://`` URL is served by psycopg 3.
     """
     url = make_url(database_url)
+    # A database error's message would otherwise carry its bound values (e-mails, names)
+    # into every log that records it.
+    kwargs.setdefault("hide_parameters", True)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite":

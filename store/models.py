@@ -93,8 +93,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    display_name: Mapped[str] = mapped_column(String(255))
+    # Personal fields: erased (null) once the user's last membership anywhere is purged.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(255))
     home_organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -119,6 +120,7 @@ class Membership(Base):
             postgresql_where=text("state <> 'purged'"),
         ),
         Index("ix_memberships_org_state", "organization_id", "state", "id"),
+        Index("uq_memberships_pseudonym", "pseudonym", unique=True),
         # The sweep's claim: due soft-deleted rows in due order.
         Index(
             "ix_memberships_due_purge",
@@ -144,7 +146,13 @@ class Membership(Base):
     )
 
     id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    # Null once purged: a tombstone does not lead back to the person.
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # The membership's own pseudonym (a random GUID): the audit log names the guest by it
+    # when they act, and the tombstone shows it where the user id was. It leads to this
+    # membership only. (Migration 0005 also gives the column a database default, so that
+    # rows inserted in bulk get one.)
+    pseudonym: Mapped[str] = mapped_column(GUID, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     kind: Mapped[str] = mapped_column(String(32))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
@@ -219,6 +227,40 @@ class RoleAssignment(Base):
     organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
     role: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+INVITATION_STATUSES = ("pending", "accepted", "declined", "revoked")
+
+
+class Invitation(Base):
+    """An admin's invitation for an e-mail address to join an organization as a guest.
+
+    The membership exists only once the person signed in with that e-mail accepts.
+    ``email`` is kept as the admin typed it; ``email_key`` (lower case) is what is
+    matched. A pending invitation past ``expires_at`` is expired (no job changes it).
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in INVITATION_STATUSES)})", name="status"
+        ),
+        CheckConstraint(f"kind IN ({_values(MembershipKind)})", name="kind"),
+        Index("ix_invitations_org_email", "organization_id", "email_key"),
+        Index("ix_invitations_email_status", "email_key", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    invited_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
 
 
 class AuditEvent(Base):

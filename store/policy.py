@@ -17,3 +17,4 @@ class Policy:
     removal_batch_size: int = 5000
     sweep_batch_size: int = 2000
     redrive_after: timedelta = timedelta(minutes=1)
+    invitation_ttl: timedelta = timedelta(days=30)

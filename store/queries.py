@@ -116,8 +116,45 @@ def roles_of(session: Session, user_id: str, organization_id: str | None) -> set
     )
 
 
+def is_disabled(session: Session, user_id: str, organization_id: str | None = None) -> bool:
+    """Whether the account is disabled at home (the user, or their home membership), or in
+    ``organization_id`` (their membership there). An unknown user counts as disabled."""
+    user = session.get(User, user_id)
+    if user is None or not user.enabled:
+        return True
+    places = {o for o in (user.home_organization_id, organization_id) if o is not None}
+    if not places:
+        return False
+    found = session.scalar(
+        select(Membership.id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.organization_id.in_(places),
+            Membership.state != "purged",
+            Membership.enabled.is_(False),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def acting_roles(session: Session, user_id: str, organization_id: str | None) -> set[str]:
+    """The roles that give powers now: none at all while the account is disabled (at home,
+    or in ``organization_id`` where the role is held)."""
+    roles = roles_of(session, user_id, organization_id)
+    if roles and is_disabled(session, user_id, organization_id):
+        return set()
+    return roles
+
+
 def is_admin_of(session: Session, user_id: str, organization_id: str) -> bool:
-    return bool(roles_of(session, user_id, organization_id) & set(ADMIN_ROLES))
+    """An admin role in that organization, held by an account that is not disabled."""
+    return bool(acting_roles(session, user_id, organization_id) & set(ADMIN_ROLES))
+
+
+def is_operator(session: Session, user_id: str) -> bool:
+    """The platform ``operator`` role, held by an account that is not disabled."""
+    return "operator" in acting_roles(session, user_id, None)
 
 
 def append_audit(

@@ -2,13 +2,15 @@
 ``TEST_DATABASE_URL`` is set), a unit of work factory, a clock tests move by hand.
 
 Database tests run once per backend: the ``database_url`` fixture is parametrized
-with ``sqlite`` and ``postgresql`` (skipped without ``TEST_DATABASE_URL``). Each
+with ``sqlite`` and ``postgresql`` (skipped without ``TEST_DATABASE_URL``); every
+``[postgresql]`` variant gets the ``postgres`` marker. Each
 test gets an empty, migrated database; on PostgreSQL each test session works in
 a database of its own, so concurrent runs do not meet.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,6 +32,48 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 # Every table of the schema, read off the models so that a new table is emptied too
 # (alembic_version is not a model, so the migration state survives).
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every variant that runs on PostgreSQL carries the ``postgres`` marker, whichever
+    fixture chose the backend (``database_url`` here, the process tests' ``backend`` and
+    ``stack``): ``-m postgres`` selects them all, ``-m "not postgres"`` none of them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(map(_names_postgresql, callspec.params.values())):
+            item.add_marker(pytest.mark.postgres)
+
+
+def _names_postgresql(value: object) -> bool:
+    """A backend parameter: ``"postgresql"``, or a tuple naming it (database, broker)."""
+    if isinstance(value, str):
+        return value == "postgresql"
+    return isinstance(value, tuple) and "postgresql" in value
+
+
+# Set by .ci/run: there the Graphviz tests must run, so a missing `dot` fails them.
+GRAPHVIZ_REQUIRED_VARIABLE = "GRAPHVIZ_TESTS_REQUIRED"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``graphviz`` needs Graphviz's ``dot`` and pydot: without them it is
+    skipped, saying how to install them, or fails where ``GRAPHVIZ_TESTS_REQUIRED`` is set."""
+    if item.get_closest_marker("graphviz") is None:
+        return
+    missing = [
+        what
+        for what, found in (
+            ("Graphviz's `dot` (apt-get install graphviz)", shutil.which("dot")),
+            ("pydot (make install)", importlib.util.find_spec("pydot")),
+        )
+        if found is None
+    ]
+    if not missing:
+        return
+    why = f"needs {' and '.join(missing)}"
+    if os.environ.get(GRAPHVIZ_REQUIRED_VARIABLE, "").strip() not in ("", "0"):
+        pytest.fail(f"{GRAPHVIZ_REQUIRED_VARIABLE} is set and this test {why}", pytrace=False)
+    pytest.skip(why)
 
 
 class FakeClock:
@@ -57,7 +101,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgresql_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session, dropped afterwards."""
     if not TEST_DATABASE_URL:
-        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (make test sets it in CI)")
+        pytest.skip(
+            "the [postgresql] variants need TEST_DATABASE_URL=postgresql+psycopg://USER@HOST/DB "
+            "(.ci/run sets it; README, 'Running the tests')"
+        )
     with scratch_database(TEST_DATABASE_URL, Path(), "lifecycle_test") as url:
         yield url
 
@@ -134,6 +181,22 @@ class World:
 
     def membership(self, org: str, user: str) -> str:
         return self.memberships[(org, user)]
+
+    def actor(self, user: str, org: str | None = None) -> str:
+        """How the audit log names ``user`` acting in ``org``: a guest of ``org`` by their
+        membership's pseudonym, anyone else by their id."""
+
+        membership_id = self.memberships.get((org, user)) if org else None
+        return self.users[user] if membership_id is None else self.pseudonym(membership_id)
+
+    def pseudonym(self, membership_id: str) -> str:
+        """The membership's pseudonym: the audit log's name for its member acting on it."""
+        from store.models import Membership
+
+        with self.uow() as uow:
+            row = uow.session.get(Membership, membership_id)
+            assert row is not None
+            return row.pseudonym
 
     def soft_delete(self, org: str = "open", user: str = "ann", *, by: Principal = SYSTEM) -> str:
         """Remove ``user``'s guest membership of ``org`` (collaboration: soft-deleted)."""

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from flask import g, url_for
 
-from memberships import self_service
+from memberships import invitations, self_service
 from web.openapi import header, problems
 from web.preconditions import etag, expected_version
-from web.schemas import MyMembership, MyOrganization, MyOrganizationList, no_body
+from web.schemas import (
+    Invitation,
+    MyInvitationList,
+    MyInvitationOut,
+    MyMembership,
+    MyOrganization,
+    MyOrganizationList,
+    no_body,
+)
 from web.services import principal, services
 from web.v1 import blueprint
 
@@ -99,3 +107,73 @@ def leave_organization(org: str) -> tuple[MyMembership, int, dict[str, str]]:
         202,
         {"Location": location, "ETag": etag(membership.version)},
     )
+
+
+@bp.get("/me/invitations")
+@bp.output(MyInvitationList)
+@bp.doc(
+    operation_id="listMyInvitations",
+    summary="List my invitations",
+    description="The pending invitations addressed to the e-mail of the signed-in user, "
+    "oldest first, each with the organization that sends it. Expired, answered and revoked "
+    "ones are not listed.",
+    responses=problems("not-found"),
+)
+def list_my_invitations() -> MyInvitationList:
+    s = services()
+    with s.uow() as uow:
+        found = invitations.my_invitations(uow, s.clock, principal())
+    return MyInvitationList(items=[MyInvitationOut.of(i) for i in found])
+
+
+@bp.post("/me/invitations/<invitation_id>/accept")
+@no_body(bp)
+@bp.output(MyMembership, status_code=201, description="The new membership, `active`.")
+@bp.doc(
+    operation_id="acceptInvitation",
+    summary="Accept an invitation",
+    description="Joins the organization: the guest membership is made now, `active`. An "
+    "invitation addressed to another e-mail is `404`; one that is no longer pending "
+    "(accepted, declined, revoked or expired) is `409 invitation-closed`; already being a "
+    "member there (home included) is `409 already-exists`; a disabled account is `403 "
+    "account-disabled`.",
+    responses={
+        **problems(
+            "not-found", "invitation-closed", "already-exists", "account-disabled", "bad-request"
+        ),
+        201: {
+            "headers": {
+                "Location": header("The membership, as `GET /v1/me/organizations/{org}`."),
+                "ETag": header("The membership's version."),
+            }
+        },
+    },
+)
+def accept_invitation(invitation_id: str) -> tuple[MyMembership, int, dict[str, str]]:
+    s = services()
+    with s.uow() as uow:
+        membership = invitations.accept_invitation(uow, s.clock, principal(), invitation_id)
+    g.membership_id = membership.id
+    location = url_for("me.get_my_organization", org=membership.organization_id)
+    return (
+        MyMembership.of(membership),
+        201,
+        {"Location": location, "ETag": etag(membership.version)},
+    )
+
+
+@bp.post("/me/invitations/<invitation_id>/decline")
+@no_body(bp)
+@bp.output(Invitation, description="The invitation, `declined`.")
+@bp.doc(
+    operation_id="declineInvitation",
+    summary="Decline an invitation",
+    description="Nothing is made; the organization sees the invitation `declined`. An "
+    "invitation that is no longer pending is `409 invitation-closed`.",
+    responses=problems("not-found", "invitation-closed", "bad-request"),
+)
+def decline_invitation(invitation_id: str) -> Invitation:
+    s = services()
+    with s.uow() as uow:
+        view = invitations.decline_invitation(uow, s.clock, principal(), invitation_id)
+    return Invitation.of(view)

@@ -1,26 +1,26 @@
 """An organization's admin: its privacy profile, its external collaboration settings,
-its audit log, and adding guests.
+its audit log, and inviting guests.
 
-The use cases check the admin role in *that* organization (``403`` otherwise).
+The use cases check the admin role in *that* organization: a caller without one gets
+``404 not-found``, exactly as for an organization that does not exist.
 """
 
 from __future__ import annotations
 
-from flask import g, url_for
-
-from memberships import admin, provisioning, reading
-from web.openapi import header, problems
-from web.preconditions import etag
+from memberships import admin, invitations, reading
+from web.openapi import problems
 from web.schemas import (
     AuditEventPage,
     ExternalCollaboration,
     ExternalCollaborationIn,
     GuestIn,
-    Membership,
+    Invitation,
+    InvitationPage,
     Organization,
     PageQuery,
     PrivacyProfile,
     PrivacyProfileIn,
+    no_body,
 )
 from web.services import principal, services
 from web.v1 import blueprint
@@ -117,28 +117,56 @@ def list_audit_events(org: str, query: PageQuery) -> AuditEventPage:
 
 @bp.post("/organizations/<org>/guests")
 @bp.input(GuestIn, arg_name="body")
-@bp.output(Membership, status_code=201, description="The new guest membership.")
+@bp.output(Invitation, status_code=201, description="The invitation, `pending`.")
 @bp.doc(
     operation_id="addGuest",
-    summary="Add a guest",
-    description="A B2B collaboration or B2B direct connect membership for an existing user "
-    f"(by id or e-mail). {ORG}",
-    responses={
-        **problems("not-found", "forbidden", "invalid-input", "already-exists"),
-        201: {
-            "headers": {
-                "Location": header("The new membership."),
-                "ETag": header("Its version."),
-            }
-        },
-    },
+    summary="Invite a guest",
+    description="An invitation for an e-mail address to join as a B2B collaboration or B2B "
+    "direct connect guest. It is made whether or not the address belongs to anyone and "
+    "says nothing about the person; the membership exists only once the person, signed "
+    "in with that e-mail, accepts it (`POST /v1/me/invitations/{id}/accept`). It expires "
+    "after `INVITATION_TTL` (30 days by default). A second invitation to the same address "
+    f"while one is pending is `409 already-exists`. {ORG}",
+    responses=problems("not-found", "forbidden", "invalid-input", "already-exists"),
 )
-def add_guest(org: str, body: GuestIn) -> tuple[Membership, int, dict[str, str]]:
+def invite_guest(org: str, body: GuestIn) -> tuple[Invitation, int]:
     s = services()
     with s.uow() as uow:
-        view = provisioning.add_guest(uow, s.clock, principal(), org, body.user, body.kind)
-    g.membership_id, g.organization_id = view.id, view.organization_id
-    location = url_for(
-        "memberships.get_membership", org=view.organization_id, membership_id=view.id
-    )
-    return Membership.of(view), 201, {"Location": location, "ETag": etag(view.version)}
+        view = invitations.invite_guest(uow, s.clock, principal(), org, body.email, body.kind)
+    return Invitation.of(view), 201
+
+
+@bp.get("/organizations/<org>/invitations")
+@bp.input(PageQuery, location="query", arg_name="query")
+@bp.output(InvitationPage)
+@bp.doc(
+    operation_id="listInvitations",
+    summary="List invitations",
+    description="Every invitation of the organization (pending, accepted, declined, "
+    f"revoked, expired), cursor-paginated. {ORG}",
+    responses=problems("not-found", "forbidden", "invalid-input"),
+)
+def list_invitations(org: str, query: PageQuery) -> InvitationPage:
+    s = services()
+    with s.uow() as uow:
+        page = invitations.list_invitations(
+            uow, s.clock, principal(), org, cursor=query.cursor, limit=query.limit
+        )
+    return InvitationPage.of(page)
+
+
+@bp.delete("/organizations/<org>/invitations/<invitation_id>")
+@no_body(bp)
+@bp.output(Invitation, description="The invitation, `revoked`.")
+@bp.doc(
+    operation_id="revokeInvitation",
+    summary="Revoke an invitation",
+    description="Only a pending invitation can be revoked; any other is `409 "
+    f"invitation-closed`. {ORG}",
+    responses=problems("not-found", "forbidden", "invitation-closed"),
+)
+def revoke_invitation(org: str, invitation_id: str) -> Invitation:
+    s = services()
+    with s.uow() as uow:
+        view = invitations.revoke_invitation(uow, s.clock, principal(), org, invitation_id)
+    return Invitation.of(view)

@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "conflict": 409,
     "precondition-failed": 412,
     "restore-window-closed": 409,
+    "invitation-closed": 409,
     # memberships.idempotency
     "idempotency-key-reused": 422,
     "idempotency-key-in-use": 409,

@@ -55,6 +55,7 @@ OPERATION_VERBS = (
     "accept",
     "decline",
     "cancel",
+    "revoke",
 )
 OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")
 

@@ -22,7 +22,9 @@ from pydantic.alias_generators import to_camel
 from memberships.views import (
     AuditEventView,
     GrantView,
+    InvitationView,
     MembershipView,
+    MyInvitation,
     OrganizationEntry,
     OrganizationView,
     Page,
@@ -34,6 +36,7 @@ MembershipStateName = Literal[
 ]
 MembershipKindName = Literal["home", "b2b-collaboration", "b2b-direct-connect"]
 GuestKindName = Literal["b2b-collaboration", "b2b-direct-connect"]
+InvitationStatusName = Literal["pending", "accepted", "declined", "revoked", "expired"]
 LeaveBlockedReason = Literal[
     "home-organization", "account-disabled", "leave-disabled", "transition-not-allowed"
 ]
@@ -79,7 +82,9 @@ class ExternalCollaborationIn(Input):
 
 
 class GuestIn(Input):
-    user: str = Field(min_length=1, max_length=320, description="The user's id or e-mail.")
+    email: str = Field(
+        min_length=1, max_length=320, description="The e-mail address to invite, as you know it."
+    )
     kind: GuestKindName
 
 
@@ -371,6 +376,73 @@ class SelectionResult(Output):
 
 class SelectionResults(Output):
     items: list[SelectionResult] = Field(description="One per distinct id, in the order given.")
+
+
+class Invitation(Output):
+    """An invitation to join an organization as a guest. It says nothing about whether
+    the address belongs to anyone."""
+
+    id: str
+    organization_id: str
+    email: str = Field(description="The address invited, as the admin sent it.")
+    kind: GuestKindName
+    status: InvitationStatusName = Field(
+        description="`expired`: still pending when its `expiresAt` passed."
+    )
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None = Field(
+        description="When it was accepted, declined or revoked; null otherwise."
+    )
+
+    @classmethod
+    def of(cls, i: InvitationView) -> Invitation:
+        return cls(
+            id=i.id,
+            organization_id=i.organization_id,
+            email=i.email,
+            kind=i.kind,  # type: ignore[arg-type]  # validated against the Literal
+            status=i.status,  # type: ignore[arg-type]
+            created_at=i.created_at,
+            expires_at=i.expires_at,
+            responded_at=i.responded_at,
+        )
+
+
+class InvitationPage(Output):
+    items: list[Invitation]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+    @classmethod
+    def of(cls, page: Page) -> InvitationPage:
+        return cls(items=[Invitation.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+class MyInvitationOut(Output):
+    """A pending invitation addressed to me, with the organization that sends it."""
+
+    id: str
+    organization: OrganizationRef
+    email: str
+    kind: GuestKindName
+    status: InvitationStatusName
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, mine: MyInvitation) -> MyInvitationOut:
+        i = mine.invitation
+        return cls(
+            id=i.id,
+            organization=OrganizationRef.of(mine.organization),
+            email=i.email,
+            kind=i.kind,  # type: ignore[arg-type]
+            status=i.status,  # type: ignore[arg-type]
+            expires_at=i.expires_at,
+        )
+
+
+class MyInvitationList(Output):
+    items: list[MyInvitationOut]
 
 
 class AuditEvent(Output):

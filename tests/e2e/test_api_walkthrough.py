@@ -83,3 +83,19 @@ def test_the_documented_walkthrough_holds_on_the_demo_data(client, uow_factory, 
         "purge",
         "finish_removal",
     ]
+    # which name her by the membership's pseudonym only
+    assert ids["alice@woodgrove.example"] not in str(tombstone) + str(history)
+    assert tombstone["userId"] in {e["actor"] for e in history}
+    # 9. the admin invites her back: a pending invitation, no membership yet
+    invited = admin.post(
+        f"{base}/guests", json={"email": "alice@woodgrove.example", "kind": "b2b-collaboration"}
+    )
+    assert (invited.status_code, invited.get_json()["status"]) == (201, "pending")
+    problem(alice.get("/v1/me/organizations/contoso.example"), 404, "not-found")
+    # 10. alice sees it and accepts: she is a guest of contoso again, in a new membership
+    [invitation] = alice.get("/v1/me/invitations").get_json()["items"]
+    accepted = alice.post(f"/v1/me/invitations/{invitation['id']}/accept")
+    assert (accepted.status_code, accepted.get_json()["state"]) == (201, "active")
+    assert accepted.get_json()["id"] != membership_id
+    back = alice.get("/v1/me/organizations/contoso.example").get_json()
+    assert back["membership"]["state"] == "active"

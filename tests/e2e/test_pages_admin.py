@@ -226,7 +226,7 @@ def test_membership_page_shows_data_removal_progress_while_purge_pending(visitor
     assert "Overdue" in text
 
 
-def test_a_member_without_an_admin_role_gets_a_403_page(visitor, world):
+def test_a_member_without_an_admin_role_gets_a_404_page(visitor, world):
     # Given ann, a guest of open with no admin role
     _signed_in(visitor, world, "ann")
     # When she opens each admin page of open
@@ -237,19 +237,21 @@ def test_a_member_without_an_admin_role_gets_a_403_page(visitor, world):
         f"/admin/open.example/memberships/{world.membership('open', 'ann')}",
     ):
         page = visitor.get(path)
-        # Then each is a readable 403 page, with nothing of the organization's data
-        assert page.status_code == 403, path
+        # Then each is a readable 404 page, as for an organization that does not exist,
+        # with nothing of the organization's data
+        assert page.status_code == 404, path
         assert page.mimetype == "text/html"
-        assert "You are not allowed to do this" in text_of(page)
+        assert "No organization 'open.example'" in text_of(page)
         assert "privacy@open.example" not in page.get_data(as_text=True)
 
 
-def test_an_admin_of_another_organization_gets_a_403_page(visitor, world):
+def test_an_admin_of_another_organization_gets_a_404_page(visitor, world):
     # Given cadmin administers closed, When they open open's deleted users
     page = _signed_in(visitor, world, "cadmin").get("/admin/open.example/deleted-users")
-    # Then it is a 403 page
-    assert page.status_code == 403
-    assert "Global Administrator" in text_of(page)
+    # Then it is the page a made-up organization gets
+    made_up = visitor.get("/admin/nowhere.example/deleted-users")
+    assert (page.status_code, made_up.status_code) == (404, 404)
+    assert text_of(page).replace("open.example", "nowhere.example") == text_of(made_up)
 
 
 def test_admin_index_lists_only_the_organizations_the_user_administers(visitor, world):

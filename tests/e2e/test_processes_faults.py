@@ -269,7 +269,9 @@ def _redriven(stack):
     return total
 
 
-def _insert_due_memberships(stack, count, due_at):
+def _insert_due_memberships(stack, count, due_at, spread=timedelta(0)):
+    """``count`` soft-deleted memberships, the first due at ``due_at`` and the others one
+    after another over ``spread``."""
     now = utc_now()
     org_id = str(uuid.uuid4())
     users = [
@@ -290,9 +292,9 @@ def _insert_due_memberships(stack, count, due_at):
             "state": "soft-deleted",
             "created_at": now,
             "soft_deleted_at": now,
-            "purge_due_at": due_at,
+            "purge_due_at": due_at + spread * i / count,
         }
-        for u in users
+        for i, u in enumerate(users)
     ]
     with stack.session_factory() as session, session.begin():
         session.execute(
@@ -314,8 +316,11 @@ def test_two_scheduler_processes_on_postgresql_move_each_due_membership_exactly_
     second = stack.start_scheduler(SWEEP_BATCH_SIZE="25")
     for scheduler in (first, second):
         wait_for(lambda s=scheduler: "scheduler started" in s.log.read_text(), 20, "start")
-    # When 800 memberships become due at the same moment
-    ids = _insert_due_memberships(stack, 800, utc_now() + timedelta(seconds=2))
+    # When 800 memberships become due one after another over four seconds (four ticks of
+    # each scheduler, whatever their phases: each tick finds some due)
+    ids = _insert_due_memberships(
+        stack, 800, utc_now() + timedelta(seconds=2), spread=timedelta(seconds=4)
+    )
     # Then each is moved to purge-pending once, by one scheduler or the other
     with stack.session_factory() as session:
 
@@ -333,3 +338,17 @@ def test_two_scheduler_processes_on_postgresql_move_each_due_membership_exactly_
             .group_by(AuditEvent.membership_id)
         ).all()
     assert len(rows) == 800 and {count for _, count in rows} == {1}
+    # And both schedulers did part of the work: what each one's sweeps say they moved
+    # (their JSON log lines, written once a tick ends) adds up to the 800, neither says zero
+    wait_for(lambda: _expired(first) + _expired(second) >= 800, 20, "the ticks logged", stack.logs)
+    expired = [_expired(first), _expired(second)]
+    assert sum(expired) == 800 and min(expired) > 0, expired
+
+
+def _expired(process):
+    """Memberships one scheduler's sweeps say they moved on (from its JSON log lines)."""
+    return sum(
+        json.loads(line)["expired"]
+        for line in process.log.read_text().splitlines()
+        if line.startswith("{") and '"expired"' in line
+    )

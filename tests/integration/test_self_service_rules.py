@@ -340,7 +340,7 @@ def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
     assert dispatcher.sent == []  # type: ignore[attr-defined]
     # And the denial is in the audit log: who, what, from which state, why
     [denial] = world.audit_after(before)
-    assert denial.actor == world.users[user]
+    assert denial.actor == world.pseudonym(membership_id)
     assert denial.action == "request_leave"
     assert denial.outcome == "denied"
     assert denial.reason == error.code

@@ -102,6 +102,21 @@ class RunningWorker:
     def __exit__(self, *exc):
         self.worker.stop()
 
+    def drain(self, timeout_ms=20_000):
+        """Wait until every queue of the broker is empty with nothing in flight (Dramatiq's
+        queue size counts unacknowledged messages too), and the worker has finished what it
+        took; then assert it, so a message still queued or unacknowledged fails the test."""
+        broker = self.worker.broker
+        queues = [q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))]
+        for _ in range(10):
+            for queue in queues:
+                broker.join(queue, timeout=timeout_ms)
+            self.worker.join()
+            # a message an actor sent to another queue while the first was joined
+            if all(broker.do_qsize(queue) == 0 for queue in queues):
+                break
+        assert {queue: broker.do_qsize(queue) for queue in queues} == dict.fromkeys(queues, 0)
+
 
 def test_a_committed_leave_sends_its_message_and_a_rolled_back_one_sends_nothing(
     world, session_factory, broker, client
@@ -172,15 +187,13 @@ def test_duplicate_deliveries_to_concurrent_worker_threads_have_no_double_effect
         dispatcher.send("complete_leave", pat)
         dispatcher.send("remove_data", pat)
     # When a worker with four threads runs them
-    with RunningWorker(settings, broker, session_factory, world.clock):
-
-        def settled():
-            with session_factory() as session:
-                return (session.get(Membership, ann).state, session.get(Membership, pat).state)
-
-        _wait_until(lambda: settled() == ("soft-deleted", "purged"), what="leaves settled")
-        time.sleep(0.3)  # let the duplicates still in flight finish
-    # Then each transition is audited once, each row removed once, and no race was lost
+    with RunningWorker(settings, broker, session_factory, world.clock) as worker:
+        # Then every message, duplicates and the follow-ups they sent included, is consumed
+        worker.drain()
+    with session_factory() as session:
+        states = (session.get(Membership, ann).state, session.get(Membership, pat).state)
+    assert states == ("soft-deleted", "purged")
+    # And each transition is audited once, each row removed once, and no race was lost
     with session_factory() as session:
         actions = session.execute(
             select(AuditEvent.membership_id, AuditEvent.action, AuditEvent.outcome)
@@ -211,15 +224,12 @@ def test_duplicate_chunks_on_concurrent_worker_threads_purge_each_membership_onc
         dispatcher.send_many("remove_data", [ann, pat])
     assert [m.actor_name for m in _ready(client, "removals")] == ["remove_data_many"] * 4
     # When a worker with four threads runs them at once (batches of 25 rows)
-    with RunningWorker(settings, broker, session_factory, world.clock):
-
-        def purged():
-            with session_factory() as session:
-                return {session.get(Membership, m).state for m in (ann, pat)} == {"purged"}
-
-        _wait_until(purged, what="the chunk purged")
-        time.sleep(0.3)  # let the duplicates still in flight finish
-    # Then every row was counted once, each membership finished once, and no race was lost
+    with RunningWorker(settings, broker, session_factory, world.clock) as worker:
+        # Then all four chunks (and anything they sent) are consumed
+        worker.drain()
+    with session_factory() as session:
+        assert {session.get(Membership, m).state for m in (ann, pat)} == {"purged"}
+    # And every row was counted once, each membership finished once, and no race was lost
     with session_factory() as session:
         assert [session.get(Membership, m).removed_rows for m in (ann, pat)] == [122, 30]
         actions = session.execute(

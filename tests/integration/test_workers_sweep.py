@@ -343,13 +343,12 @@ def test_a_sweep_writes_its_tick_id_into_the_audit_rows(session_factory, clock):
     assert report.tick_id.startswith("sweep-") and event.request_id == report.tick_id
 
 
-@pytest.mark.postgres
+# SKIP LOCKED concurrency is a PostgreSQL property.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_sweepers_at_once_transition_each_due_membership_exactly_once(
     database_url, session_factory, clock
 ):
     # Given 3000 due memberships on PostgreSQL, and small batches so the sweepers interleave
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SKIP LOCKED concurrency is a PostgreSQL property")
     ids = insert_memberships(
         session_factory,
         clock,

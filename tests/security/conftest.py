@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +39,11 @@ def sqlite_only(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "lifecycle.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def visitor(make_app: Callable[..., Any]) -> Any:
+    """A browser-like visitor of the pages, with the development sign-in switched on."""
+    from pages_helpers import Visitor
+
+    return Visitor(make_app(pages=True, dev_sign_in=True).test_client())

@@ -6,18 +6,25 @@ from __future__ import annotations
 from api_helpers import Caller, problem, token_for
 from sqlalchemy import func, select
 
-from store.models import AuditEvent
+from store.models import AuditEvent, Membership
 from web.rate_limits import refusal_limits
 
 LEAVE_CLOSED = "/v1/me/organizations/closed.example/leave"
 
 
 def _denied_rows(world, user: str) -> int:
+    """The user's denials: under their id, or (a guest acting in an organization) under
+    one of their memberships' pseudonyms."""
     with world.uow() as uow:
+        names = {world.users[user]} | set(
+            uow.session.scalars(
+                select(Membership.pseudonym).where(Membership.user_id == world.users[user])
+            )
+        )
         return uow.session.scalar(
             select(func.count())
             .select_from(AuditEvent)
-            .where(AuditEvent.actor == world.users[user], AuditEvent.outcome == "denied")
+            .where(AuditEvent.actor.in_(names), AuditEvent.outcome == "denied")
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -222,8 +221,7 @@ def test_svg_without_pydot_raises_a_graphviz_missing_that_names_pydot(monkeypatc
     assert "pydot" in str(caught.value)
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
-@pytest.mark.skipif(importlib.util.find_spec("pydot") is None, reason="pydot is not installed")
+@pytest.mark.graphviz
 def test_svg_with_graphviz_renders_an_svg_document():
     # Given Graphviz and pydot installed
     # When SVG is asked for
@@ -264,8 +262,7 @@ def test_committed_svg_draws_every_state_and_transition_of_the_machine():
     assert _drawn_transitions(drawn) == expected
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
-@pytest.mark.skipif(importlib.util.find_spec("pydot") is None, reason="pydot is not installed")
+@pytest.mark.graphviz
 def test_committed_svg_is_what_the_machine_draws_now():
     # Given Graphviz here (its version may differ from the one that drew the file)
     # When the machine is drawn again

@@ -14,13 +14,22 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from memberships import invitations
 from memberships.accounts import (
     AccountView,
     account_of,
+    may_sign_in_as,
     organizations_overview,
     users_to_sign_in_as,
 )
-from memberships.errors import LeaveDenied, NotFound
+from memberships.errors import (
+    AccountDisabled,
+    AlreadyExists,
+    InvitationClosed,
+    LeaveDenied,
+    NotFound,
+)
+from memberships.invitations import my_invitations
 from memberships.principal import Principal
 from memberships.self_service import request_leave
 from web.auth import InvalidToken
@@ -91,8 +100,14 @@ def sign_in_submit() -> Response | tuple[str, int]:
     if "user_id" in request.form:
         if not dev_sign_in_enabled():
             abort(403, "Signing in by picking a user is only available in development.")
-        auth.sign_in(request.form["user_id"], now + auth.DEV_SESSION_LENGTH)
-        return redirect(asked or _landing_of(request.form["user_id"]), 303)
+        with unit_of_work() as uow:
+            allowed = may_sign_in_as(uow, request.form["user_id"])
+        if not allowed:
+            flash("That account can't sign in: it is disabled or no longer exists.", "error")
+            return redirect(url_for("pages_account.sign_in", next=next_page), 303)
+        chosen = request.form["user_id"].strip()
+        auth.sign_in(chosen, now + auth.DEV_SESSION_LENGTH)
+        return redirect(asked or _landing_of(chosen), 303)
     token = request.form.get("token", "").strip().removeprefix("Bearer ").strip()
     if not token_sign_in_available() or not token:
         flash("Paste the access token your identity provider gave you.", "error")
@@ -120,7 +135,34 @@ def organizations() -> str:
     tenant = request.args.get("tenantId", "").strip() or None
     with unit_of_work() as uow:
         overview = organizations_overview(uow, auth.principal(), tenant, clock())
-    return render_template("pages/organizations.html", overview=overview)
+        pending = my_invitations(uow, clock(), auth.principal())
+    return render_template("pages/organizations.html", overview=overview, invitations=pending)
+
+
+@bp.post("/account/invitations/<invitation_id>/accept")
+@auth.requires_sign_in
+def accept_invitation(invitation_id: str) -> Response:
+    try:
+        with unit_of_work() as uow:
+            joined = invitations.accept_invitation(uow, clock(), auth.principal(), invitation_id)
+    except (InvitationClosed, AlreadyExists, AccountDisabled) as refused:
+        flash(refused.detail, "error")
+        return redirect(url_for("pages_account.organizations"), 303)
+    flash("You accepted the invitation: welcome.", "success")
+    return redirect(url_for("pages_account.organizations", tenantId=joined.organization_id), 303)
+
+
+@bp.post("/account/invitations/<invitation_id>/decline")
+@auth.requires_sign_in
+def decline_invitation(invitation_id: str) -> Response:
+    try:
+        with unit_of_work() as uow:
+            invitations.decline_invitation(uow, clock(), auth.principal(), invitation_id)
+    except InvitationClosed as refused:
+        flash(refused.detail, "error")
+        return redirect(url_for("pages_account.organizations"), 303)
+    flash("You declined the invitation.", "success")
+    return redirect(url_for("pages_account.organizations"), 303)
 
 
 @bp.get("/account/organizations/<org>/leave")

@@ -1,0 +1,280 @@
+"""The authorization matrix, generated from ``/openapi.json``: every operation the document
+lists × every kind of caller, each cell with the outcome the access rules promise.
+
+A new operation enters the matrix the day it is added to the API; until it is given an
+audience in ``AUDIENCE`` below, ``test_every_operation_has_an_expected_outcome`` fails.
+The rules each cell encodes (docs/api.md, docs/errors.md):
+
+- no token: 401 ``authentication-required``; a token that does not verify: 401
+  ``invalid-token``; on every operation that needs one;
+- a member's own operations (``/v1/me/…``) answer for the caller's own membership only: a
+  caller with no membership in the organization gets 404 ``not-found``;
+- an organization's admin operations need the Global Administrator or External Identity
+  Provider Administrator role in *that* organization, held by an enabled account. Anyone
+  else — a member, an admin of another organization, an operator, a disabled admin — gets
+  404 ``not-found``, the same answer as for an organization that does not exist, so a
+  refusal says nothing about what exists;
+- the operators' endpoints (``/v1/ops/…``) need the platform operator role;
+- health and metrics need nothing.
+
+Cells where the code does not keep a rule yet are marked ``xfail(strict=True)`` naming the
+rule: they fail loudly (XPASS) the day the code keeps it, so the mark is removed then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from api_helpers import PROBLEM_PREFIX, token_for
+from sqlalchemy.orm import sessionmaker
+
+from memberships import invitations, provisioning
+from memberships.principal import SYSTEM
+from settings import Settings
+from web import create_app
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def _document() -> dict[str, Any]:
+    """The OpenAPI document of an app that touches no database or Redis (collection time)."""
+    app = create_app(
+        Settings(jwt_secret="x" * 40),
+        session_factory=sessionmaker(),
+        redis_client=object(),
+        pages=False,
+    )
+    return app.test_client().get("/openapi.json").get_json()  # type: ignore[no-any-return]
+
+
+DOCUMENT = _document()
+OPERATIONS = sorted(
+    (method.upper(), path)
+    for path, item in DOCUMENT["paths"].items()
+    for method in item
+    if method in HTTP_METHODS
+)
+
+# Who an operation is for. Every operation of the document must be listed here.
+PUBLIC, MEMBER, ADMIN, OPERATOR = "public", "member", "admin", "operator"
+
+
+def audience(method: str, path: str) -> str | None:
+    """The audience of an operation, by the part of the API it belongs to."""
+    if path.startswith("/v1/me/"):
+        return MEMBER
+    if path.startswith("/v1/organizations/{org}"):
+        return ADMIN
+    if path.startswith("/v1/ops/"):
+        return OPERATOR
+    if path in ("/healthz", "/readyz", "/metrics"):
+        return PUBLIC
+    return None
+
+
+CALLERS = (
+    "anonymous",
+    "bad-token",
+    "member",
+    "other-member",
+    "other-org-admin",
+    "disabled-admin",
+    "operator",
+    "admin",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a cell must answer: one of ``statuses``, and when refused, problem ``code``."""
+
+    statuses: tuple[int, ...]
+    code: str | None = None
+    xfail: str | None = None
+
+    def __str__(self) -> str:
+        return f"{'/'.join(map(str, self.statuses))} {self.code or ''}".strip()
+
+
+UNAUTHENTICATED = Outcome((401,), "authentication-required")
+INVALID_TOKEN = Outcome((401,), "invalid-token")
+NOT_FOUND = Outcome((404,), "not-found")
+ANSWERED = Outcome((200, 202, 201, 409))  # authorized; the state may refuse it (409)
+
+
+def expected(method: str, path: str, caller: str) -> Outcome | None:
+    """The outcome the rules promise for ``caller`` on the operation; ``None`` if unknown."""
+    kind = audience(method, path)
+    if kind is None:
+        return None
+    if kind == PUBLIC:
+        return Outcome((200, 503) if path == "/readyz" else (200,))
+    if caller == "anonymous":
+        return UNAUTHENTICATED
+    if caller == "bad-token":
+        return INVALID_TOKEN
+    if kind == MEMBER:
+        if path.startswith("/v1/me/invitations/"):
+            return NOT_FOUND  # the invitation on the path is addressed to none of them
+        if caller == "member":
+            return ANSWERED
+        if caller == "admin":  # open is gadmin's home organization: the home membership
+            leave = path.endswith("/leave")
+            return Outcome((403,), "home-organization") if leave else Outcome((200,))
+        if path in ("/v1/me/organizations", "/v1/me/invitations"):
+            return Outcome((200,))  # the caller's own list, whoever it is
+        return NOT_FOUND  # no membership of theirs in the organization on the path
+    if kind == ADMIN:
+        if caller == "admin":
+            return ANSWERED
+        if caller == "disabled-admin":  # the role is on record but gives no powers
+            return Outcome((403,), "forbidden")
+        return NOT_FOUND  # as for an organization that does not exist
+    if kind == OPERATOR:
+        if caller == "operator":
+            return Outcome((200, 503))  # 503: the broker is not reachable from this test
+        return Outcome((403,), "forbidden")
+    return None
+
+
+# Values for the body fields the operations require, by field name: the body of each
+# operation is built from its schema in the document, so a new field fails loudly here.
+FIELD_VALUES: dict[str, Any] = {
+    "user": "cadmin@mail.example",
+    "email": "cadmin@mail.example",
+    "kind": "b2b-collaboration",
+    "contactEmail": "privacy2@open.example",
+    "statementUrl": "https://open.example/privacy2",
+    "externalUserLeaveAllowed": False,
+    "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+}
+
+
+def body(method: str, path: str) -> dict[str, Any] | None:
+    """A valid body for the operation, from its request schema; ``None`` when the
+    operation takes none (a schema without properties)."""
+    request = DOCUMENT["paths"][path][method.lower()].get("requestBody")
+    if request is None:
+        return None
+    schema = request["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    fields = schema.get("required", [])
+    unknown = [f for f in fields if f not in FIELD_VALUES]
+    assert not unknown, f"give FIELD_VALUES a value for {unknown} ({method} {path})"
+    return {f: FIELD_VALUES[f] for f in fields} if schema.get("properties") else None
+
+
+def _cells() -> list[Any]:
+    cells = []
+    for method, path in OPERATIONS:
+        for caller in CALLERS:
+            outcome = expected(method, path, caller)
+            marks = []
+            if outcome is not None and outcome.xfail:
+                marks.append(pytest.mark.xfail(strict=True, reason=outcome.xfail))
+            cells.append(
+                pytest.param(method, path, caller, id=f"{method} {path} {caller}", marks=marks)
+            )
+    return cells
+
+
+def test_every_operation_has_an_expected_outcome() -> None:
+    # Given every operation the OpenAPI document lists
+    assert len(OPERATIONS) >= 20
+    # Then each has an audience, and so an outcome for every kind of caller
+    missing = [
+        f"{method} {path} as {caller}"
+        for method, path in OPERATIONS
+        for caller in CALLERS
+        if expected(method, path, caller) is None
+    ]
+    assert missing == [], "give these operations an audience in audience(): " + str(missing)
+
+
+@pytest.fixture
+def callers(world: Any) -> dict[str, dict[str, str]]:
+    """The Authorization header of each kind of caller."""
+
+    def run(call: Callable[[Any], Any]) -> Any:
+        with world.uow() as uow:
+            return call(uow)
+
+    # A disabled account that holds the admin role of open, and a guest of bare only
+    disabled = run(
+        lambda u: provisioning.create_user(
+            u, world.clock, SYSTEM, "exadmin@mail.example", "Ex Admin", None, enabled=False
+        )
+    ).id
+    run(
+        lambda u: provisioning.grant_role(
+            u, world.clock, SYSTEM, disabled, "global-administrator", world.orgs["open"]
+        )
+    )
+    elsewhere = run(
+        lambda u: provisioning.create_user(u, world.clock, SYSTEM, "eve@mail.example", "Eve", None)
+    ).id
+    run(
+        lambda u: provisioning.add_guest(
+            u, world.clock, SYSTEM, world.orgs["bare"], elsewhere, "b2b-collaboration"
+        )
+    )
+    # A pending invitation of open to an address nobody has (the invitation paths' id)
+    invited = run(
+        lambda u: invitations.invite_guest(
+            u, world.clock, SYSTEM, "open.example", "newcomer@mail.example", "b2b-collaboration"
+        )
+    )
+    world.invitation_id = invited.id
+    wrong_key = Settings(jwt_secret="another-secret-that-is-long-enough-too")
+    from datetime import timedelta
+
+    from web.auth import issue_token
+
+    users = {
+        "member": world.users["ann"],
+        "other-member": elsewhere,
+        "other-org-admin": world.users["cadmin"],
+        "disabled-admin": disabled,
+        "operator": world.users["ops"],
+        "admin": world.users["gadmin"],
+    }
+    headers = {name: {"Authorization": f"Bearer {token_for(uid)}"} for name, uid in users.items()}
+    headers["anonymous"] = {}
+    headers["bad-token"] = {
+        "Authorization": "Bearer "
+        + issue_token(world.users["gadmin"], wrong_key, timedelta(minutes=5))
+    }
+    return headers
+
+
+# Who may do what does not depend on the database: SQLite is enough for the matrix.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("method", "path", "caller"), _cells())
+def test_each_caller_gets_what_the_rules_promise(
+    client: Any,
+    world: Any,
+    callers: dict[str, dict[str, str]],
+    method: str,
+    path: str,
+    caller: str,
+) -> None:
+    outcome = expected(method, path, caller)
+    assert outcome is not None
+    # Given the operation aimed at open.example and ann's membership
+    url = path.format(
+        org="open.example",
+        membership_id=world.membership("open", "ann"),
+        invitation_id=world.invitation_id,
+    )
+    # When the caller sends it
+    response = client.open(url, method=method, headers=callers[caller], json=body(method, path))
+    # Then the answer is the one the rules promise
+    assert response.status_code in outcome.statuses, (
+        f"expected {outcome}, got {response.status_code}: {response.get_data(as_text=True)}"
+    )
+    if outcome.code is not None:
+        assert response.get_json(force=True)["type"] == PROBLEM_PREFIX + outcome.code
