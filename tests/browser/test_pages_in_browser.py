@@ -108,21 +108,21 @@ def test_a_card_says_why_leaving_is_not_possible_and_whom_to_contact(page, scree
 def test_an_account_disabled_in_the_organization_is_told_on_the_card_with_whom_to_contact(
     page, live_server
 ):
-    # Given frank, a guest whose account Contoso has disabled (an account disabled at
+    # Given hugo, a guest whose account Contoso has disabled (an account disabled at
     # home, like the demo's erin, can't sign in at all)
     with live_server.uow() as uow:
-        provisioning.create_user(uow, utc_now, SYSTEM, "frank@personal.example", "Frank Example")
+        provisioning.create_user(uow, utc_now, SYSTEM, "hugo@personal.example", "Hugo Example")
     with live_server.uow() as uow:
         provisioning.add_guest(
             uow,
             utc_now,
             SYSTEM,
             "contoso.example",
-            "frank@personal.example",
+            "hugo@personal.example",
             "b2b-collaboration",
             enabled=False,
         )
-    sign_in(page, "frank@personal.example")
+    sign_in(page, "hugo@personal.example")
     card = page.get_by_test_id("org-contoso.example")
     # Then Contoso's card says so, with Contoso's admin, and offers no Leave
     expect(card).to_contain_text("Your account is disabled")
