@@ -1,5 +1,6 @@
 # Everything a fresh clone needs, from Python 3.11+ and make alone:
 #   make run    the web app, a worker and the scheduler on one machine (Ctrl-C stops all)
+#   make reset  the demo back as new (the walkthrough can start over)
 #   make test   the whole test suite, then the linters
 #   make lint | make docs | make clean
 #   make mutation   mutation testing of the deciding modules (slow: not part of make test)
@@ -41,10 +42,11 @@ UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres \
 # server's URL. A plain assignment (not `export X=$(...)`) so a failure stops the line.
 with_redis = REDIS_URL="$$($(BIN)/python scripts/ensure_redis.py $(1))" || exit 1; export REDIS_URL;
 
-.PHONY: help run test lint docs client lock lock-upgrade clean install redis-stop mutation
+.PHONY: help run reset test lint docs client lock lock-upgrade clean install redis-stop mutation
 
 help:
 	@echo "make run     start web (http://127.0.0.1:$(PORT)), worker and scheduler; Ctrl-C stops all"
+	@echo "make reset   put the demo back as new (erases the development database)"
 	@echo "make test    run the test suite, ruff and the import contracts"
 	@echo "make lint    ruff, import-linter and mypy"
 	@echo "make docs    regenerate docs/lifecycle.md and the pages' diagram from the state machine"
@@ -56,10 +58,13 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Quiet unless it fails: then the whole log is shown.
 $(INSTALLED): pyproject.toml $(LOCK) | $(BIN)/python
-	$(BIN)/python -m pip install -r $(LOCK)
-	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
-	touch $@
+	@echo "installing the dependencies into $(VENV) (a minute or two the first time)…"
+	@{ $(BIN)/python -m pip install -q -r $(LOCK) && $(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'; } \
+	  > $(VENV)/pip.log 2>&1 \
+	  || { cat $(VENV)/pip.log; echo "pip install failed (log above, also in $(VENV)/pip.log)"; exit 1; }
+	@touch $@
 
 # Rewrite the lock after a dependency changed in pyproject.toml, keeping every other pin;
 # `make lock-upgrade` moves every pin to the newest version the ranges allow.
@@ -76,12 +81,23 @@ install: $(INSTALLED)
 # listed first so it gets PORT itself (honcho adds 100 per process type).
 # The trap stops the embedded Redis however the recipe ends, Ctrl-C included;
 # honcho's 130 on Ctrl-C is a normal stop.
+# The port is checked before anything starts: a clash is one line naming a free port,
+# not gunicorn retrying five times. Once the web process answers, one line says what
+# to open, whom to sign in as and how to get an API token.
 run: $(INSTALLED)
+	@$(BIN)/python scripts/port_check.py $(PORT)
 	@mkdir -p var
 	@$(call with_redis) \
 	trap '$(BIN)/python scripts/ensure_redis.py --stop' EXIT; \
 	lifecycle db upgrade && lifecycle seed-demo && \
+	{ $(BIN)/python scripts/port_check.py $(PORT) --announce & } && \
 	{ honcho start -f Procfile -p $(PORT) web worker scheduler || [ $$? -eq 130 ]; }
+
+# The demo as new: every table emptied and seeded again (refused on a database that
+# holds organizations other than the demo's). Stop `make run` first, or restart it.
+reset: $(INSTALLED)
+	@mkdir -p var
+	lifecycle seed-demo --reset
 
 # Tests get their own embedded Redis (var/redis-test), so a `make run` in
 # another terminal never sees their messages, and stop it when they end.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from store.unit_of_work import Policy
+from store.policy import Policy
 
 # The rules' durations and batch sizes have one default each, the policy's.
 _POLICY = Policy()
@@ -76,6 +76,7 @@ class SettingsError(ValueError):
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 _DATABASE_URL_HINT = "write sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/name"
 _URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
+_PLAIN_SQLITE = re.compile(r"sqlite(\+pysqlite)?:///[^?#]*")
 
 
 def without_password(url: str) -> str:
@@ -85,6 +86,10 @@ def without_password(url: str) -> str:
 
 def check_database_url(url: str, name: str = "DATABASE_URL") -> str:
     """``url`` if it is a SQLite or PostgreSQL SQLAlchemy URL; else ``SettingsError``."""
+    if _PLAIN_SQLITE.fullmatch(url):
+        # A file path (the default among them) needs no parser: every CLI call reads the
+        # settings, and loading SQLAlchemy only to look at this would slow each one down.
+        return url
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

@@ -2,29 +2,38 @@
 
 Every command gets its services from ``Services`` (built once per invocation
 from ``Settings.from_env()``). Errors are one line on stderr and a non-zero exit,
-never a traceback.
+never a traceback. JSON output uses camelCase names, like the HTTP API.
+
+Start-up time: a command imports what it uses when it runs, not when the CLI
+loads, so ``lifecycle --help`` and ``lifecycle token`` never pay for SQLAlchemy's
+ORM, the web app or the workers (``bench/cli_startup.py`` measures it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
+import re
 import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from composition import dispatcher_from, policy_from
 from memberships.clock import Clock, utc_now
 from memberships.errors import LifecycleError
-from memberships.views import to_dict
 from settings import Settings, SettingsError, without_password
-from store.unit_of_work import Dispatcher, NullDispatcher, UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
+    from store.unit_of_work import Dispatcher, UnitOfWork
 
 
 @dataclass
@@ -44,6 +53,8 @@ class Services:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         if self.dispatcher_factory is None:
+            from store.unit_of_work import NullDispatcher
+
             return NullDispatcher()
         return self.dispatcher_factory(self.settings)
 
@@ -58,6 +69,9 @@ class Services:
             factory.kw["bind"].dispose()
 
     def uow(self) -> UnitOfWork:
+        from composition import policy_from
+        from store.unit_of_work import UnitOfWork
+
         return UnitOfWork(self.session_factory, self.dispatcher, policy_from(self.settings))
 
 
@@ -80,19 +94,57 @@ def os_failure(error: OSError) -> str:
     return f"{' -> '.join(where)}: {reason}" if where else reason
 
 
+class LazyModule(types.ModuleType):
+    """A module imported on first use: ``provisioning = LazyModule("memberships.provisioning")``
+    costs nothing until a command calls ``provisioning.add_guest``. Modules that use one
+    import the real module under ``TYPE_CHECKING`` too, so the type checker sees it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__dict__["_lazy_target"] = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = importlib.import_module(self.__dict__["_lazy_target"])
+        return getattr(module, attribute)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def emit(value: Any) -> None:
-    """Print a view (or a dict/list holding views) as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, default=_json_default))
+    """Print a view (or a dict/list holding views) as JSON on stdout, with camelCase
+    names as the HTTP API has them (``membership_id`` → ``membershipId``)."""
+    click.echo(json.dumps(camel_case(value), indent=2, default=_json_default))
+
+
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+def camel_case(value: Any, field_names: bool = True) -> Any:
+    """``value`` with its field names in camelCase, as Pydantic's aliases give them on
+    the API: a view's fields and the keys of the records a command builds. A mapping held
+    in a view's field keeps its keys (they are data: states, event names)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            _camel(f.name): camel_case(getattr(value, f.name), field_names=False)
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, dict):
+        return {
+            (_camel(k) if field_names else k): camel_case(v, field_names) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [camel_case(v, field_names) for v in value]
+    return value
+
+
+def _camel(key: Any) -> Any:
+    return _SNAKE.sub(lambda m: m.group(1).upper(), key) if isinstance(key, str) else key
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return to_dict(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
@@ -136,10 +188,6 @@ class LifecycleGroup(click.Group):
             fail(f"{error.code}: {error.detail}")
         except SettingsError as error:
             fail(str(error), 2)
-        except DBAPIError as error:
-            fail(_database_failure(error))
-        except ArgumentError as error:  # a URL or driver SQLAlchemy cannot use
-            fail(f"database: {_first_line(error)}", 2)
         except BrokenPipeError:
             # The reader went away (`lifecycle timers | head`): nothing to say to it.
             # Point stdout at /dev/null so the interpreter's final flush fails quietly too.
@@ -147,6 +195,22 @@ class LifecycleGroup(click.Group):
             sys.exit(1)
         except OSError as error:
             fail(os_failure(error))
+        except Exception as error:
+            _database_error(error)
+            raise
+
+
+def _database_error(error: Exception) -> None:
+    """Fail with one line if ``error`` is SQLAlchemy's; return otherwise. SQLAlchemy is
+    looked at only when a command loaded it: then, and only then, can it have raised."""
+    if "sqlalchemy" not in sys.modules:
+        return
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    if isinstance(error, DBAPIError):
+        fail(_database_failure(error))
+    if isinstance(error, ArgumentError):  # a URL or driver SQLAlchemy cannot use
+        fail(f"database: {_first_line(error)}", 2)
 
 
 def _usage_failure(error: click.UsageError) -> NoReturn:
@@ -181,9 +245,16 @@ def main(ctx: click.Context) -> None:
             settings = Settings.from_env()
         except SettingsError as error:
             fail(str(error), 2)
-        ctx.obj = Services(settings=settings, dispatcher_factory=dispatcher_from)
+        ctx.obj = Services(settings=settings, dispatcher_factory=_dispatcher_from)
     if isinstance(ctx.obj, Services):
         ctx.call_on_close(ctx.obj.close)
+
+
+def _dispatcher_from(settings: Settings) -> Dispatcher:
+    """``composition.dispatcher_from``, imported when a command first sends work."""
+    from composition import dispatcher_from
+
+    return dispatcher_from(settings)
 
 
 from cli import diagram, ops, provisioning, token  # noqa: E402,F401  (commands register on import)

@@ -228,3 +228,48 @@ def _data(clock: Clock, org: str, user: str, count: int, uow: UnitOfWork) -> obj
 
 def _role(clock: Clock, org: str | None, user: str, role: str, uow: UnitOfWork) -> object:
     return p.grant_role(uow, clock, SYSTEM, user, role, org)
+
+
+DEMO_DOMAINS = frozenset(domain for domain, *_ in ORGANIZATIONS)
+
+
+def organizations_beyond_the_demo(uow: UnitOfWork) -> list[str]:
+    """The domains of the organizations that are not the demo's (a reset would erase them)."""
+    from sqlalchemy import select
+
+    from store.models import Organization
+
+    return list(
+        uow.session.scalars(
+            select(Organization.domain)
+            .where(Organization.domain.not_in(sorted(DEMO_DOMAINS)))
+            .order_by(Organization.domain)
+        )
+    )
+
+
+def reset_database(
+    database_url: str, uow_factory: Callable[[], UnitOfWork], release: Callable[[], None]
+) -> list[str]:
+    """Empty the database (every migration down, then up again) so the demo can be seeded
+    as new. Refuses, with the reason, when it holds any organization but the demo's:
+    then it is not a demo database. ``release`` closes the caller's connections first."""
+    from store.migrate import current, downgrade, upgrade
+
+    if current(database_url) is not None:
+        with uow_factory() as uow:
+            others = organizations_beyond_the_demo(uow)
+        if others:
+            shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+            raise DemoResetRefused(
+                f"the database holds organizations that are not the demo's ({shown}): "
+                "--reset erases everything, so it only runs on a demo database"
+            )
+        release()
+        downgrade(database_url, "base")
+    upgrade(database_url)
+    return ["demo: the database is emptied; seeding the demo as new"]
+
+
+class DemoResetRefused(Exception):
+    """``seed-demo --reset`` would erase more than the demo."""

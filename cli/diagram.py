@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli import fail, main, os_failure
-from statemachines import docs
+from cli import LazyModule, fail, main, os_failure
+
+if TYPE_CHECKING:
+    from statemachines import docs
+else:
+    docs = LazyModule("statemachines.docs")
 
 
 @main.command("diagram")

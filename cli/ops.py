@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
 
-from cli import emit, fail, main, services
-from memberships import operations
+from cli import LazyModule, emit, fail, main, services
 from memberships.principal import SYSTEM
-from memberships.views import to_dict
 from settings import without_password
+
+if TYPE_CHECKING:
+    import redis
+
+    from memberships import operations
+else:
+    redis = LazyModule("redis")
+    operations = LazyModule("memberships.operations")
 
 
 @main.command("scheduler")
@@ -45,7 +50,7 @@ def sweep(enqueue: bool) -> None:
     runtime = Runtime(
         s.settings, s.dispatcher, clock=s.clock, session_factory_override=s.session_factory
     )
-    emit(to_dict(run_sweep(runtime)))
+    emit(run_sweep(runtime))
 
 
 @contextmanager
@@ -95,7 +100,7 @@ def queues(as_json: bool) -> None:
     with _port() as port:
         report = queues_report(port, services().session_factory)
     if as_json:
-        emit(to_dict(report))
+        emit(report)
         return
     where = f" ({report.namespace})" if report.namespace else ""
     click.echo(f"broker: {report.broker}{where}\n")
@@ -120,7 +125,7 @@ def timers(as_json: bool, limit: int) -> None:
     with s.uow() as uow:
         report = operations.timers_report(uow, s.clock, SYSTEM, limit=limit)
     if as_json:
-        emit(to_dict(report))
+        emit(report)
         return
     click.echo(f"at {report.now.isoformat(timespec='seconds')}")
     _table(["STATE", "MEMBERSHIPS"], [[k, v] for k, v in report.by_state.items()])
@@ -178,7 +183,11 @@ def dead_letters(queue: str | None, retry: bool, purge: bool, as_json: bool) -> 
     with _port() as port:
         letters = port.list_dead_letters(queue, 100)
     if as_json:
-        emit([to_dict(d) for d in letters])
+        emit(letters)
+        return
+    if not letters:
+        where = f" in {queue}" if queue else ""
+        click.echo(f"no dead letters{where}: every message was handled or is still being retried")
         return
     _table(
         ["QUEUE", "ACTOR", "MEMBERSHIP", "RETRIES", "ERROR"],

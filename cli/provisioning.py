@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
-from cli import database_file_usable, emit, main, services
-from memberships import provisioning, reading
+from cli import LazyModule, database_file_usable, emit, fail, main, services
 from memberships.errors import NotFound
 from memberships.principal import SYSTEM
-from store import queries
-from store.models import ADMIN_ROLES, ROLES
+from store.roles import ADMIN_ROLES, ROLES
+
+if TYPE_CHECKING:
+    from memberships import provisioning, reading
+    from store import queries
+else:
+    provisioning = LazyModule("memberships.provisioning")
+    reading = LazyModule("memberships.reading")
+    queries = LazyModule("store.queries")
 
 GUEST_KINDS = ("b2b-collaboration", "b2b-direct-connect")
 
@@ -295,14 +302,28 @@ def membership_show(org_ref: str, user_ref: str) -> None:
 
 
 @main.command("seed-demo")
-def seed_demo() -> None:
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Erase the database first and seed the demo as new (only a database that holds "
+    "nothing but the demo).",
+)
+def seed_demo(reset: bool) -> None:
     """Seed demo organizations and users covering every rule (safe to run again).
 
     What exists is left as it is, including a demo membership that has moved on in its
-    lifecycle (left, removed, restored, purged): it gets nothing added.
+    lifecycle (left, removed, restored, purged): it gets nothing added. With --reset,
+    the database is emptied and the demo seeded as new, so a walkthrough can start over.
     """
-    from cli.demo import seed
+    from cli.demo import DemoResetRefused, reset_database, seed
 
     s = services()
+    if reset:
+        try:
+            lines = reset_database(s.settings.database_url, s.uow, s.close)
+        except DemoResetRefused as refused:
+            fail(str(refused))
+        for line in lines:
+            click.echo(line, err=True)
     for line in seed(s.uow, s.clock).lines():
         click.echo(line, err=True)

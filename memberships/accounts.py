@@ -8,19 +8,41 @@ waiting for a session to expire.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
 
+from memberships.clock import Clock
 from memberships.errors import NotFound
 from memberships.principal import Principal
-from memberships.self_service import get_my_organization, list_organizations
+from memberships.self_service import get_my_organization, leave_blocker, list_organizations
 from memberships.views import OrganizationEntry, OrganizationView, UserView
 from store import queries
-from store.models import ADMIN_ROLES, Membership, Organization, RoleAssignment, User
+from store.models import (
+    ADMIN_ROLES,
+    AuditEvent,
+    Membership,
+    Organization,
+    RoleAssignment,
+    User,
+)
 from store.unit_of_work import UnitOfWork
 
 SIGN_IN_LIST_LIMIT = 200
+RECENT_CHANGES_DAYS = 30
+ADMIN_CONTACTS_LIMIT = 3
+
+# The state changes a member is told about on their Organizations page, by audit action.
+CHANGE_ACTIONS = {
+    "remove": "removed",
+    "complete_leave": "left",
+    "restore": "restored",
+    "purge": "removal-started",
+    "expire_retention": "removal-started",
+    "finish_removal": "purged",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +68,29 @@ class OrganizationsOverview:
     others: tuple[OrganizationEntry, ...]
     focus: OrganizationEntry | None
     not_a_member: str | None = None
+    focus_removed_by_organization: bool = False
+    """The focused membership was removed by the organization (not left by the member)."""
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Organization id -> the sentence that says why the member can't leave it themselves."""
+    admin_contacts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Organization id -> the e-mail addresses of its admins, for the organizations the
+    member can't leave (or was removed from) on their own."""
+    recent: tuple[RecentChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecentChange:
+    """What happened to one of the member's memberships in the last 30 days.
+
+    ``change`` is ``removed`` (by the organization), ``left``, ``restored``,
+    ``removal-started`` or ``purged``.
+    """
+
+    occurred_at: datetime
+    organization: OrganizationView
+    change: str
+    purge_due_at: datetime | None
+    removal_due_by: datetime | None
 
 
 def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
@@ -108,11 +153,12 @@ def may_sign_in_as(uow: UnitOfWork, user_id: str) -> bool:
 
 
 def organizations_overview(
-    uow: UnitOfWork, principal: Principal, tenant_ref: str | None = None
+    uow: UnitOfWork, principal: Principal, tenant_ref: str | None = None, clock: Clock | None = None
 ) -> OrganizationsOverview:
     """The caller's Organizations page: home first, then the others, plus the one named
-    by ``tenant_ref`` (id or domain). Raises ``NotFound`` only when the caller's own user
-    is unknown."""
+    by ``tenant_ref`` (id or domain), each organization the caller can't leave on their
+    own with why and whom to ask, and (given a ``clock``) what changed in the last 30
+    days. Raises ``NotFound`` only when the caller's own user is unknown."""
     entries = list_organizations(uow, principal)
     focus, not_a_member = None, None
     if tenant_ref:
@@ -120,9 +166,103 @@ def organizations_overview(
             focus = get_my_organization(uow, principal, tenant_ref)
         except NotFound:
             not_a_member = tenant_ref
+    user = uow.session.get(User, principal.id)
+    blocked = _blocked_reasons(uow, user, [*entries, *([focus] if focus else [])])
+    removed = focus is not None and _removed_by_organization(uow, focus.membership.id)
+    ask = set(blocked) | ({focus.organization.id} if focus and removed else set())
+    recent = _recent_changes(uow, principal, clock()) if clock is not None else ()
     return OrganizationsOverview(
         home=next((e for e in entries if e.is_home), None),
         others=tuple(e for e in entries if not e.is_home),
         focus=focus,
         not_a_member=not_a_member,
+        focus_removed_by_organization=removed,
+        blocked=blocked,
+        admin_contacts=admin_contacts(uow, ask),
+        recent=recent,
+    )
+
+
+def _blocked_reasons(
+    uow: UnitOfWork, user: User | None, entries: Iterable[OrganizationEntry]
+) -> dict[str, str]:
+    """The sentence of the refusal a Leave would get, for each organization that refuses."""
+    reasons: dict[str, str] = {}
+    for entry in entries:
+        if user is None or entry.can_leave or entry.membership.state not in ("active", "restored"):
+            continue
+        membership = uow.session.get(Membership, entry.membership.id)
+        org = uow.session.get(Organization, entry.organization.id)
+        blocker = leave_blocker(user, membership, org) if membership and org else None
+        if blocker is not None:
+            reasons[entry.organization.id] = blocker.detail
+    return reasons
+
+
+def admin_contacts(uow: UnitOfWork, organization_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The e-mail addresses of each organization's admins (a few, by address)."""
+    wanted = sorted(set(organization_ids))
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(RoleAssignment.organization_id, User.email)
+        .join(User, User.id == RoleAssignment.user_id)
+        .where(
+            RoleAssignment.organization_id.in_(wanted),
+            RoleAssignment.role.in_(ADMIN_ROLES),
+            User.enabled.is_(True),
+            User.email.is_not(None),
+        )
+        .order_by(User.email)
+        .distinct()
+    ).all()
+    found: dict[str, list[str]] = {org_id: [] for org_id in wanted}
+    for org_id, email in rows:
+        if org_id is not None and email and len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
+            found[org_id].append(email)
+    return {org_id: tuple(emails) for org_id, emails in found.items()}
+
+
+def _removed_by_organization(uow: UnitOfWork, membership_id: str) -> bool:
+    """Whether the membership's last move into Deleted users was an admin's removal."""
+    last = uow.session.scalar(
+        select(AuditEvent.action)
+        .where(
+            AuditEvent.membership_id == membership_id,
+            AuditEvent.outcome == "allowed",
+            AuditEvent.action.in_(("remove", "complete_leave", "request_leave")),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return last == "remove"
+
+
+def _recent_changes(
+    uow: UnitOfWork, principal: Principal, now: datetime
+) -> tuple[RecentChange, ...]:
+    """The caller's memberships' state changes of the last 30 days, newest first."""
+    since = now - timedelta(days=RECENT_CHANGES_DAYS)
+    rows = uow.session.execute(
+        select(AuditEvent, Membership, Organization)
+        .join(Membership, Membership.id == AuditEvent.membership_id)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(
+            Membership.user_id == principal.id,
+            AuditEvent.occurred_at >= since,
+            AuditEvent.outcome == "allowed",
+            AuditEvent.action.in_(tuple(CHANGE_ACTIONS)),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(50)
+    ).all()
+    return tuple(
+        RecentChange(
+            occurred_at=event.occurred_at,
+            organization=OrganizationView.of(org),
+            change=CHANGE_ACTIONS[event.action],
+            purge_due_at=membership.purge_due_at,
+            removal_due_by=membership.removal_due_by,
+        )
+        for event, membership, org in rows
     )

@@ -14,7 +14,12 @@ from memberships.decisions import (
     deny,
     membership_in,
 )
-from memberships.errors import HomeOrganization, PrivacyProfileRequired, RestoreWindowClosed
+from memberships.errors import (
+    HomeOrganization,
+    InvalidInput,
+    PrivacyProfileRequired,
+    RestoreWindowClosed,
+)
 from memberships.principal import Principal
 from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
@@ -34,8 +39,35 @@ def set_privacy_profile(
     """Set the privacy contact e-mail and statement URL. Raises ``InvalidInput``."""
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "set_privacy_profile")
-    org.privacy_contact_email = valid_email(contact_email, "contactEmail")
-    org.privacy_statement_url = valid_statement_url(statement_url, "statementUrl")
+    # Both fields are checked before anything is refused, so a form can mark every
+    # mistake at once: ``errors`` lists each bad field with a sentence for people
+    # (the shape of every ``invalid-input`` problem).
+    problems: dict[str, str] = {}
+    try:
+        email = valid_email(contact_email, "contactEmail")
+    except InvalidInput:
+        problems["contactEmail"] = (
+            "Enter the privacy contact's e-mail address, like privacy@contoso.example."
+        )
+    try:
+        url = valid_statement_url(statement_url, "statementUrl")
+    except InvalidInput as error:
+        problems["statementUrl"] = (
+            "Enter the full web address of the privacy statement, starting with https://."
+            if "http" in error.detail
+            else "The privacy statement's web address is too long (at most 255 characters)."
+        )
+    if problems:
+        raise InvalidInput(
+            " ".join(problems.values()),
+            field=next(iter(problems)),
+            errors=[
+                {"location": "json", "field": name, "message": message}
+                for name, message in problems.items()
+            ],
+        )
+    org.privacy_contact_email = email
+    org.privacy_statement_url = url
     audit(uow, now, principal, "set_privacy_profile", organization_id=org.id)
     uow.commit()
     return OrganizationView.of(org)

@@ -17,6 +17,7 @@ from memberships.clock import Clock
 from memberships.decisions import admin_organization, membership_in
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
+from memberships.timeline import labelled_trail
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView, Page
 from statemachines.membership import MembershipKind, MembershipState
 from store import queries
@@ -142,7 +143,7 @@ def membership_history(
 ) -> list[AuditEventView]:
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
-    return [AuditEventView.of(e) for e in queries.audit_trail(uow.session, membership.id)]
+    return labelled_trail(uow, membership)
 
 
 def list_audit_events(

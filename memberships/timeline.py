@@ -8,12 +8,12 @@ personal into the log itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from memberships.automatic import WORKER
 from memberships.clock import Clock
-from memberships.decisions import admin_organization, membership_in
+from memberships.decisions import admin_organization, membership_in, organization_or_404
 from memberships.principal import SYSTEM, Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
@@ -68,20 +68,36 @@ def _actor_label(uow: UnitOfWork, actor: str, membership: Membership) -> str:
     return user.email if user is not None and user.email else actor
 
 
-def membership_details(
-    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
-) -> MembershipDetails:
-    """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (not an admin)."""
-    now = clock()
-    org = admin_organization(uow, now, principal, org_ref, "read_membership")
-    membership = membership_in(uow, org, membership_id)
-    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+def labelled_trail(uow: UnitOfWork, membership: Membership) -> list[AuditEventView]:
+    """A membership's audit trail, oldest first, each event with its ``actor_label``
+    (the member is "the member" whether the event names their user id or, once
+    purged, their pseudonym)."""
     labels: dict[str, str] = {}
-    timeline = []
+    trail = []
     for event in queries.audit_trail(uow.session, membership.id):
         if event.actor not in labels:
             labels[event.actor] = _actor_label(uow, event.actor, membership)
-        timeline.append(TimelineEntry(AuditEventView.of(event), labels[event.actor]))
+        trail.append(replace(AuditEventView.of(event), actor_label=labels[event.actor]))
+    return trail
+
+
+def membership_details(
+    uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
+) -> MembershipDetails:
+    """Raises ``NotFound`` (organization or membership) or ``Forbidden`` (neither an admin
+    of the organization nor a platform operator, who may read any record: the Operations
+    page links its timers here)."""
+    now = clock()
+    if "operator" in queries.roles_of(uow.session, principal.id, None):
+        org = organization_or_404(uow, org_ref)
+    else:
+        org = admin_organization(uow, now, principal, org_ref, "read_membership")
+    membership = membership_in(uow, org, membership_id)
+    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    timeline = [
+        TimelineEntry(event, event.actor_label or event.actor)
+        for event in labelled_trail(uow, membership)
+    ]
     removal = None
     if membership.state == MembershipState.PURGE_PENDING:
         removal = RemovalProgressView(

@@ -149,6 +149,9 @@ class AuditEventView:
     to_state: str | None
     reason: str | None
     request_id: str | None
+    actor_label: str | None = None
+    """Who acted, as people read it ("the member", "the service", an admin's e-mail);
+    set by ``memberships.timeline.labelled_trail``."""
 
     @classmethod
     def of(cls, e: AuditEvent) -> AuditEventView:

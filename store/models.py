@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from statemachines.membership import MembershipKind, MembershipState
+from store.roles import ADMIN_ROLES as ADMIN_ROLES
+from store.roles import ROLES as ROLES
 
 
 def new_id() -> str:
@@ -71,9 +73,6 @@ class Base(DeclarativeBase):
 
 
 GUID = String(36)
-
-ROLES = ("global-administrator", "external-identity-provider-administrator", "operator")
-ADMIN_ROLES = ("global-administrator", "external-identity-provider-administrator")
 
 
 class Organization(Base):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from types import TracebackType
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
+
+from store.policy import Policy as Policy
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +69,6 @@ class RecordingDispatcher:
     ) -> None:
         for membership_id in membership_ids:
             self.send(actor_name, membership_id, request_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The durations and batch sizes the rules use. These defaults are the service's: the
-    matching settings (``settings.Settings``) take theirs from here."""
-
-    retention_period: timedelta = timedelta(days=30)
-    removal_window: timedelta = timedelta(days=30)
-    removal_batch_size: int = 5000
-    sweep_batch_size: int = 2000
-    redrive_after: timedelta = timedelta(minutes=1)
-    invitation_ttl: timedelta = timedelta(days=30)
 
 
 class UnitOfWork:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import weakref
 from dataclasses import fields
@@ -24,7 +25,12 @@ from composition import dispatcher_from, policy_from
 from memberships.clock import utc_now
 from settings import Settings, SettingsError
 from web import bad_input, errors, headers, observability, rate_limits, request_id
-from web.auth import jwks_client_for, silence_key_length_warnings, weak_secret_warning
+from web.auth import (
+    WEAK_SECRET_REPORTED,
+    jwks_client_for,
+    silence_key_length_warnings,
+    weak_secret_warning,
+)
 from web.openapi import process_spec
 from web.services import EXTENSION_KEY, WebServices
 
@@ -153,7 +159,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         weakref.finalize(app, services.redis.close)
     weak_secret = weak_secret_warning(settings)
     if weak_secret:
-        log.warning(weak_secret)
+        if not os.environ.get(WEAK_SECRET_REPORTED):
+            log.warning(weak_secret)
         silence_key_length_warnings()
 
     request_id.install(app)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import g
 
-from memberships import admin, reading
+from memberships import admin, reading, selection
 from memberships.views import MembershipView
-from web.openapi import ResponsesDoc, header, problems
+from web.errors import problem_type, status_of
+from web.openapi import ResponsesDoc, custom_method_rule, header, problems
 from web.preconditions import etag, expected_version
 from web.schemas import (
     AuditEvent,
@@ -21,10 +22,14 @@ from web.schemas import (
     MembershipQuery,
     MembershipWithGrants,
     PageQuery,
+    SelectionIn,
+    SelectionProblem,
+    SelectionResult,
+    SelectionResults,
     no_body,
 )
 from web.services import principal, services
-from web.v1 import blueprint
+from web.v1 import PREFIX, blueprint
 
 bp = blueprint("memberships", __name__, tag="Organization admin")
 
@@ -176,3 +181,72 @@ def purge_deleted_user(org: str, membership_id: str) -> tuple[Membership, int, d
     with s.uow() as uow:
         view = admin.purge(uow, s.clock, principal(), org, membership_id, version)
     return _mutated(view, 202, Membership.of(view))
+
+
+BULK = (
+    "Each id is decided on its own, all or nothing, and audited on its own: one refusal "
+    "neither blocks nor undoes the others. `items` has one outcome per distinct id, with "
+    "the status and problem a single call would get. At most 500 ids. "
+)
+
+
+def _results(outcomes: list[selection.SelectionOutcome], success: int) -> SelectionResults:
+    items = []
+    for outcome in outcomes:
+        if outcome.membership is not None:
+            items.append(
+                SelectionResult(
+                    id=outcome.membership_id,
+                    status=success,
+                    membership=Membership.of(outcome.membership),
+                    problem=None,
+                )
+            )
+        elif outcome.error is not None:
+            error = outcome.error
+            items.append(
+                SelectionResult(
+                    id=outcome.membership_id,
+                    status=status_of(error),
+                    membership=None,
+                    problem=SelectionProblem(
+                        type=problem_type(error.code),
+                        title=error.title,
+                        status=status_of(error),
+                        detail=error.detail,
+                    ),
+                )
+            )
+    return SelectionResults(items=items)
+
+
+@bp.post(custom_method_rule(PREFIX, "/organizations/<org>/deleted-users:restore"))
+@bp.input(SelectionIn, arg_name="body")
+@bp.output(SelectionResults, description="One outcome per id.")
+@bp.doc(
+    summary="Restore several deleted users",
+    operation_id="restoreDeletedUsers",
+    description=BULK + ORG,
+    responses=problems("not-found", "forbidden", "invalid-input"),
+)
+def restore_deleted_users(org: str, body: SelectionIn) -> SelectionResults:
+    s = services()
+    with s.uow() as uow:
+        outcomes = selection.decide_selected(uow, s.clock, principal(), org, body.ids, "restore")
+    return _results(outcomes, 200)
+
+
+@bp.post(custom_method_rule(PREFIX, "/organizations/<org>/memberships:remove"))
+@bp.input(SelectionIn, arg_name="body")
+@bp.output(SelectionResults, description="One outcome per id.")
+@bp.doc(
+    summary="Remove several guests",
+    operation_id="removeMemberships",
+    description=BULK + ORG,
+    responses=problems("not-found", "forbidden", "invalid-input"),
+)
+def remove_memberships(org: str, body: SelectionIn) -> SelectionResults:
+    s = services()
+    with s.uow() as uow:
+        outcomes = selection.decide_selected(uow, s.clock, principal(), org, body.ids, "remove")
+    return _results(outcomes, 202)

@@ -15,7 +15,7 @@ and ``sub`` are required; ``iss`` and ``aud`` are checked when ``JWT_ISSUER`` an
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -23,6 +23,7 @@ from flask import g, request
 from jwt.types import Options
 
 from memberships.principal import Principal
+from memberships.tokens import development_token
 from settings import Settings
 from web.errors import REALM, ProblemError
 
@@ -45,6 +46,11 @@ class InvalidToken(Exception):
 
 class TokenSigningUnavailable(Exception):
     """Tokens can be issued only with ``JWT_SECRET`` set."""
+
+
+WEAK_SECRET_REPORTED = "LIFECYCLE_WEAK_SECRET_REPORTED"
+"""Set by a parent process (gunicorn's master, ``gunicorn.conf.py``) that has already
+reported a weak secret for all its workers: ``create_app`` then does not repeat it."""
 
 
 def weak_secret_warning(settings: Settings) -> str | None:
@@ -144,13 +150,14 @@ def issue_token(
         raise TokenSigningUnavailable(
             "JWT_SECRET is not set: this service signs no tokens (the identity provider does)."
         )
-    issued = now or datetime.now(UTC)
-    claims: dict[str, Any] = {"sub": user_id, "iat": issued, "exp": issued + ttl}
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return development_token(
+        user_id,
+        settings.jwt_secret,
+        ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        now=now,
+    )
 
 
 def bearer_token() -> str | None:

@@ -143,10 +143,32 @@ def _add(operation: dict[str, Any], status: int, codes: list[str]) -> None:
         existing["description"] = f"{existing.get('description', '')} Also {', '.join(missing)}."
 
 
+CUSTOM_METHOD_RULES: list[str] = []
+"""Rules whose last segment names a custom method after a colon (``…/memberships:remove``).
+
+APIFlask turns a rule into an OpenAPI path with a pattern that takes that colon for a
+converter's (``<int:id>``), which mangles the path; ``custom_method_rule`` lists such a
+rule here and ``process_spec`` puts its path right."""
+
+
+def custom_method_rule(prefix: str, rule: str) -> str:
+    """Note ``rule`` (of a blueprint under ``prefix``) as a custom-method rule; return it."""
+    CUSTOM_METHOD_RULES.append(prefix + rule)
+    return rule
+
+
+def _restore_custom_method_paths(paths: dict[str, Any]) -> None:
+    for rule in CUSTOM_METHOD_RULES:
+        mangled = re.sub(r"<([^<:]+:)?", "{", rule).replace(">", "}")
+        if mangled in paths:
+            paths[re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)] = paths.pop(mangled)
+
+
 def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Complete the generated document (an APIFlask ``spec_processor``)."""
     if isinstance(spec, str):  # only with SPEC_FORMAT yaml, which this app does not use
         return spec
+    _restore_custom_method_paths(spec.get("paths", {}))
     _name_schemas_once(spec)
     # APIFlask lists one tag per blueprint (a tag shared by two blueprints comes twice);
     # the document lists the fixed tags once each, with their descriptions.

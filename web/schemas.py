@@ -88,6 +88,14 @@ class GuestIn(Input):
     kind: GuestKindName
 
 
+class SelectionIn(Input):
+    ids: list[str] = Field(
+        min_length=1,
+        max_length=500,
+        description="The memberships' ids, at most 500; each is decided on its own.",
+    )
+
+
 class NoBody(Input):
     """Nothing: this operation takes no body. Send none, or an empty object `{}`."""
 
@@ -348,6 +356,28 @@ class MembershipPage(Output):
         return cls(items=[Membership.of(m) for m in page.items], next_cursor=page.next_cursor)
 
 
+class SelectionProblem(Output):
+    """Why one id of a bulk operation was refused: the problem a single call would get."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class SelectionResult(Output):
+    """One id's outcome: ``membership`` when it was carried out, else ``problem``."""
+
+    id: str
+    status: int = Field(description="What the single operation would have answered.")
+    membership: Membership | None
+    problem: SelectionProblem | None
+
+
+class SelectionResults(Output):
+    items: list[SelectionResult] = Field(description="One per distinct id, in the order given.")
+
+
 class Invitation(Output):
     """An invitation to join an organization as a guest. It says nothing about whether
     the address belongs to anyone."""
@@ -427,6 +457,11 @@ class AuditEvent(Output):
     to_state: str | None
     reason: str | None
     request_id: str | None
+    actor_label: str | None = Field(
+        default=None,
+        description="Who acted, as people read it: `the member`, `the service`, or the "
+        "acting admin's e-mail (in a membership's history; `actor` is the id).",
+    )
 
     @classmethod
     def of(cls, e: AuditEventView) -> AuditEvent:
@@ -442,6 +477,7 @@ class AuditEvent(Output):
             to_state=e.to_state,
             reason=e.reason,
             request_id=e.request_id,
+            actor_label=e.actor_label,
         )
 
 

@@ -13,6 +13,7 @@ except where ``BROWSER_TESTS_REQUIRED`` is set (CI), where they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -33,6 +34,12 @@ from store.unit_of_work import RecordingDispatcher, UnitOfWork
 from web import create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+# Every page must fit these widths without scrolling sideways (tables scroll in their box).
+WIDTHS_WITHOUT_SIDEWAYS_SCROLL = (320, 375, 1280, 1440)
+# axe-core's impacts that fail a test; "moderate" and "minor" are reported, not failed.
+FAILING_IMPACTS = ("serious", "critical")
 # Set by .ci/run: there the browser tests must run, so a missing browser fails them.
 REQUIRED_VARIABLE = "BROWSER_TESTS_REQUIRED"
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
@@ -106,9 +113,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(
-        base_url=live_server.base_url, viewport={"width": 1200, "height": 900}
-    )
+    context = browser.new_context(base_url=live_server.base_url, viewport=DESKTOP)
     context.set_default_timeout(10_000)
     tab = context.new_page()
     try:
@@ -117,14 +122,83 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
         context.close()
 
 
-@pytest.fixture
-def screenshot(page: Any) -> Callable[[str], Path]:
-    """``screenshot("name")`` saves the whole page as ``var/screenshots/name.png``."""
+@pytest.fixture(scope="session")
+def axe() -> Any:
+    """axe-core (shipped inside axe-playwright-python), run in the page under test."""
+    from axe_playwright_python.sync_playwright import Axe
 
-    def save(name: str) -> Path:
+    return Axe()
+
+
+def sideways_scroll(page: Any) -> int:
+    """How many pixels the page itself is wider than the window (0: it fits)."""
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )
+
+
+def check_accessibility(page: Any, axe: Any, path: Path, *, ours: bool = True) -> dict[str, Any]:
+    """Run axe-core on the page as it is now; save its report as ``path`` (JSON); fail on
+    a serious or critical violation, naming each with the elements it found. A page the
+    service does not write (``ours=False``: Swagger UI's /docs) is reported only."""
+    results = axe.run(page)
+    report = results.response
+    path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    failing = [v for v in report["violations"] if ours and v.get("impact") in FAILING_IMPACTS]
+    assert not failing, "axe-core found serious or critical violations (report: {}):\n{}".format(
+        path,
+        "\n".join(
+            f"- {v['id']} ({v['impact']}): {v['help']} at "
+            + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+            for v in failing
+        ),
+    )
+    return report  # type: ignore[no-any-return]
+
+
+def hold_still(page: Any) -> str | None:
+    """Pause the page's own refresh (``data-refresh-seconds``, see pages.js) while it is
+    measured, screenshotted and checked: on a busy machine that takes longer than the
+    refresh interval. Returns the attribute's value, to put back afterwards. A refresh
+    already under way is waited for."""
+    for _ in range(3):
+        page.wait_for_load_state()
+        try:
+            return page.evaluate(  # type: ignore[no-any-return]
+                "() => { const s = document.body.getAttribute('data-refresh-seconds');"
+                " document.body.removeAttribute('data-refresh-seconds'); return s; }"
+            )
+        except Exception as error:  # the page navigated under us: its refresh fired
+            if "context was destroyed" not in str(error):
+                raise
+    raise AssertionError("the page kept reloading while it was being screenshotted")
+
+
+@pytest.fixture
+def screenshot(page: Any, axe: Any) -> Callable[..., Path]:
+    """``screenshot("name")`` saves the page as it is now at desktop width
+    (``var/screenshots/name.png``) and at phone width (``name-375.png``), each with its
+    axe-core report beside it (``name.axe.json``, ``name-375.axe.json``), and checks
+    that neither has a serious or critical accessibility violation (unless
+    ``ours=False``: a third-party page such as Swagger UI) and that the page
+    fits every width from 320 to 1440 px without scrolling sideways."""
+
+    def save(name: str, *, ours: bool = True) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
+        desktop = page.viewport_size or DESKTOP
+        refresh = hold_still(page)
+        for width in WIDTHS_WITHOUT_SIDEWAYS_SCROLL:
+            page.set_viewport_size({"width": width, "height": desktop["height"]})
+            overflow = sideways_scroll(page)
+            assert overflow <= 0, f"{name}: at {width} px the page is {overflow} px too wide"
+        shots = ((name, desktop), (f"{name}-375", PHONE))
+        for shot, size in shots:
+            page.set_viewport_size(size)
+            page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"), full_page=True)
+            check_accessibility(page, axe, SCREENSHOTS / f"{shot}.axe.json", ours=ours)
+        page.set_viewport_size(desktop)
+        if refresh is not None:
+            page.evaluate("s => document.body.setAttribute('data-refresh-seconds', s)", refresh)
+        return SCREENSHOTS / f"{name}.png"
 
     return save

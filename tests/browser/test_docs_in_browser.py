@@ -39,7 +39,7 @@ def test_the_interactive_docs_list_the_operations_with_all_outside_network_block
     expect(leave).to_be_visible()
     expect(leave).to_contain_text("Leave an organization")
     assert page.locator(".opblock").count() >= 20
-    screenshot("docs")
+    screenshot("docs", ours=False)  # Swagger UI's own markup: its axe report is kept, not failed
     # And nothing was asked of another origin, and no script failed
     assert outside == []
     assert errors == []

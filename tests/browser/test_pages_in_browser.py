@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from memberships import admin, automatic, provisioning, reading
+from memberships import admin, automatic, provisioning, reading, removal
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
 from web.pages import account
@@ -23,9 +23,12 @@ pytestmark = pytest.mark.browser
 
 
 def sign_in(page: Any, email: str) -> None:
+    """Pick the user; they land where their work is (admins on Administration, operators
+    on Operations, everyone else on Organizations)."""
     page.goto("/sign-in")
     page.get_by_role("button", name=re.compile(re.escape(email))).click()
-    expect(page.get_by_role("heading", name="Organizations", exact=True)).to_be_visible()
+    page.wait_for_url(re.compile(r"/(account/organizations|admin/|ops)"))
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 def membership_id(live_server: Any, org: str, email: str) -> str:
@@ -82,26 +85,86 @@ def test_a_guest_leaves_an_allowed_organization_and_sees_it_leaving_then_gone(
     screenshot("organizations-left")
 
 
-def test_a_refused_leave_shows_the_contact_email_and_privacy_statement(page, screenshot):
+def test_a_card_says_why_leaving_is_not_possible_and_whom_to_contact(page, screenshot):
     # Given alice, a guest of Fabrikam, which does not let external users leave
     sign_in(page, "alice@woodgrove.example")
-    # When she selects Leave and confirms
-    page.get_by_role("link", name="Leave Fabrikam").click()
-    page.get_by_role("dialog", name="Leave Fabrikam?").get_by_role(
-        "button", name="Leave", exact=True
-    ).click()
-    # Then she is told to contact the admin or privacy contact, with both links
-    alert = page.get_by_test_id("leave-denied")
-    expect(alert).to_contain_text("Contact the organization's admin or privacy contact")
-    expect(alert.get_by_role("link", name="privacy@fabrikam.example")).to_have_attribute(
+    # Then Fabrikam's card offers no Leave, and says why and whom to contact, before any click
+    card = page.get_by_test_id("org-fabrikam.example")
+    expect(card.get_by_role("link", name=re.compile("Leave"))).to_have_count(0)
+    why = card.get_by_test_id("cannot-leave-fabrikam.example")
+    expect(why).to_contain_text("Fabrikam does not let external users leave on their own")
+    expect(why.get_by_role("link", name="privacy@fabrikam.example")).to_have_attribute(
         "href", "mailto:privacy@fabrikam.example"
     )
+    expect(why.get_by_role("link", name="Read Fabrikam's privacy statement")).to_have_attribute(
+        "href", "https://fabrikam.example/privacy"
+    )
+    expect(why.get_by_role("link", name="idp-admin@fabrikam.example")).to_be_visible()
+    # and Northwind's card, which lets her leave, still offers Leave
+    expect(page.get_by_role("link", name="Leave Northwind Traders")).to_be_visible()
+    screenshot("leave-not-possible")
+
+
+def test_an_account_disabled_in_the_organization_is_told_on_the_card_with_whom_to_contact(
+    page, live_server
+):
+    # Given hugo, a guest whose account Contoso has disabled (an account disabled at
+    # home, like the demo's erin, can't sign in at all)
+    with live_server.uow() as uow:
+        provisioning.create_user(uow, utc_now, SYSTEM, "hugo@personal.example", "Hugo Example")
+    with live_server.uow() as uow:
+        provisioning.add_guest(
+            uow,
+            utc_now,
+            SYSTEM,
+            "contoso.example",
+            "hugo@personal.example",
+            "b2b-collaboration",
+            enabled=False,
+        )
+    sign_in(page, "hugo@personal.example")
+    card = page.get_by_test_id("org-contoso.example")
+    # Then Contoso's card says so, with Contoso's admin, and offers no Leave
+    expect(card).to_contain_text("Your account is disabled")
+    expect(card.get_by_role("link", name="admin@contoso.example")).to_be_visible()
+    expect(card.get_by_role("link", name=re.compile("Leave"))).to_have_count(0)
+
+
+def test_the_home_organizations_leave_address_says_it_cannot_be_left(page, screenshot):
+    # Given alice, When she opens her home organization's leave address by hand
+    sign_in(page, "alice@woodgrove.example")
+    page.goto("/account/organizations/woodgrove.example/leave")
+    # Then it says it cannot be left, and whom to contact; there is no Leave button
     expect(
-        alert.get_by_role("link", name="Read the organization's privacy statement")
-    ).to_have_attribute("href", "https://fabrikam.example/privacy")
-    # and Fabrikam is still among her organizations
-    expect(page.get_by_test_id("org-fabrikam.example")).to_have_count(1)
-    screenshot("leave-refused")
+        page.get_by_role("heading", name="Woodgrove Bank is your home organization", level=1)
+    ).to_be_visible()
+    expect(page.get_by_role("link", name="privacy@woodgrove.example")).to_be_visible()
+    expect(page.get_by_role("button", name="Leave")).to_have_count(0)
+    screenshot("home-cannot-be-left")
+
+
+def test_a_guest_removed_by_the_admin_is_told_what_happened_and_whom_to_ask(
+    page, live_server, screenshot
+):
+    # Given lena, removed from Contoso by its admin
+    lena = new_guest(live_server, "contoso.example", "lena@personal.example", "Lena Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", lena)
+    sign_in(page, "lena@personal.example")
+    # Then her Organizations page lists the change, with its date
+    recent = page.get_by_test_id("recent-changes")
+    expect(recent).to_contain_text("Contoso removed you.")
+    expect(recent).to_contain_text("It can restore your account until")
+    screenshot("organizations-recent-changes")
+    # When she opens Contoso by its address
+    page.goto("/account/organizations?tenantId=contoso.example")
+    # Then she is told Contoso removed her, until when it can restore her, and whom to ask
+    focus = page.get_by_test_id("focus")
+    expect(focus).to_contain_text("Contoso removed you on")
+    expect(focus).to_contain_text("The organization can restore it until")
+    expect(focus.get_by_role("link", name="admin@contoso.example")).to_be_visible()
+    expect(focus).not_to_contain_text("You have left")
+    screenshot("organizations-removed-by-organization")
 
 
 def test_the_home_organization_offers_no_leave(page):
@@ -188,7 +251,7 @@ def test_an_admin_restores_one_deleted_user_and_permanently_deletes_another(
     # When they confirm
     dialog.get_by_role("button", name="Delete permanently").click()
     # Then carol's data removal has started and she is gone from Deleted users
-    expect(page.get_by_text(re.compile("1 user\\(s\\) permanently deleted"))).to_be_visible()
+    expect(page.get_by_test_id("results")).to_contain_text("1 of 1 selected permanently deleted")
     expect(page.get_by_test_id("deleted-carol@woodgrove.example")).to_have_count(0)
     # and her membership record shows the removal in progress on the lifecycle
     page.goto(f"/admin/contoso.example/memberships/{carol}")
@@ -334,7 +397,7 @@ def test_an_admin_confirms_remove_and_delete_permanently_on_their_own_pages(
     # When they confirm
     page.get_by_role("button", name="Remove", exact=True).click()
     # Then he is removed and his record shows it
-    expect(page.get_by_text("Jack Example is removed (soft-deleted).")).to_be_visible()
+    expect(page.get_by_text("Jack Example is removed and moved to Deleted users")).to_be_visible()
     expect(page.get_by_test_id("state")).to_have_text("Soft deleted")
     # When they select "Delete permanently…" on the record
     page.get_by_role("button", name="Delete permanently…").click()
@@ -349,7 +412,7 @@ def test_an_admin_confirms_remove_and_delete_permanently_on_their_own_pages(
     page.get_by_role("button", name="Delete permanently", exact=True).click()
     # Then his data removal has started and he is gone from Deleted users
     expect(page.get_by_role("heading", name="Deleted users", level=1)).to_be_visible()
-    expect(page.get_by_text(re.compile("1 user\\(s\\) permanently deleted"))).to_be_visible()
+    expect(page.get_by_test_id("results")).to_contain_text("1 of 1 selected permanently deleted")
     expect(page.get_by_test_id("deleted-jack@personal.example")).to_have_count(0)
 
 
@@ -411,3 +474,125 @@ def test_an_unexpected_failure_gets_a_500_page_without_details(page, screenshot,
     assert "secret connection string" not in content
     assert "RuntimeError" not in content
     screenshot("server-error")
+
+
+def test_an_admin_lands_on_administration(page):
+    # Given the admin of Contoso, When they sign in, Then Administration opens first
+    sign_in(page, "admin@contoso.example")
+    expect(page).to_have_url(re.compile("/admin/$"))
+    expect(page.get_by_role("heading", name="Administration", level=1)).to_be_visible()
+
+
+def test_every_field_error_shows_at_once_next_to_its_field(page, screenshot):
+    # Given Contoso's admin on the settings page
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/settings")
+    # When they save a bad e-mail and a bad URL together
+    page.get_by_label("Privacy contact e-mail").fill("privacy-at-contoso")
+    page.get_by_label("Privacy statement URL").fill("contoso.example/privacy")
+    page.get_by_role("button", name="Save privacy profile").click()
+    # Then both fields are marked, each with a sentence for people
+    email = page.get_by_label("Privacy contact e-mail")
+    url = page.get_by_label("Privacy statement URL")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(url).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#contact_email-error")).to_contain_text("like privacy@contoso.example")
+    expect(page.locator("#statement_url-error")).to_contain_text("starting with https://")
+    expect(page.get_by_text("contactEmail")).to_have_count(0)
+    screenshot("settings-field-errors")
+
+
+def test_bulk_restore_on_deleted_users_reports_each_row(page, live_server, screenshot):
+    # Given mia and noah removed from Contoso, and noah restored meanwhile by someone else
+    mia = new_guest(live_server, "contoso.example", "mia@personal.example", "Mia Example")
+    noah = new_guest(live_server, "contoso.example", "noah@personal.example", "Noah Example")
+    for removed in (mia, noah):
+        with live_server.uow() as uow:
+            admin.remove(uow, utc_now, SYSTEM, "contoso.example", removed)
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/deleted-users")
+    with live_server.uow() as uow:
+        admin.restore(uow, utc_now, SYSTEM, "contoso.example", noah)
+    # When the admin ticks both and selects Restore selected
+    page.get_by_role("checkbox", name="Select Mia Example").check()
+    page.get_by_role("checkbox", name="Select Noah Example").check()
+    page.get_by_role("button", name="Restore selected").click()
+    # Then each row says what happened to it
+    results = page.get_by_test_id("results")
+    expect(results).to_contain_text("1 of 2 selected restored")
+    expect(results.get_by_role("listitem").filter(has_text="Mia Example")).to_contain_text("Done")
+    expect(results.get_by_role("listitem").filter(has_text="Noah Example")).to_contain_text(
+        "Not done"
+    )
+    screenshot("deleted-users-restore-results")
+
+
+def test_bulk_remove_on_members_confirms_then_reports_each_row(page, live_server, screenshot):
+    # Given olga and paul, guests of Contoso
+    new_guest(live_server, "contoso.example", "olga@personal.example", "Olga Example")
+    new_guest(live_server, "contoso.example", "paul@personal.example", "Paul Example")
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/memberships?state=active")
+    # When the admin ticks both and selects Remove selected
+    page.get_by_role("checkbox", name="Select Olga Example").check()
+    page.get_by_role("checkbox", name="Select Paul Example").check()
+    page.get_by_role("button", name="Remove selected").click()
+    # Then a dialog asks to confirm
+    dialog = page.get_by_role("dialog", name="Remove the selected guests?")
+    expect(dialog).to_contain_text("2 guest(s)")
+    screenshot("members-remove-confirmation")
+    # When they confirm, Then each row is reported
+    dialog.get_by_role("button", name="Remove", exact=True).click()
+    expect(page.get_by_test_id("results")).to_contain_text("2 of 2 selected removed")
+    screenshot("members-remove-results")
+
+
+def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, screenshot):
+    # Given quinn, removed from Contoso, deleted permanently, and her data removed
+    quinn = new_guest(live_server, "contoso.example", "quinn@personal.example", "Quinn Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", quinn)
+    with live_server.uow() as uow:
+        admin.purge(uow, utc_now, SYSTEM, "contoso.example", quinn)
+    with live_server.uow() as uow:
+        removal.remove_all_data(uow, utc_now, quinn)
+    sign_in(page, "admin@contoso.example")
+    page.goto(f"/admin/contoso.example/memberships/{quinn}")
+    # Then the record is a tombstone: no "enabled", no removal deadline, when it ended
+    expect(page.get_by_test_id("state")).to_have_text("Purged")
+    expect(page.locator(".facts")).to_contain_text("only this record of dates and states is kept")
+    expect(page.locator(".facts")).not_to_contain_text("Enabled")
+    expect(page.locator(".facts")).not_to_contain_text("Data will be removed by")
+    expect(page.get_by_test_id("purged-at")).to_be_visible()
+    # and the lifecycle speaks in words
+    content = page.content()
+    for word in ("[is_collaboration]", "MembershipLifecycle", "purge_due_at"):
+        assert word not in content
+    screenshot("membership-purged")
+
+
+def test_operations_links_upcoming_deletions_and_says_when_there_are_no_dead_letters(
+    page, live_server
+):
+    # Given rosa removed from Contoso (her permanent deletion is due later)
+    rosa = new_guest(live_server, "contoso.example", "rosa@personal.example", "Rosa Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", rosa)
+    # When the operator opens Operations
+    sign_in(page, "ops@woodgrove.example")
+    expect(page.get_by_role("heading", name="Operations", level=1)).to_be_visible()
+    # Then the deletion links to the membership's record, which opens for the operator
+    page.get_by_role("link", name=f"Membership {rosa}").click()
+    expect(page.get_by_role("heading", name=re.compile("Rosa Example"), level=1)).to_be_visible()
+
+
+def test_an_unknown_address_opened_in_a_browser_gets_an_html_page(page, screenshot):
+    # Given a browser (it asks for HTML first), When it opens an address of no page or API
+    response = page.goto("/no-such-page")
+    # Then it gets the readable 404 page, not problem+json
+    assert response is not None and response.status == 404
+    assert response.headers["content-type"].startswith("text/html")
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    # while an API client asking for JSON still gets problem+json
+    api = page.request.get("/no-such-page", headers={"Accept": "application/json"})
+    assert api.status == 404 and api.headers["content-type"] == "application/problem+json"

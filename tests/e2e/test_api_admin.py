@@ -292,6 +292,9 @@ def test_membership_history_and_the_audit_log_record_every_decision(api, world):
     ]
     removed = history["items"][-2]
     assert (removed["actor"], removed["requestId"]) == (world.users["gadmin"], "rm-1")
+    # each with who acted as people read it: the admin by e-mail, the provisioning service
+    assert removed["actorLabel"] == "gadmin@mail.example"
+    assert history["items"][0]["actorLabel"] == "the service"
     # The organization's audit log has them too
     audit = api("gadmin").get(f"{OPEN}/audit-events?limit=200").get_json()
     assert {"remove", "restore"} <= {e["action"] for e in audit["items"]}

@@ -148,6 +148,7 @@ FIELD_VALUES: dict[str, Any] = {
     "contactEmail": "privacy2@open.example",
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
+    "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
 }
 
 

@@ -147,11 +147,14 @@ def test_home_organization_comes_first_under_its_own_heading_without_leave(visit
     assert home_at < html.index('data-testid="org-home.example"') < others_at
     home_card = html[html.index('data-testid="org-home.example"') : others_at]
     assert "Leave" not in home_card
-    # and every other organization offers Leave
-    for domain in ("open.example", "closed.example", "bare.example"):
+    # and every other organization that lets her leave offers Leave
+    for domain in ("open.example", "bare.example"):
         card_at = html.index(f'data-testid="org-{domain}"')
         assert card_at > others_at
         assert f"/account/organizations/{world.orgs[domain.split('.')[0]]}/leave" in html
+    # while closed.example, which does not, says so on its card and offers no Leave
+    assert f"/account/organizations/{world.orgs['closed']}/leave" not in html
+    assert 'data-testid="cannot-leave-closed.example"' in html
 
 
 def test_a_user_without_home_organization_sees_one_organizations_heading(visitor, world):
@@ -169,9 +172,12 @@ def test_the_home_organization_has_no_leave_confirmation_either(visitor, world):
     # Given ann, When she opens the leave confirmation of her home organization by hand
     visitor.sign_in(world.users["ann"])
     page = visitor.get("/account/organizations/home.example/leave")
-    # Then it explains that only its administrator can remove her, and offers no Leave form
+    # Then it says the home organization can't be left, whom to contact, and offers no
+    # Leave form
     assert page.status_code == 200
-    assert "only its administrator can remove your account" in text_of(page)
+    assert "Home is your home organization" in text_of(page)
+    assert "you can't leave it, only its admin can remove your account" in text_of(page)
+    assert "Whom to contact" in text_of(page)
     assert 'action="/account/organizations/' not in page.get_data(as_text=True)
 
 

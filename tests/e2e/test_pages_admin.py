@@ -169,7 +169,7 @@ def test_confirmed_delete_permanently_starts_data_removal_for_the_selected_only(
     )
     page = visitor.follow(response)
     # Then ann's data removal has started, and off is still restorable
-    assert "1 user(s) permanently deleted" in text_of(page)
+    assert "1 of 1 selected permanently deleted" in text_of(page)
     assert _membership(world, "open.example", ann).state == "purge-pending"
     assert _membership(world, "open.example", off).state == "soft-deleted"
 
@@ -199,8 +199,8 @@ def test_membership_page_shows_state_grants_timeline_and_highlighted_diagram(vis
     # Then the state, the grants and the timeline are there
     assert 'data-testid="state">Soft deleted<' in html
     assert "Group: Sales" in text and "App role: Reader" in text
-    assert "Request leave by the member: Active → Leave pending" in text
-    assert "Complete leave by the service" in text
+    assert "Asked to leave by the member: Active → Leave pending" in text
+    assert "Leave carried out by the service" in text
     # and the lifecycle shows the current state highlighted, in the picture and in the list
     assert "<svg" in html and html.count('class="node current"') == 1
     assert re.search(r'class="node current">\s*<title>soft_deleted</title>', html)

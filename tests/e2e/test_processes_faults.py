@@ -340,9 +340,7 @@ def test_two_scheduler_processes_on_postgresql_move_each_due_membership_exactly_
     assert len(rows) == 800 and {count for _, count in rows} == {1}
     # And both schedulers did part of the work: what each one's sweeps say they moved
     # (their JSON log lines, written once a tick ends) adds up to the 800, neither says zero
-    wait_for(
-        lambda: _expired(first) + _expired(second) >= 800, 20, "the ticks logged", stack.logs
-    )
+    wait_for(lambda: _expired(first) + _expired(second) >= 800, 20, "the ticks logged", stack.logs)
     expired = [_expired(first), _expired(second)]
     assert sum(expired) == 800 and min(expired) > 0, expired
 

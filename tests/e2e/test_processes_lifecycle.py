@@ -215,7 +215,7 @@ def test_the_same_message_delivered_twice_to_the_worker_process_has_no_double_ef
 
 def _queues_idle(stack):
     report = json.loads(stack.lifecycle("queues", "--json"))
-    return all(q["ready"] == q["in_flight"] == q["delayed"] == 0 for q in report["queues"])
+    return all(q["ready"] == q["inFlight"] == q["delayed"] == 0 for q in report["queues"])
 
 
 def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(stack, org):
@@ -226,7 +226,7 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     # When an operator looks at the timers right away
     timers = json.loads(stack.lifecycle("timers", "--json", "--limit", "50"))
     # Then the membership is among the next due purges
-    assert membership in [e["membership_id"] for e in timers["next_due_purges"]]
+    assert membership in [e["membershipId"] for e in timers["nextDuePurges"]]
     # And the queues show the running worker, consuming every queue
     queues = json.loads(stack.lifecycle("queues", "--json"))
     assert queues["broker"] == stack.broker_kind
@@ -235,8 +235,8 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     # And once purged, nothing is due, overdue or stalled
     stack.wait_for_state(membership, "purged", timeout=20)
     after = json.loads(stack.lifecycle("timers", "--json"))
-    assert after["by_state"]["purged"] >= 1
-    assert (after["overdue_purges"], after["overdue_removals"]) == (0, 0)
+    assert after["byState"]["purged"] >= 1
+    assert (after["overduePurges"], after["overdueRemovals"]) == (0, 0)
 
 
 def test_a_stop_sent_to_the_whole_process_group_stops_worker_and_scheduler_cleanly(stack):

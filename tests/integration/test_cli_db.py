@@ -4,6 +4,7 @@ developer or operator runs them (the real command, a SQLite file of its own)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,20 @@ def lifecycle(database: Path, *args: str, ok: bool = True) -> subprocess.Complet
 
 
 def heads() -> list[str]:
-    return sorted(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    """The revisions in the order they apply, base first (a merge may chain them out of
+    the order of their numbers: 0005 comes after 0007)."""
+    parent: dict[str | None, str] = {}
+    for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"):
+        text = path.read_text()
+        revision = re.search(r'^revision = "([^"]+)"', text, re.M)
+        down = re.search(r'^down_revision = "([^"]+)"', text, re.M)
+        assert revision is not None, path
+        parent[down.group(1) if down else None] = revision.group(1)
+    chain, current = [], None
+    while current in parent:
+        current = parent[current]
+        chain.append(current)
+    return chain
 
 
 def test_version_is_the_installed_distributions(tmp_path):

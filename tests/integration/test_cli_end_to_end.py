@@ -43,7 +43,7 @@ def test_a_user_builds_and_reads_a_directory_from_the_command_line(tmp_path: Pat
         "Expenses.Reader",
         "Sales",
     ]
-    assert membership["member_data_rows"] == 25
+    assert membership["memberDataRows"] == 25
     assert [e["action"] for e in membership["audit"]][0] == "add_guest"
 
 

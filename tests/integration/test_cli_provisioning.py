@@ -116,17 +116,17 @@ def test_org_create_prints_the_organization(cli: Cli) -> None:
     )
     # Then it is printed as JSON, its domain normalized
     assert org["domain"] == "fabrikam.example"
-    assert org["display_name"] == "Fabrikam"
-    assert org["privacy_contact_email"] == "privacy@fabrikam.example"
-    assert org["privacy_statement_url"] == "https://fabrikam.example/privacy"
-    assert org["external_user_leave_allowed"] is False
+    assert org["displayName"] == "Fabrikam"
+    assert org["privacyContactEmail"] == "privacy@fabrikam.example"
+    assert org["privacyStatementUrl"] == "https://fabrikam.example/privacy"
+    assert org["externalUserLeaveAllowed"] is False
     assert len(org["id"]) == 36
 
 
 def test_org_create_without_a_privacy_profile_allows_leaving(cli: Cli) -> None:
     org = cli.ok("org", "create", "--domain", "northwind.example", "--name", "Northwind")
-    assert org["privacy_contact_email"] is None
-    assert org["external_user_leave_allowed"] is True
+    assert org["privacyContactEmail"] is None
+    assert org["externalUserLeaveAllowed"] is True
 
 
 ORG_CREATE_REFUSALS = [
@@ -178,7 +178,7 @@ def test_user_create_with_a_home_organization(cli: Cli, contoso: dict[str, Any],
     )
     # Then it is printed with that home, and its home membership can never be left
     assert user["email"] == "carol@contoso.example"
-    assert user["home_organization_id"] == contoso["id"]
+    assert user["homeOrganizationId"] == contoso["id"]
     assert user["enabled"] is True
     with cli.uow() as uow:
         [entry] = self_service.list_organizations(uow, Principal.user(user["id"]))
@@ -190,7 +190,7 @@ def test_user_create_personal_account_and_disabled_account(cli: Cli) -> None:
     disabled = cli.ok(
         "user", "create", "--email", "eve@personal.example", "--name", "Eve", "--disabled"
     )
-    assert personal["home_organization_id"] is None and personal["enabled"] is True
+    assert personal["homeOrganizationId"] is None and personal["enabled"] is True
     assert disabled["enabled"] is False
 
 
@@ -226,8 +226,8 @@ def test_guest_add_makes_an_active_guest_membership(
         else (contoso["id"], alice["id"])
     )
     membership = cli.ok("guest", "add", "--org", org, "--user", user, "--kind", kind)
-    assert membership["organization_id"] == contoso["id"]
-    assert membership["user_id"] == alice["id"]
+    assert membership["organizationId"] == contoso["id"]
+    assert membership["userId"] == alice["id"]
     assert (membership["kind"], membership["state"], membership["enabled"]) == (
         kind,
         "active",
@@ -387,9 +387,9 @@ def test_data_add_records_the_users_data(cli: Cli, guest: dict[str, Any]) -> Non
     # Then it prints what it made: the membership holding the records, by id, with
     # the user's and the organization's ids (as guest add prints them), and how many
     assert added == {
-        "membership_id": guest["id"],
-        "user_id": guest["user_id"],
-        "organization_id": guest["organization_id"],
+        "membershipId": guest["id"],
+        "userId": guest["userId"],
+        "organizationId": guest["organizationId"],
         "added": 25,
     }
     # And by ids it prints the same ids
@@ -397,9 +397,9 @@ def test_data_add_records_the_users_data(cli: Cli, guest: dict[str, Any]) -> Non
         "data",
         "add",
         "--org",
-        guest["organization_id"],
+        guest["organizationId"],
         "--user",
-        guest["user_id"],
+        guest["userId"],
         "--count",
         "5",
     )
@@ -407,7 +407,7 @@ def test_data_add_records_the_users_data(cli: Cli, guest: dict[str, Any]) -> Non
     shown = cli.ok(
         "membership", "show", "--org", "contoso.example", "--user", "alice@woodgrove.example"
     )
-    assert shown["member_data_rows"] == 30
+    assert shown["memberDataRows"] == 30
 
 
 def test_data_add_refuses_a_bad_count(cli: Cli, guest: dict[str, Any]) -> None:
@@ -429,7 +429,7 @@ def test_role_grant_makes_an_organization_admin(
     granted = cli.ok(
         "role", "grant", "--org", "contoso.example", "--user", alice["email"], "--role", role
     )
-    assert (granted["role"], granted["organization_id"]) == (role, contoso["id"])
+    assert (granted["role"], granted["organizationId"]) == (role, contoso["id"])
     # Then she may administer contoso
     with cli.uow() as uow:
         view = admin.set_external_user_leave_allowed(
@@ -440,7 +440,7 @@ def test_role_grant_makes_an_organization_admin(
 
 def test_role_grant_makes_a_platform_operator(cli: Cli, alice: dict[str, Any]) -> None:
     granted = cli.ok("role", "grant", "--user", alice["id"], "--role", "operator")
-    assert (granted["role"], granted["organization_id"]) == ("operator", None)
+    assert (granted["role"], granted["organizationId"]) == ("operator", None)
 
 
 ROLE_GRANT_REFUSALS = [
@@ -483,10 +483,10 @@ def test_membership_show_gives_state_timestamps_grants_and_audit_trail(
     membership = shown["membership"]
     assert membership["id"] == guest["id"]
     assert membership["state"] == "soft-deleted"
-    assert membership["soft_deleted_at"] == clock().isoformat()
-    assert membership["purge_due_at"] == (clock() + timedelta(days=30)).isoformat()
+    assert membership["softDeletedAt"] == clock().isoformat()
+    assert membership["purgeDueAt"] == (clock() + timedelta(days=30)).isoformat()
     assert [(g["kind"], g["name"]) for g in membership["grants"]] == [("group", "Sales")]
-    assert [(e["action"], e["to_state"]) for e in shown["audit"]] == [
+    assert [(e["action"], e["toState"]) for e in shown["audit"]] == [
         ("add_guest", "active"),
         ("add_grant", None),
         ("remove", "soft-deleted"),
@@ -509,7 +509,7 @@ def test_membership_show_after_a_purge_no_longer_finds_the_person(
         remove_all_data(uow, clock, guest["id"])
     # When it is asked for by the user's id
     result = cli.run(
-        "membership", "show", "--org", guest["organization_id"], "--user", guest["user_id"]
+        "membership", "show", "--org", guest["organizationId"], "--user", guest["userId"]
     )
     # Then the tombstone no longer leads back to her: not found, nothing of her shown
     assert result.exit_code != 0

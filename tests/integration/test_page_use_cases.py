@@ -160,8 +160,8 @@ def test_purging_a_selection_decides_each_membership_on_its_own(world):
     active = world.membership("open", "off")
     # When gadmin permanently deletes both
     with world.uow() as uow:
-        outcomes = selection.purge_selected(
-            uow, world.clock, world.principal("gadmin"), "open.example", [deleted, active]
+        outcomes = selection.decide_selected(
+            uow, world.clock, world.principal("gadmin"), "open.example", [deleted, active], "purge"
         )
     # Then ann's is purge-pending and off's is refused, unchanged
     by_id = {o.membership_id: o for o in outcomes}
@@ -176,7 +176,9 @@ def test_purging_a_selection_decides_each_membership_on_its_own(world):
 def test_purging_an_empty_selection_is_refused(world):
     # Given no selection, When gadmin submits it, Then it is invalid input
     with world.uow() as uow, pytest.raises(InvalidInput):
-        selection.purge_selected(uow, world.clock, world.principal("gadmin"), "open.example", [])
+        selection.decide_selected(
+            uow, world.clock, world.principal("gadmin"), "open.example", [], "purge"
+        )
 
 
 def test_purging_a_selection_needs_an_admin(world):
@@ -184,8 +186,8 @@ def test_purging_a_selection_needs_an_admin(world):
     deleted = world.soft_delete("open", "ann", by=world.principal("gadmin"))
     # When pat (no admin role) tries to purge it, Then open is not found and nothing changes
     with world.uow() as uow, pytest.raises(NotFound):
-        selection.purge_selected(
-            uow, world.clock, world.principal("pat"), "open.example", [deleted]
+        selection.decide_selected(
+            uow, world.clock, world.principal("pat"), "open.example", [deleted], "purge"
         )
     with world.uow() as uow:
         details = timeline.membership_details(

@@ -312,7 +312,7 @@ def test_lifecycle_queues_json_reports_the_known_situation(
     report = json.loads(_cli(settings, clock, "queues", "--json"))
     # Then it says the same as the report, and the table form names every queue
     leaves = next(q for q in report["queues"] if q["name"] == "leaves")
-    assert (leaves["ready"], leaves["delayed"], leaves["in_flight"]) == (2, 2, 1)
+    assert (leaves["ready"], leaves["delayed"], leaves["inFlight"]) == (2, 2, 1)
     assert len(report["workers"]) == 1
     table = _cli(settings, clock, "queues")
     assert "removals" in table and "workers seen: 1" in table
@@ -339,6 +339,10 @@ def test_dead_letters_are_listed_retried_with_fresh_retries_and_purged(
     _dead_letter(broker, "removals", "x-3")
     assert json.loads(_cli(settings, clock, "dead-letters", "--purge", "--json")) == {"purged": 1}
     assert inspection.broker_queues(settings).list_dead_letters(None, 100) == []
+    # And with none left, the list says so in words instead of printing a bare header
+    assert _cli(settings, clock, "dead-letters").strip() == (
+        "no dead letters: every message was handled or is still being retried"
+    )
 
 
 def _known_timers_situation(world, session_factory, broker):
@@ -371,23 +375,22 @@ def _known_timers_situation(world, session_factory, broker):
 def test_lifecycle_timers_reports_the_known_situation(world, settings, session_factory, broker):
     # Given the known timers situation
     _known_timers_situation(world, session_factory, broker)
-    # When `lifecycle timers --json` runs
+    # When `lifecycle timers --json` runs (camelCase names, as on the API)
     report = json.loads(_cli(settings, world.clock, "timers", "--json"))
+    assert "by_state" not in report
     # Then the counts and lists are those of the situation
-    assert report["by_state"]["soft-deleted"] == 1
-    assert report["by_state"]["purge-pending"] == 1
-    assert report["by_state"]["leave-pending"] == 1
-    assert report["overdue_purges"] == 1  # ann's 30 days have passed, no sweep ran
-    assert report["overdue_removals"] == 1  # pat's removal window has passed
+    assert report["byState"]["soft-deleted"] == 1
+    assert report["byState"]["purge-pending"] == 1
+    assert report["byState"]["leave-pending"] == 1
+    assert report["overduePurges"] == 1  # ann's 30 days have passed, no sweep ran
+    assert report["overdueRemovals"] == 1  # pat's removal window has passed
     assert report["failing"] == 1
     assert report["stalled"] == {"leave-pending": 1, "purge-pending": 1}
-    assert [e["membership_id"] for e in report["next_due_purges"]] == [
-        world.membership("open", "ann")
-    ]
-    [late] = report["overdue_removal_list"]
-    assert late["membership_id"] == world.membership("open", "pat")
-    assert late["last_error"] == "ConnectionError: store down"
-    assert report["oldest_leave_pending"]["membership_id"] == world.membership("bare", "ann")
+    assert [e["membershipId"] for e in report["nextDuePurges"]] == [world.membership("open", "ann")]
+    [late] = report["overdueRemovalList"]
+    assert late["membershipId"] == world.membership("open", "pat")
+    assert late["lastError"] == "ConnectionError: store down"
+    assert report["oldestLeavePending"]["membershipId"] == world.membership("bare", "ann")
     # And the table form shows the same
     assert "overdue purges: 1   overdue removals: 1" in _cli(settings, world.clock, "timers")
 
@@ -539,3 +542,34 @@ def test_operators_commands_say_in_one_line_when_redis_does_not_answer(command):
     result = CliRunner().invoke(main, command, obj=Services(settings=settings))
     assert result.exit_code == 1
     assert "did not answer" in result.output and "Traceback" not in result.output
+
+
+def test_an_operator_retries_the_dead_letters_from_the_operations_page(
+    world, settings, session_factory, broker, client
+):
+    from tests.e2e.pages_helpers import Visitor, text_of
+    from web import create_app
+
+    # Given two dead removals, and the platform operator on the Operations page
+    _dead_letter(broker, "removals", "x-1")
+    _dead_letter(broker, "removals", "x-2")
+    app = create_app(
+        settings.with_changes(dev_sign_in=True, jwt_secret="s" * 40, rate_limits_enabled=False),
+        session_factory=session_factory,
+        clock=world.clock,
+        rate_limit_key_prefix="dead-letters-page",
+    )
+    visitor = Visitor(app.test_client())
+    assert visitor.sign_in(world.users["ops"]).status_code == 303
+    assert "2 messages failed every retry" in text_of(visitor.get("/ops"))
+    # When they press "Retry all dead letters"
+    page = visitor.follow(visitor.submit("/ops", "/ops/dead-letters/retry"))
+    # Then both are back on their queue with fresh retries, and the page says so
+    assert "2 dead letters put back on the queue to run again." in text_of(page)
+    assert sorted(m.args[0] for m in _ready(client, "removals")) == ["x-1", "x-2"]
+    assert "No dead letters" in text_of(page)
+    # And someone without the operator role cannot do it
+    other = Visitor(app.test_client())
+    assert other.sign_in(world.users["gadmin"]).status_code == 303
+    refused = other.submit("/account/organizations", "/ops/dead-letters/retry")
+    assert refused.status_code == 403

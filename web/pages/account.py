@@ -15,10 +15,23 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from memberships import invitations
-from memberships.accounts import may_sign_in_as, organizations_overview, users_to_sign_in_as
-from memberships.errors import AccountDisabled, AlreadyExists, InvitationClosed, LeaveDenied
+from memberships.accounts import (
+    AccountView,
+    account_of,
+    may_sign_in_as,
+    organizations_overview,
+    users_to_sign_in_as,
+)
+from memberships.errors import (
+    AccountDisabled,
+    AlreadyExists,
+    InvitationClosed,
+    LeaveDenied,
+    NotFound,
+)
 from memberships.invitations import my_invitations
-from memberships.self_service import get_my_organization, request_leave
+from memberships.principal import Principal
+from memberships.self_service import request_leave
 from web.auth import InvalidToken
 from web.pages import page_blueprint
 from web.pages import session as auth
@@ -40,8 +53,28 @@ def dev_sign_in_enabled() -> bool:
 
 
 @bp.get("/")
+@auth.requires_sign_in
 def home() -> Response:
-    return redirect(url_for("pages_account.organizations"))
+    """Where a signed-in person starts: admins on Administration, operators on Operations,
+    everyone else on their Organizations."""
+    return redirect(_landing(auth.account()))
+
+
+def _landing(account: AccountView) -> str:
+    if account.administers:
+        return url_for("pages_admin.index")
+    if account.is_operator:
+        return url_for("pages_ops.overview")
+    return url_for("pages_account.organizations")
+
+
+def _landing_of(user_id: str) -> str:
+    """Where ``user_id`` starts after signing in (Organizations if they are unknown)."""
+    try:
+        with unit_of_work() as uow:
+            return _landing(account_of(uow, Principal.user(user_id)))
+    except NotFound:
+        return url_for("pages_account.organizations")
 
 
 @bp.get("/sign-in")
@@ -61,7 +94,8 @@ def sign_in() -> str:
 
 @bp.post("/sign-in")
 def sign_in_submit() -> Response | tuple[str, int]:
-    next_page = auth.safe_next(request.form.get("next")) or url_for("pages_account.organizations")
+    asked = auth.safe_next(request.form.get("next"))
+    next_page = asked or url_for("pages_account.organizations")
     now = clock()()
     if "user_id" in request.form:
         if not dev_sign_in_enabled():
@@ -71,8 +105,9 @@ def sign_in_submit() -> Response | tuple[str, int]:
         if not allowed:
             flash("That account can't sign in: it is disabled or no longer exists.", "error")
             return redirect(url_for("pages_account.sign_in", next=next_page), 303)
-        auth.sign_in(request.form["user_id"].strip(), now + auth.DEV_SESSION_LENGTH)
-        return redirect(next_page, 303)
+        chosen = request.form["user_id"].strip()
+        auth.sign_in(chosen, now + auth.DEV_SESSION_LENGTH)
+        return redirect(asked or _landing_of(chosen), 303)
     token = request.form.get("token", "").strip().removeprefix("Bearer ").strip()
     if not token_sign_in_available() or not token:
         flash("Paste the access token your identity provider gave you.", "error")
@@ -84,7 +119,7 @@ def sign_in_submit() -> Response | tuple[str, int]:
         return redirect(url_for("pages_account.sign_in", next=next_page), 303)
     until = datetime.fromtimestamp(expires, UTC) if expires else now + auth.DEV_SESSION_LENGTH
     auth.sign_in(user_id, until)
-    return redirect(next_page, 303)
+    return redirect(asked or _landing_of(user_id), 303)
 
 
 @bp.post("/sign-out")
@@ -99,7 +134,7 @@ def sign_out() -> Response:
 def organizations() -> str:
     tenant = request.args.get("tenantId", "").strip() or None
     with unit_of_work() as uow:
-        overview = organizations_overview(uow, auth.principal(), tenant)
+        overview = organizations_overview(uow, auth.principal(), tenant, clock())
         pending = my_invitations(uow, clock(), auth.principal())
     return render_template("pages/organizations.html", overview=overview, invitations=pending)
 
@@ -133,9 +168,12 @@ def decline_invitation(invitation_id: str) -> Response:
 @bp.get("/account/organizations/<org>/leave")
 @auth.requires_sign_in
 def confirm_leave(org: str) -> str:
+    """The confirmation page, or, where the member can't leave, why and whom to ask."""
     with unit_of_work() as uow:
-        entry = get_my_organization(uow, auth.principal(), org)
-    return render_template("pages/confirm_leave.html", entry=entry)
+        overview = organizations_overview(uow, auth.principal(), org)
+    if overview.focus is None:
+        raise NotFound(f"You are not a member of {org!r}.")
+    return render_template("pages/confirm_leave.html", entry=overview.focus, overview=overview)
 
 
 @bp.post("/account/organizations/<org>/leave")

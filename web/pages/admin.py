@@ -50,12 +50,8 @@ def save_privacy_profile(org: str) -> Response:
             admin.set_privacy_profile(uow, clock(), auth.principal(), org, email, url)
     except InvalidInput as error:
         # Flask's session stores any JSON value: the settings form reads these fields back.
-        entered: Any = {
-            "detail": error.detail,
-            "field": error.extra.get("field"),
-            "email": email,
-            "url": url,
-        }
+        field_errors = {e["field"]: e["message"] for e in error.extra.get("errors", [])}
+        entered: Any = {"errors": field_errors, "email": email, "url": url}
         flash(entered, "form-error")
         return redirect(url_for("pages_admin.org_settings", org=org, _anchor="privacy"), 303)
     flash("The privacy profile is saved.", "success")
@@ -112,34 +108,110 @@ def restore(org: str, membership_id: str) -> Response:
     return redirect(url_for("pages_admin.deleted_users", org=org), 303)
 
 
+# A refused row in people's words; other refusals keep their own sentence.
+ROW_REFUSALS = {
+    "transition-not-allowed": "not possible in its state now: it changed since this page "
+    "was shown (someone restored, removed or deleted it meanwhile)",
+    "not-found": "not found in this organization",
+    "conflict": "changed by someone else at the same moment: reload and try again",
+    "precondition-failed": "changed by someone else meanwhile: reload and try again",
+    "home-organization": "a member of their home organization, who can't be removed here",
+}
+
+
+def _flash_results(outcomes: list[selection.SelectionOutcome], done: str) -> None:
+    """One message with a line per selected row: what happened to it, or why not."""
+    rows: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        name = outcome.label or (
+            outcome.membership.display_name or outcome.membership.email
+            if outcome.membership
+            else None
+        )
+        name = name or "A member no longer in this list"
+        if outcome.error is None:
+            rows.append({"name": name, "ok": True, "text": done})
+        else:
+            text = ROW_REFUSALS.get(outcome.error.code, outcome.error.detail)
+            rows.append({"name": name, "ok": False, "text": text[0].upper() + text[1:]})
+    succeeded = sum(1 for row in rows if row["ok"])
+    results: Any = {
+        "summary": f"{succeeded} of {len(rows)} selected {done.lower()}.",
+        "rows": rows,
+        "failed": len(rows) - succeeded,
+    }
+    flash(results, "results")
+
+
+def _confirm_selection(org: str, selected: list[str], template: str, listing: str) -> str:
+    """The confirmation step used without scripts: who is selected, and what happens."""
+    with unit_of_work() as uow:
+        organization = reading.get_organization(uow, clock(), auth.principal(), org)
+        if listing == "deleted":
+            page = reading.list_deleted_users(
+                uow, clock(), auth.principal(), org, limit=reading.MAX_PAGE
+            )
+        else:
+            page = reading.list_memberships(
+                uow, clock(), auth.principal(), org, limit=reading.MAX_PAGE
+            )
+    wanted = set(selected)
+    chosen = [m for m in page.items if m.id in wanted]
+    return render_template(template, org=organization, chosen=chosen, selected=selected)
+
+
+def _selected() -> list[str] | None:
+    return request.form.getlist("membership_id")[: selection.MAX_SELECTION + 1] or None
+
+
 @bp.post("/<org>/deleted-users/delete-permanently")
 @auth.requires_sign_in
 def delete_permanently(org: str) -> Response | str:
     """Without ``confirmed=yes`` (no scripts, so no dialog) show the confirmation page."""
-    selected = request.form.getlist("membership_id")
+    selected = _selected()
     if not selected:
         flash("Select at least one deleted user to delete permanently.", "error")
         return redirect(url_for("pages_admin.deleted_users", org=org), 303)
     if request.form.get("confirmed") != "yes":
-        with unit_of_work() as uow:
-            organization = reading.get_organization(uow, clock(), auth.principal(), org)
-            page = reading.list_deleted_users(uow, clock(), auth.principal(), org, limit=200)
-        chosen = [m for m in page.items if m.id in set(selected)]
-        return render_template(
-            "pages/confirm_delete.html", org=organization, chosen=chosen, selected=selected
-        )
+        return _confirm_selection(org, selected, "pages/confirm_delete.html", "deleted")
     with unit_of_work() as uow:
-        outcomes = selection.purge_selected(uow, clock(), auth.principal(), org, selected)
-    done = [o for o in outcomes if o.membership is not None]
-    if done:
-        flash(
-            f"{len(done)} user(s) permanently deleted. Removal of their data has started.",
-            "success",
-        )
-    for outcome in outcomes:
-        if outcome.error is not None:
-            flash(f"Not deleted ({outcome.membership_id}): {outcome.error.detail}", "error")
+        outcomes = selection.decide_selected(uow, clock(), auth.principal(), org, selected, "purge")
+    _flash_results(outcomes, "Permanently deleted; removal of their data has started")
     return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+
+
+@bp.post("/<org>/deleted-users/restore")
+@auth.requires_sign_in
+def restore_selected(org: str) -> Response:
+    """Restore every ticked deleted user (restoring is undone by removing again)."""
+    selected = _selected()
+    if not selected:
+        flash("Select at least one deleted user to restore.", "error")
+        return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+    with unit_of_work() as uow:
+        outcomes = selection.decide_selected(
+            uow, clock(), auth.principal(), org, selected, "restore"
+        )
+    _flash_results(outcomes, "Restored with their groups and roles")
+    return redirect(url_for("pages_admin.deleted_users", org=org), 303)
+
+
+@bp.post("/<org>/memberships/remove")
+@auth.requires_sign_in
+def remove_selected(org: str) -> Response | str:
+    """Remove every ticked guest; without ``confirmed=yes`` show the confirmation page."""
+    selected = _selected()
+    if not selected:
+        flash("Select at least one guest to remove.", "error")
+        return redirect(url_for("pages_admin.memberships", org=org), 303)
+    if request.form.get("confirmed") != "yes":
+        return _confirm_selection(org, selected, "pages/confirm_remove_selected.html", "members")
+    with unit_of_work() as uow:
+        outcomes = selection.decide_selected(
+            uow, clock(), auth.principal(), org, selected, "remove"
+        )
+    _flash_results(outcomes, "Removed")
+    return redirect(url_for("pages_admin.memberships", org=org), 303)
 
 
 @bp.get("/<org>/memberships")
@@ -180,5 +252,10 @@ def remove(org: str, membership_id: str) -> Response | str:
         return render_template("pages/confirm_remove.html", details=details)
     with unit_of_work() as uow:
         removed = admin.remove(uow, clock(), auth.principal(), org, membership_id)
-    flash(f"{removed.display_name or removed.email} is removed ({removed.state}).", "success")
+    what = (
+        "removed and moved to Deleted users, where you can restore them"
+        if removed.state == "soft-deleted"
+        else "removed, and removal of their data has started"
+    )
+    flash(f"{removed.display_name or removed.email} is {what}.", "success")
     return redirect(url_for("pages_admin.membership", org=org, membership_id=membership_id), 303)

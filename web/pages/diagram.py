@@ -18,8 +18,8 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from statemachines.docs import STATE_MEANINGS
-from statemachines.membership import MembershipLifecycle
+from statemachines.docs import GUARD_WORDS
+from statemachines.membership import MembershipLifecycle, MembershipState
 
 _NODE = re.compile(r'<g id="(node\d+)" class="node">\s*<title>([^<]+)</title>')
 
@@ -39,6 +39,26 @@ class LifecycleDiagram:
     current_name: str
 
 
+# What each state means, in the words of an admin reading the page (the developer's
+# version, with field names, is in docs/lifecycle.md).
+PAGE_MEANINGS: dict[str, str] = {
+    MembershipState.ACTIVE.value: "the guest can use the organization",
+    MembershipState.LEAVE_PENDING.value: "the guest asked to leave; the service is carrying it out",
+    MembershipState.SOFT_DELETED.value: (
+        "in Deleted users: hidden, and an admin can restore it until the retention period ends"
+    ),
+    MembershipState.RESTORED.value: "restored by an admin; the guest can use it again",
+    MembershipState.PURGE_PENDING.value: (
+        "permanently deleted: can no longer be restored; the guest's data is being removed"
+    ),
+    MembershipState.PURGED.value: (
+        "the guest's data is removed; only this record of dates and states is kept"
+    ),
+}
+
+_GUARD = re.compile(r">\[(!?\w+)\]<")
+_GRAPH_CAPTION = re.compile(r"<text [^>]*>MembershipLifecycle</text>\s*")
+
 DIAGRAM_FILE = Path(__file__).resolve().parent.parent / "static" / "lifecycle.svg"
 
 
@@ -49,7 +69,13 @@ def _plain_svg() -> str:
     # Inline SVG needs neither the XML prolog nor the DOCTYPE; it scales to its box.
     drawn = drawn[drawn.index("<svg") :]
     size = re.compile(r'<svg width="[^"]*" height="[^"]*"')
-    return size.sub('<svg class="lifecycle-svg"', drawn, count=1)
+    drawn = size.sub('<svg class="lifecycle-svg"', drawn, count=1)
+    # People's words on the picture: guards as the kinds they stand for, no class name.
+    drawn = _GUARD.sub(lambda m: f">({GUARD_WORDS.get(m.group(1), m.group(1))})<", drawn)
+    drawn = _GRAPH_CAPTION.sub("", drawn)
+    return drawn.replace(
+        "<title>MembershipLifecycle</title>", "<title>Membership lifecycle</title>"
+    )
 
 
 def _highlighted(drawn: str, state_id: str, label: str) -> str:
@@ -72,7 +98,7 @@ def lifecycle_diagram(current: str) -> LifecycleDiagram:
     by_value = {s.value: s for s in states}
     current_state = by_value[current]
     steps = tuple(
-        StateStep(s.value, s.name, STATE_MEANINGS[s.value], s.value == current) for s in states
+        StateStep(s.value, s.name, PAGE_MEANINGS[s.value], s.value == current) for s in states
     )
     drawn = _plain_svg()
     label = f"The membership lifecycle; the current state is {current_state.name}."

@@ -3,7 +3,7 @@
 The API keeps its problem+json: these handlers are registered on the page
 blueprints only, so they see errors raised by page views. A request that
 matched no route at all belongs to no blueprint; ``wants_html`` decides those by
-path, and ``web.pages.install_error_pages`` hands every other request to the
+path and ``Accept``, and ``web.pages.install_error_pages`` hands every other request to the
 handler the API registered.
 """
 
@@ -35,8 +35,15 @@ _TITLES = {
 
 
 def wants_html() -> bool:
+    """Page paths always get HTML; any other path gets HTML only when the client prefers it
+    (a browser's ``Accept: text/html,…``), so API clients keep their problem+json."""
     path = request.path
-    return path == "/" or any(path == p or path.startswith(p + "/") for p in PAGE_PREFIXES)
+    if path == "/" or any(path == p or path.startswith(p + "/") for p in PAGE_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(
+        ["application/problem+json", "application/json", "text/html"]
+    )
+    return best == "text/html" and request.accept_mimetypes["text/html"] > 0
 
 
 def error_page(status: int, title: str, detail: str) -> tuple[str, int]:

@@ -9,12 +9,40 @@ from datetime import datetime, timedelta
 from flask import Flask
 from markupsafe import Markup, escape
 
+from memberships import errors
 from statemachines.membership import MembershipKind, MembershipLifecycle
 
 KIND_LABELS = {
     MembershipKind.HOME.value: "Home organization",
     MembershipKind.B2B_COLLABORATION.value: "Guest (B2B collaboration)",
     MembershipKind.B2B_DIRECT_CONNECT.value: "Guest (B2B direct connect)",
+}
+
+ACTION_LABELS = {
+    "request_leave": "Asked to leave",
+    "complete_leave": "Leave carried out",
+    "remove": "Removed",
+    "restore": "Restored",
+    "purge": "Deleted permanently",
+    "expire_retention": "Retention period ended; permanent deletion started",
+    "finish_removal": "Data removal finished",
+    "add_guest": "Added as a guest",
+    "add_member": "Added as a member",
+    "add_grant": "Group or role granted",
+    "add_member_data": "Data recorded",
+    "read_membership": "Record opened",
+    "set_privacy_profile": "Privacy profile changed",
+    "set_external_user_leave_allowed": "Leave setting changed",
+}
+
+REASON_LABELS = {
+    "home-organization": "a home organization can't be left",
+    "account-disabled": "the account is disabled",
+    "leave-disabled": "the organization does not let external users leave on their own",
+    "transition-not-allowed": "not possible in the membership's state at that time",
+    "forbidden": "not an admin of this organization",
+    "restore-window-closed": "the restore period had ended",
+    "privacy-profile-required": "the organization had no privacy profile yet",
 }
 
 _TICKS = re.compile(r"`([^`]+)`")
@@ -59,7 +87,35 @@ def ticks(text: str) -> Markup:
     return Markup(_TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text))))
 
 
+def _error_titles() -> dict[str, str]:
+    found: dict[str, str] = {}
+    pending: list[type[errors.LifecycleError]] = [errors.LifecycleError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls.title)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def action_label(value: str | None) -> str:
+    """An audit action as people say it: ``purge`` → "Deleted permanently"."""
+    value = value or ""
+    return ACTION_LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+def reason_label(value: str | None) -> str:
+    """An audit reason (an error code) as a phrase: ``account-disabled`` → "the account is
+    disabled"."""
+    value = value or ""
+    if value in REASON_LABELS:
+        return REASON_LABELS[value]
+    title = _error_titles().get(value)
+    return title[0].lower() + title[1:] if title else value.replace("-", " ")
+
+
 def register(app: Flask) -> None:
+    app.add_template_filter(action_label)
+    app.add_template_filter(reason_label)
     app.add_template_filter(state_label)
     app.add_template_filter(kind_label)
     app.add_template_filter(when)

@@ -15,11 +15,14 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from flask import render_template
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
+from memberships.decisions import require_operator
 from web.pages import page_blueprint
 from web.pages import session as auth
 from web.pages.context import clock, unit_of_work
+from web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +72,34 @@ def overview() -> str:
         refresh_seconds=REFRESH_SECONDS,
         now=clock()(),
     )
+
+
+@bp.post("/dead-letters/retry")
+@auth.requires_sign_in
+def retry_dead_letters() -> Response:
+    """Put the dead letters (of one queue, or of every queue) back on their queues."""
+    with unit_of_work() as uow:
+        require_operator(uow, auth.principal())
+    queue = request.form.get("queue") or None
+    inspection = _module("workers.inspection")
+    if inspection is None:
+        flash("Dead letters can't be retried: queue inspection is not available.", "error")
+        return redirect(url_for("pages_ops.overview"), 303)
+    try:
+        port = inspection.broker_queues(services().settings)
+        try:
+            moved = port.retry_dead_letters(queue)
+        finally:
+            port.close()
+    except inspection.BrokerUnavailable as error:
+        log.warning("retrying dead letters failed: %s", error)
+        flash("The dead letters could not be retried: the broker did not answer.", "error")
+        return redirect(url_for("pages_ops.overview"), 303)
+    where = f" of {queue}" if queue else ""
+    flash(
+        f"{moved} dead letter{'s' if moved != 1 else ''}{where} put back on the queue to run again."
+        if moved
+        else f"There were no dead letters{where} to retry.",
+        "success",
+    )
+    return redirect(url_for("pages_ops.overview"), 303)

@@ -6,7 +6,8 @@
 // - [data-requires-selection="name"]: refuse to open the dialog until a check box named
 //   "name" is ticked; [data-selected-count="name"] shows how many are.
 // - [data-select-all="name"]: a check box that ticks them all (shown only with scripts).
-// - <body data-refresh-seconds="n">: reload after n seconds, unless a dialog is open.
+// - <body data-refresh-seconds="n">: reload after n seconds, unless a dialog is open or
+//   the attribute has been removed meanwhile (then it waits until it is back).
 (function () {
   "use strict";
 
@@ -52,7 +53,9 @@
   var seconds = Number(document.body.getAttribute("data-refresh-seconds"));
   if (seconds > 0) {
     var reload = function () {
-      if (document.querySelector("dialog[open]")) {
+      // Paused while a dialog is open, or while the attribute is taken away (a script
+      // that needs the page to hold still, such as a check of the page, removes it).
+      if (document.querySelector("dialog[open]") || !document.body.hasAttribute("data-refresh-seconds")) {
         window.setTimeout(reload, seconds * 1000);
       } else {
         window.location.reload();

@@ -1,0 +1,75 @@
+"""Before ``make run`` starts anything: is the web port free? After: say what to open.
+
+``port_check.py PORT`` exits 0 when nothing listens on 127.0.0.1:PORT; otherwise it
+prints one line naming a free port to use instead and exits 1, so that ``make run``
+stops before gunicorn retries five times and ends in a bare ``make: Error 1``.
+
+``port_check.py PORT --announce`` waits (up to a minute) until the web process
+answers on PORT, then prints the one line a newcomer needs: the address, the demo
+users to sign in as, and the command that prints an API token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+
+DEV_SECRET = "dev-secret-change-me"  # the Makefile's, for `make run` only
+DEMO_USERS = (
+    ("alice@woodgrove.example", "member"),
+    ("admin@contoso.example", "admin"),
+    ("ops@woodgrove.example", "operator"),
+)
+
+
+def in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_alternative(port: int) -> int:
+    for candidate in (8080, *range(8081, 8100), *range(port + 1, port + 100)):
+        if candidate != port and not in_use(candidate):
+            return candidate
+    return 0
+
+
+def announce(port: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while not in_use(port):
+        if time.monotonic() > deadline:
+            return 0  # the web process failed: its own log says why
+        time.sleep(0.3)
+    users = ", ".join(f"{email} ({role})" for email, role in DEMO_USERS)
+    secret = os.environ.get("JWT_SECRET", "")
+    prefix = f"JWT_SECRET={secret} " if secret == DEV_SECRET else ""
+    print(
+        f"\n==> Ready: open http://127.0.0.1:{port} and sign in as {users}. "
+        f"API token: {prefix}.venv/bin/lifecycle token --user alice@woodgrove.example. "
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--announce", action="store_true")
+    options = parser.parse_args()
+    if options.announce:
+        return announce(options.port)
+    if in_use(options.port):
+        other = free_alternative(options.port)
+        instead = f"; run `make run PORT={other}`" if other else "; choose another with PORT="
+        print(f"port {options.port} is in use{instead}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
