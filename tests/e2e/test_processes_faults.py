@@ -219,7 +219,7 @@ def test_an_operator_retries_a_dead_letter_and_the_worker_carries_it_out(backend
         _dead_letter(stack, "removals", "remove_data", str(uuid.uuid4()), "gone")
         # When the operator lists the dead letters of the leaves queue, Then it is there
         [listed] = json.loads(stack.lifecycle("dead-letters", "--queue", "leaves", "--json"))
-        assert (listed["queue"], listed["actor_name"], listed["args"]) == (
+        assert (listed["queue"], listed["actorName"], listed["args"]) == (
             "leaves",
             "complete_leave",
             [membership],
@@ -248,7 +248,7 @@ def test_an_operator_retries_a_dead_letter_and_the_worker_carries_it_out(backend
         assert json.loads(stack.lifecycle("dead-letters", "--queue", "leaves", "--json")) == []
         queues = json.loads(stack.lifecycle("queues", "--json"))
         assert queues["broker"] == stack.broker_kind
-        dead = {q["name"]: q["dead_letters"] for q in queues["queues"]}
+        dead = {q["name"]: q["deadLetters"] for q in queues["queues"]}
         assert dead == {"leaves": 0, "removals": 1, "timers": 0}
         # And a purge drops the other dead letter
         assert json.loads(stack.lifecycle("dead-letters", "--purge", "--json")) == {"purged": 1}
