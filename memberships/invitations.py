@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit, deny
@@ -30,7 +29,7 @@ from memberships.validation import valid_email
 from memberships.views import InvitationView, MembershipView, MyInvitation, OrganizationView, Page
 from statemachines.membership import MembershipKind
 from store import queries
-from store.models import Invitation, Membership, Organization, User
+from store.models import Invitation, Organization, User
 from store.unit_of_work import UnitOfWork
 
 GUEST_KINDS = (MembershipKind.B2B_COLLABORATION.value, MembershipKind.B2B_DIRECT_CONNECT.value)
@@ -168,24 +167,13 @@ def accept_invitation(
             organization_id=org.id,
             actor=invitation.id,
         )
-    if (
-        user.home_organization_id == org.id
-        or queries.live_membership(uow.session, user.id, org.id) is not None
-    ):
-        raise AlreadyExists(f"You are already a member of {org.display_name}.")
-    membership = Membership(
-        user_id=user.id,
-        organization_id=org.id,
-        kind=invitation.kind,
-        email=user.email,
-        display_name=user.display_name,
-        created_at=now,
+    membership = (
+        None
+        if user.home_organization_id == org.id
+        else queries.add_membership(uow.session, user, org.id, invitation.kind, now)
     )
-    uow.session.add(membership)
-    try:
-        uow.session.flush()
-    except IntegrityError:
-        raise AlreadyExists(f"You are already a member of {org.display_name}.") from None
+    if membership is None:
+        raise AlreadyExists(f"You are already a member of {org.display_name}.")
     invitation.status = "accepted"
     invitation.responded_at = now
     invitation.membership_id = membership.id

@@ -139,22 +139,9 @@ def add_guest(
     user = _user_or_404(uow, user_ref)
     if user.home_organization_id == org.id:
         raise InvalidInput(f"{org.domain} is the user's home organization.", field="user")
-    if queries.live_membership(uow.session, user.id, org.id) is not None:
+    membership = queries.add_membership(uow.session, user, org.id, kind, now, enabled=enabled)
+    if membership is None:
         raise AlreadyExists(f"{user.email} is already a member of {org.domain}.")
-    membership = Membership(
-        user_id=user.id,
-        organization_id=org.id,
-        kind=kind,
-        enabled=enabled,
-        email=user.email,
-        display_name=user.display_name,
-        created_at=now,
-    )
-    uow.session.add(membership)
-    try:
-        uow.session.flush()
-    except IntegrityError:
-        raise AlreadyExists(f"{user.email} is already a member of {org.domain}.") from None
     audit(uow, now, principal, "add_guest", membership=membership, to_state=membership.state)
     uow.commit()
     return MembershipView.of(membership)

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache
 
 from sqlalchemy import Select, String, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -59,6 +60,37 @@ def live_membership(session: Session, user_id: str, organization_id: str) -> Mem
             Membership.state != "purged",
         )
     )
+
+
+def add_membership(
+    session: Session,
+    user: User,
+    organization_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    enabled: bool = True,
+) -> Membership | None:
+    """A new ``active`` membership of ``user`` in the organization, flushed; ``None`` when
+    the user already has one there that is not purged (also when a concurrent insert won the
+    unique index: the session must then be rolled back, which the caller's refusal does)."""
+    if live_membership(session, user.id, organization_id) is not None:
+        return None
+    membership = Membership(
+        user_id=user.id,
+        organization_id=organization_id,
+        kind=kind,
+        enabled=enabled,
+        email=user.email,
+        display_name=user.display_name,
+        created_at=now,
+    )
+    session.add(membership)
+    try:
+        session.flush()
+    except IntegrityError:
+        return None
+    return membership
 
 
 def live_membership_of(
