@@ -27,6 +27,8 @@ run: export LOG_FORMAT ?= text
 run: export SECRET_KEY ?= dev-session-key-change-me
 # The worker's Prometheus exposition (Dramatiq's middleware) stays on this machine.
 run: export dramatiq_prom_host ?= 127.0.0.1
+# Webhook endpoints on this machine (a local receiver) are allowed in development.
+run: export WEBHOOK_ALLOW_PRIVATE_NETWORKS ?= 1
 
 # The stamp makes `pip install` run again only when the dependencies change;
 # the install is editable, so code changes need no reinstall. The exact versions come

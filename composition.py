@@ -26,6 +26,9 @@ def policy_from(settings: Settings) -> Policy:
         sweep_batch_size=settings.sweep_batch_size,
         redrive_after=settings.redrive_after,
         invitation_ttl=settings.invitation_ttl,
+        removal_request_deadline=settings.removal_request_deadline,
+        webhook_retry_for=settings.webhook_retry_for,
+        webhook_disable_after=settings.webhook_disable_after,
     )
 
 

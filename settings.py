@@ -217,6 +217,20 @@ class Settings:
     dev_sign_in: bool = False
     rate_limit: str = "600 per minute"
     rate_limits_enabled: bool = True
+    # The address the service is reached at from outside, for links it sends away
+    # (webhook confirmation URLs, links in e-mails).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Webhooks: endpoints on loopback or private networks are refused unless this is
+    # set (development and tests only); retry and disable periods.
+    webhook_allow_private_networks: bool = False
+    webhook_retry_for: timedelta = _POLICY.webhook_retry_for
+    webhook_disable_after: timedelta = _POLICY.webhook_disable_after
+    # A member's removal request must be answered within this.
+    removal_request_deadline: timedelta = _POLICY.removal_request_deadline
+    # Mail: nothing is sent without SMTP_URL (smtp://user:pass@host:587 uses STARTTLS,
+    # smtps:// implicit TLS).
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "Membership Lifecycle <no-reply@localhost>"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -282,6 +296,15 @@ class Settings:
             dev_sign_in=flag("DEV_SIGN_IN", False),
             rate_limit=rate_limit,
             rate_limits_enabled=flag("RATE_LIMITS_ENABLED", True),
+            public_base_url=(text("PUBLIC_BASE_URL") or defaults.public_base_url).rstrip("/"),
+            webhook_allow_private_networks=flag("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
+            webhook_retry_for=duration("WEBHOOK_RETRY_FOR", defaults.webhook_retry_for),
+            webhook_disable_after=duration("WEBHOOK_DISABLE_AFTER", defaults.webhook_disable_after),
+            removal_request_deadline=duration(
+                "REMOVAL_REQUEST_DEADLINE", defaults.removal_request_deadline
+            ),
+            smtp_url=text("SMTP_URL"),
+            mail_from=text("MAIL_FROM") or defaults.mail_from,
         )
 
     @property

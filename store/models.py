@@ -338,3 +338,130 @@ class WorkerHeartbeat(Base):
     in_flight: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+EVENT_DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class Event(Base):
+    """The outbox: one row per lifecycle transition or organization change, written in
+    the transaction of the change (so an event exists if and only if the change
+    committed). ``id`` gives the order events were written in; ``event_id`` is what
+    receivers see (the ``webhook-id``). ``payload`` is the JSON body sent; a purge
+    redacts the personal fields of its membership's events. ``dispatched_at`` is set
+    once the event has been handed to its endpoints' deliveries."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_org_id", "organization_id", "id"),
+        Index(
+            "ix_events_undispatched",
+            "id",
+            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[str] = mapped_column(GUID)
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[str] = mapped_column(Text)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEndpoint(Base):
+    """An organization's webhook endpoint. ``events`` is a JSON list of event types (null:
+    every type). ``secret`` signs every delivery; after a rotation ``previous_secret``
+    signs alongside it until ``previous_secret_expires_at``. ``confirms_removal`` marks
+    an app that holds guests' data and must confirm their removal. A disabled endpoint
+    (``enabled`` false) says why in ``disabled_reason``; ``failing_since`` is the first
+    failed attempt of the current run of failures."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    events: Mapped[str | None] = mapped_column(Text)
+    confirms_removal: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    secret: Mapped[str] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event sent to one endpoint, retried until delivered or failed. The database
+    holds when the next attempt is due (``next_attempt_at``), like every timer here: a
+    lost broker message is sent again by the sweep. No request body is kept (the event
+    row holds it, redacted on purge)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            f"state IN ({', '.join(repr(s) for s in EVENT_DELIVERY_STATES)})", name="state"
+        ),
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id", "id"),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("events.id"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RemovalAppConfirmation(Base):
+    """A connected app (an endpoint with ``confirms_removal``, as of the moment removal
+    started) that must confirm a membership's data removal before it is purged.
+    ``confirmed_via`` is ``url`` (its confirmUrl), ``delivery`` (it answered the
+    delivery with ``{"removed": true}``) or ``manual`` (an admin, ``confirmed_by``, with
+    ``note``). ``url`` is the endpoint's address then, kept after the endpoint goes."""
+
+    __tablename__ = "removal_app_confirmations"
+    __table_args__ = (
+        UniqueConstraint(
+            "membership_id", "webhook_id", name="uq_removal_app_confirmations_membership_webhook"
+        ),
+        CheckConstraint(
+            "confirmed_via IS NULL OR confirmed_via IN ('url', 'delivery', 'manual')",
+            name="confirmed_via",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    membership_id: Mapped[str] = mapped_column(ForeignKey("memberships.id"), index=True)
+    webhook_id: Mapped[str] = mapped_column(GUID)
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_via: Mapped[str | None] = mapped_column(String(16))
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -18,3 +18,9 @@ class Policy:
     sweep_batch_size: int = 2000
     redrive_after: timedelta = timedelta(minutes=1)
     invitation_ttl: timedelta = timedelta(days=30)
+    # How long an organization has to answer a member's removal request.
+    removal_request_deadline: timedelta = timedelta(days=30)
+    # How long a webhook delivery is retried before it is failed, and how long an
+    # endpoint may fail every delivery before it is disabled.
+    webhook_retry_for: timedelta = timedelta(days=3)
+    webhook_disable_after: timedelta = timedelta(days=5)

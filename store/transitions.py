@@ -16,8 +16,10 @@ Three entry points share those rules, with the statements behind them:
 - ``move_claimed``: PostgreSQL only: the claim (a locking SELECT), the UPDATE and the
   audit INSERT as one statement, so the ids cross to Python once (the sweep's batch).
 
-``_after_write`` is where the rows that follow every change (an outbox of events,
-say) are to be written: once, for every path. No other module updates
+``_after_write`` is where the rows that follow every change are written, once, for
+every path: the events (``store.outbox``), the apps that must confirm a removal
+(``store.app_confirmations``), the end of open removal requests
+(``store.removal_requests``) and the member's notices (``store.notices``). No other module updates
 ``memberships.state``; a test greps for one.
 """
 
@@ -51,6 +53,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from store import app_confirmations, notices, outbox, removal_requests
 from store.database import is_postgresql
 from store.models import AuditEvent, Membership, UTCDateTime
 
@@ -99,8 +102,14 @@ class Moved:
 
 def _after_write(session: Session, transition: Transition, moved: Sequence[str]) -> None:
     """Runs in the transaction of every state change, after its UPDATE and audit rows:
-    the one place for the rows every change must be accompanied by (none yet besides
-    the audit rows; an outbox of lifecycle events belongs here)."""
+    the one place for the rows every change must be accompanied by. ``moved`` holds
+    the ids of the rows that moved (possibly none)."""
+    if not moved:
+        return
+    outbox.after_transition(session, transition, moved)
+    app_confirmations.after_transition(session, transition, moved)
+    removal_requests.after_transition(session, transition, moved)
+    notices.after_transition(session, transition, moved)
 
 
 # ---- one row -----------------------------------------------------------------------------------
