@@ -388,6 +388,12 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
     soft_deleted = world.soft_delete("closed")
     active = world.membership("bare", "ann")
+    # (and data of a membership outside the chunk: ann's 5 rows in bare, which must neither
+    # be erased nor keep the chunk from finishing)
+    with world.uow() as uow:
+        provisioning.add_member_data(
+            uow, world.clock, SYSTEM, world.orgs["bare"], world.users["ann"], 5
+        )
     others = {m: (_row(world, m).state, _row(world, m).version) for m in (soft_deleted, active)}
     # When a worker runs the chunk batch by batch (50 rows per transaction)
     seen = _chunk_until_done(world, [ann, pat, soft_deleted, active])
@@ -408,8 +414,9 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
         assert _count(world, Grant, membership_id) == 0
         assert _count(world, MemberData, membership_id) == 0
         assert _finishes(world, membership_id) == [("worker", "allowed", "purged")]
-    # And the others were left exactly as they were
+    # And the others were left exactly as they were, their data too
     assert {m: (_row(world, m).state, _row(world, m).version) for m in others} == others
+    assert _count(world, MemberData, active) == 5
 
 
 def test_progress_is_recorded_per_membership_after_each_chunk_batch(world: World) -> None:
@@ -485,7 +492,25 @@ def test_a_remover_that_still_reports_data_blocks_only_its_memberships_finish(
                 AuditEvent.membership_id == pat, AuditEvent.outcome == "denied"
             )
         )
-        assert denial is not None and denial.reason == "transition-not-allowed"
+        assert denial is not None
+        # (every field of the denied entry: on the membership's organization, by the worker)
+        assert (
+            denial.organization_id,
+            denial.actor,
+            denial.action,
+            denial.from_state,
+            denial.to_state,
+            denial.reason,
+            denial.occurred_at,
+        ) == (
+            world.orgs["open"],
+            "worker",
+            "finish_removal",
+            "purge-pending",
+            None,
+            "transition-not-allowed",
+            world.clock(),
+        )
     # And once the store lets go, the next delivery finishes him
     assert _chunk_until_done(world, [ann, pat])[-1].purged == (pat,)
 
