@@ -562,6 +562,12 @@ def test_showing_a_membership_counts_its_own_data_and_lists_its_own_audit_trail_
     for user, membership_id in (("ann", ann), ("pat", pat)):
         assert [e.id for e in shown[user]["audit"]] == trail[membership_id]
     assert [e.action for e in shown["ann"]["audit"]][-2:] == ["remove", "restore"]
+    # (a membership without data rows shows none)
+    with world.uow() as uow:
+        bare = reading.show_membership(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", "ann@mail.example"
+        )
+    assert (bare["membership"].id, bare["member_data_rows"]) == (world.membership("bare", "ann"), 0)
     # And a user without a membership there is not shown someone else's
     with world.uow() as uow, pytest.raises(NotFound):
         reading.show_membership(uow, world.clock, gadmin, "open.example", "cadmin@mail.example")
