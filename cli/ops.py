@@ -134,6 +134,10 @@ def timers(as_json: bool, limit: int) -> None:
         f"   failing: {report.failing}   stalled: "
         + ", ".join(f"{k} {v}" for k, v in report.stalled.items())
     )
+    click.echo(
+        f"removals waiting on apps: {report.waiting_on_apps}"
+        f"   of them overdue: {report.waiting_on_apps_overdue}"
+    )
     for title, entries in (
         ("next due purges", report.next_due_purges),
         ("overdue removals", report.overdue_removal_list),

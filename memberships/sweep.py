@@ -1,6 +1,7 @@
 """One tick of the durable timers, the scheduler's work: expire due retention periods
 (``memberships.retention``), re-drive lost work and count overdue removals
-(``memberships.redrive``), forget expired idempotency keys
+(``memberships.redrive``), fan out undispatched events and send due webhook deliveries
+(``memberships.webhook_delivery``), forget expired idempotency keys
 (``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run
 in several processes at once on PostgreSQL (each row is taken by one sweeper only).
 """
@@ -16,6 +17,7 @@ from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
 from memberships.redrive import count_overdue_removals, redrive_stalled
 from memberships.retention import expire_due_retentions, expire_in_parallel
+from memberships.webhook_delivery import fan_out, redrive_due
 from store.database import is_postgresql
 from store.unit_of_work import UnitOfWork
 
@@ -31,6 +33,8 @@ class SweepReport:
     overdue_removals: int = 0
     forgotten_keys: int = 0
     seconds: float = 0.0
+    events_dispatched: int = 0
+    deliveries_sent: int = 0
 
 
 def new_tick_id() -> str:
@@ -67,6 +71,8 @@ def sweep(
     else:
         expired, batches = expire_due_retentions(uow, clock, should_continue=should_continue)
     redriven = redrive_stalled(uow, clock, should_continue=should_continue)
+    events, _made = fan_out(uow, clock, should_continue=should_continue)
+    deliveries = redrive_due(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
@@ -78,4 +84,6 @@ def sweep(
         overdue_removals=overdue,
         forgotten_keys=forgotten,
         seconds=time.perf_counter() - started,
+        events_dispatched=events,
+        deliveries_sent=deliveries,
     )

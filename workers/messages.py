@@ -33,9 +33,28 @@ REMOVE_DATA_MANY = MessageContract(
 sends, ``REMOVAL_CHUNK_SIZE`` ids per message. ``remove_data`` stays for single sends and
 for messages already queued."""
 SWEEP = MessageContract("sweep", "timers", "sweep(request_id=None)")
+FAN_OUT_EVENTS = MessageContract(
+    "fan_out_events", "webhooks", "fan_out_events(hint, request_id=None)"
+)
+"""Turn undispatched events into webhook deliveries now (``hint`` names what changed, for
+the logs; every undispatched event is taken). The sweep does the same on every tick."""
+DELIVER_WEBHOOK = MessageContract(
+    "deliver_webhook", "webhooks", "deliver_webhook(delivery_id, request_id=None)"
+)
+"""One attempt of one webhook delivery, if it is pending and due."""
 
 CONTRACTS = MappingProxyType(
-    {c.actor_name: c for c in (COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP)}
+    {
+        c.actor_name: c
+        for c in (
+            COMPLETE_LEAVE,
+            REMOVE_DATA,
+            REMOVE_DATA_MANY,
+            SWEEP,
+            FAN_OUT_EVENTS,
+            DELIVER_WEBHOOK,
+        )
+    }
 )
 """By actor name."""
 

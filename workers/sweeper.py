@@ -41,9 +41,16 @@ def run_sweep(
             "redriven": dict(report.redriven),
             "overdue_removals": report.overdue_removals,
             "forgotten_keys": report.forgotten_keys,
+            "events_dispatched": report.events_dispatched,
+            "deliveries_sent": report.deliveries_sent,
             "seconds": round(report.seconds, 3),
         }
-        if report.expired or any(report.redriven.values()):
+        if (
+            report.expired
+            or any(report.redriven.values())
+            or report.events_dispatched
+            or report.deliveries_sent
+        ):
             log.info("sweep moved memberships on", extra=fields)
         else:
             log.debug("sweep found nothing due", extra=fields)
