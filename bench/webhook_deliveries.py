@@ -39,9 +39,10 @@ def deliveries_per_second(
     receiver on ``threads`` threads; deliveries per second (the fan-out not timed)."""
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as scratch:
         where = directory or Path(scratch)
-        with scratch_database(database_url, where, "bench_webhooks") as url, running(
-            [Reply(204)]
-        ) as receiver:
+        with (
+            scratch_database(database_url, where, "bench_webhooks") as url,
+            running([Reply(204)]) as receiver,
+        ):
             engine = make_engine(url)
             factory = make_session_factory(engine)
             policy = Policy(sweep_batch_size=2000)
@@ -65,7 +66,11 @@ def deliveries_per_second(
                     )
                 )
                 for _ in range(count):
-                    payload = {"type": "membership.purged", "timestamp": now.isoformat(), "data": {}}
+                    payload = {
+                        "type": "membership.purged",
+                        "timestamp": now.isoformat(),
+                        "data": {},
+                    }
                     session.add(
                         Event(
                             event_id=f"msg_{uuid.uuid4().hex}",

@@ -60,7 +60,5 @@ def retry(org: str, webhook_id: str | None, delivery_id: str) -> None:
     """Send a pending or failed delivery again now."""
     s = services()
     with s.uow() as uow:
-        view = webhook_deliveries.retry_delivery(
-            uow, s.clock, SYSTEM, org, webhook_id, delivery_id
-        )
+        view = webhook_deliveries.retry_delivery(uow, s.clock, SYSTEM, org, webhook_id, delivery_id)
     click.echo(f"{view.id}: sent again now (event {view.event_id}, {view.event_type})")

@@ -9,7 +9,8 @@ them is confirmed (``memberships.removal``). An app confirms in one of three way
   ``membership.purge_pending`` delivery carried: ``confirm_by_token``;
 - it answers that delivery with ``200`` and ``{"removed": true}``: ``confirm_by_delivery``;
 - an admin of the organization records it by hand, with a note saying why:
-  ``confirm_manually`` (audited with who and why).
+  ``confirm_manually`` (the audit log names who and which app; the confirmation row
+  keeps who and the note, and the membership's record shows both).
 
 The confirmUrl's token is 32 random bytes minted for each delivery attempt; only its
 SHA-256 is stored (``removal_app_confirmations.token_hash``), so whoever reads the
@@ -239,7 +240,9 @@ def confirm_manually(
         "confirm_removal",
         membership=membership,
         from_state=membership.state,
-        reason=f"manual: {row.webhook_id}: {note}"[:MAX_NOTE],
+        # The audit row names who and which app; the note (why) is kept on the
+        # confirmation itself, which the membership's record shows.
+        reason=f"manual:{row.webhook_id}",
     )
     uow.commit()
     return AppConfirmationView.of(row)

@@ -359,9 +359,7 @@ def _delivered(
     )
     delivery = uow.session.get(WebhookDelivery, delivery_id, populate_existing=True)
     if delivery is not None:
-        endpoint = uow.session.get(
-            WebhookEndpoint, delivery.endpoint_id, populate_existing=True
-        )
+        endpoint = uow.session.get(WebhookEndpoint, delivery.endpoint_id, populate_existing=True)
         if endpoint is not None and endpoint.failing_since is not None:
             endpoint.failing_since = None
             endpoint.updated_at = now

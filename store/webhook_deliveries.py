@@ -197,6 +197,9 @@ def record_attempt(
             last_error=error,
             delivered_at=delivered_at,
             claimed_until=None,
+            # The message that asked for this attempt is used up: the next one is sent
+            # when the attempt is due.
+            enqueued_at=None,
         )
         .execution_options(synchronize_session=False)
     )

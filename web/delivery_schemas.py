@@ -55,9 +55,7 @@ class WebhookDeliveryPage(Output):
 
     @classmethod
     def of(cls, page: Page) -> WebhookDeliveryPage:
-        return cls(
-            items=[WebhookDelivery.of(d) for d in page.items], next_cursor=page.next_cursor
-        )
+        return cls(items=[WebhookDelivery.of(d) for d in page.items], next_cursor=page.next_cursor)
 
 
 class RemovalConfirmationIn(Input):

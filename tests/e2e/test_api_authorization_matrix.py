@@ -90,6 +90,7 @@ CALLERS = (
     "admin",
 )
 
+
 @dataclass(frozen=True)
 class Outcome:
     """What a cell must answer: one of ``statuses``, and when refused, problem ``code``."""

@@ -57,8 +57,6 @@ def stack(backend, tmp_path):
     running_stack.close()
 
 
-
-
 def _events(stack: Stack, organization_id: str, count: int) -> list[str]:
     ids = [f"msg_{uuid.uuid4().hex}" for _ in range(count)]
     now = utc_now()
