@@ -14,6 +14,7 @@ from memberships.principal import Principal
 from memberships.reading import page_by_id
 from memberships.views import Page
 from memberships.webhook_delivery import DELIVER_ACTOR
+from store import webhook_deliveries as statements
 from store.models import Event, Organization, WebhookDelivery, WebhookEndpoint
 from store.unit_of_work import UnitOfWork
 
@@ -132,14 +133,11 @@ def retry_delivery(
             "The webhook is disabled: enable it first, then send the delivery again.",
             field="webhookId",
         )
-    delivery.state = "pending"
-    delivery.next_attempt_at = now
-    delivery.enqueued_at = now
-    delivery.claimed_until = None
-    delivery.first_attempt_at = None
+    statements.send_again_now(uow.session, delivery.id, now)
     audit(uow, now, principal, "retry_webhook_delivery", organization_id=org.id, reason=delivery.id)
     uow.send_after_commit(DELIVER_ACTOR, delivery.id)
     uow.commit()
+    uow.session.refresh(delivery)
     event = uow.session.get(Event, delivery.event_id)
     assert event is not None
     return _view(delivery, event)

@@ -191,15 +191,18 @@ def record_attempt(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == attempt)
         .values(
-            state=state,
-            next_attempt_at=next_attempt_at,
-            last_status_code=status_code,
-            last_error=error,
-            delivered_at=delivered_at,
-            claimed_until=None,
-            # The message that asked for this attempt is used up: the next one is sent
-            # when the attempt is due.
-            enqueued_at=None,
+            {
+                # The delivery's state (keyed by its column: no membership's state).
+                WebhookDelivery.state: state,
+                WebhookDelivery.next_attempt_at: next_attempt_at,
+                WebhookDelivery.last_status_code: status_code,
+                WebhookDelivery.last_error: error,
+                WebhookDelivery.delivered_at: delivered_at,
+                WebhookDelivery.claimed_until: None,
+                # The message that asked for this attempt is used up: the next one is
+                # sent when the attempt is due.
+                WebhookDelivery.enqueued_at: None,
+            }
         )
         .execution_options(synchronize_session=False)
     )
@@ -211,10 +214,35 @@ def fail_pending_of_endpoint(session: Session, endpoint_id: str, reason: str) ->
     result = session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == PENDING)
-        .values(state=FAILED, next_attempt_at=None, last_error=reason, claimed_until=None)
+        .values(
+            {
+                WebhookDelivery.state: FAILED,
+                WebhookDelivery.next_attempt_at: None,
+                WebhookDelivery.last_error: reason,
+                WebhookDelivery.claimed_until: None,
+            }
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE's result
+
+
+def send_again_now(session: Session, delivery_id: str, now: datetime) -> None:
+    """A pending or failed delivery due now, its retry period starting again."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(
+            {
+                WebhookDelivery.state: PENDING,
+                WebhookDelivery.next_attempt_at: now,
+                WebhookDelivery.enqueued_at: now,
+                WebhookDelivery.claimed_until: None,
+                WebhookDelivery.first_attempt_at: None,
+            }
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 # ---- the apps' removal confirmations ------------------------------------------------------------
