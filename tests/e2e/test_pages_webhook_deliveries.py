@@ -51,7 +51,6 @@ def test_the_webhook_page_lists_deliveries_and_retries_a_failed_one(visitor, wor
     assert dispatcher.sent == [("deliver_webhook", delivery_id)]
 
 
-
 def test_another_organizations_admin_cannot_open_a_webhook_page(visitor, world):
     endpoint = add_endpoint(world, "https://crm.example/hook")
     assert visitor.sign_in(world.users["cadmin"]).status_code == 303

@@ -238,3 +238,27 @@ def test_the_chunked_finish_waits_on_apps_too(world: World) -> None:
             )
         ).all()
     assert denied == []
+
+
+def test_a_lost_finish_message_is_re_driven_once_every_app_confirmed(
+    world: World, dispatcher, policy
+) -> None:
+    app = add_endpoint(world, "https://crm.example/hook", confirms_removal=True)
+    membership_id = remove_pat(world)
+    with world.uow() as uow:
+        remove_all_data(uow, world.clock, membership_id)
+    with world.uow() as uow:
+        removal_confirmations.confirm_manually(
+            uow, world.clock, world.principal("gadmin"), "open.example", membership_id, app, "ok"
+        )
+    # When the message the confirmation sent is lost
+    dispatcher.sent.clear()
+    world.clock.advance(policy.redrive_after + timedelta(seconds=1))
+    with world.uow() as uow:
+        redriven = redrive_stalled(uow, world.clock)
+    # Then the sweep's re-drive sends the removal again, and it finishes
+    assert redriven["remove_data"] == 1
+    assert ("remove_data", membership_id) in dispatcher.sent
+    with world.uow() as uow:
+        remove_data_batch(uow, world.clock, membership_id)
+    assert state_of(world, membership_id) == "purged"

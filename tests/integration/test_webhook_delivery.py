@@ -344,3 +344,27 @@ def test_two_workers_never_take_the_same_attempt(world: World) -> None:
     world.clock.advance(timedelta(minutes=2))
     with world.uow() as uow:
         assert statements.claim_due(uow.session, world.clock(), world.clock(), 10) == [delivery_id]
+
+
+def test_a_change_asks_for_the_fan_out_after_its_commit_only_where_an_endpoint_exists(
+    world: World, dispatcher
+) -> None:
+    from memberships.decisions import apply_event
+    from memberships.principal import SYSTEM
+    from store.models import Membership
+
+    # Without an endpoint, removing a guest sends nothing about webhooks
+    world.soft_delete("open", "off")
+    assert [a for a, _ in dispatcher.sent if a == "fan_out_events"] == []
+    # With one, the change's commit is followed by a fan-out message
+    add_endpoint(world, "https://crm.example/hook")
+    membership_id = world.soft_delete("open", "ann")
+    assert ("fan_out_events", membership_id) in dispatcher.sent
+    # A change that is rolled back asks for nothing
+    dispatcher.sent.clear()
+    with world.uow() as uow:
+        membership = uow.session.get(Membership, membership_id)
+        apply_event(uow, world.clock(), SYSTEM, membership, "restore")
+        uow.rollback()
+        uow.commit()  # the next commit of the same unit of work carries nothing of it
+    assert dispatcher.sent == []
