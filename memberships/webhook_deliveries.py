@@ -116,11 +116,9 @@ def retry_delivery(
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "retry_webhook_delivery")
     delivery = uow.session.get(WebhookDelivery, (delivery_id or "").strip().lower())
-    endpoint = _endpoint_in(
-        uow,
-        org,
-        webhook_id if webhook_id is not None else (delivery.endpoint_id if delivery else ""),
-    )
+    if delivery is None and webhook_id is None:
+        raise NotFound(f"No delivery {delivery_id!r} in {org.domain}.")
+    endpoint = _endpoint_in(uow, org, webhook_id or (delivery.endpoint_id if delivery else ""))
     if delivery is None or delivery.endpoint_id != endpoint.id:
         raise NotFound(f"No delivery {delivery_id!r} of webhook {endpoint.id}.")
     if delivery.state == "delivered":
