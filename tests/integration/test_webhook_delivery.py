@@ -368,3 +368,42 @@ def test_a_change_asks_for_the_fan_out_after_its_commit_only_where_an_endpoint_e
         uow.rollback()
         uow.commit()  # the next commit of the same unit of work carries nothing of it
     assert dispatcher.sent == []
+
+
+def test_two_workers_racing_for_one_delivery_send_it_once(world: World) -> None:
+    import threading
+    import time
+
+    with running([Reply(204)]) as receiver:
+        original = receiver.handler()
+
+        class Slow(original):  # type: ignore[misc, valid-type]
+            def _answer(self) -> None:
+                time.sleep(0.3)
+                super()._answer()
+
+            do_POST = _answer  # noqa: N815
+
+        assert receiver.server is not None
+        receiver.server.RequestHandlerClass = Slow
+        add_endpoint(world, receiver.url())
+        add_event(world)
+        with world.uow() as uow:
+            fan_out(uow, world.clock)
+        delivery_id = only_delivery(world).id
+        start = threading.Barrier(2)
+        outcomes: list[object] = []
+
+        def worker() -> None:
+            start.wait()
+            with world.uow() as uow:
+                outcomes.append(deliver(uow, world.clock, delivery_id, DEV))
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(receiver.received) == 1
+    assert sorted(o is None for o in outcomes) == [False, True]
+    assert only_delivery(world).attempts == 1
