@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
+from store.database import is_postgresql
 from store.models import (
     Event,
     Membership,
@@ -53,14 +54,35 @@ def fan_out_batch(session: Session, now: datetime, limit: int) -> tuple[int, lis
     """Claim up to ``limit`` undispatched events (oldest first, locked), add one pending
     delivery per enabled endpoint of their organization whose filter takes them, and mark
     them dispatched. Returns how many events were claimed and the new deliveries' ids."""
-    events = session.execute(
-        _locked(
-            select(Event.id, Event.type, Event.organization_id)
-            .where(Event.dispatched_at.is_(None))
-            .order_by(Event.id)
-            .limit(limit)
-        )
-    ).all()
+    claim = _locked(
+        select(Event.id).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(limit)
+    )
+    if is_postgresql(session):
+        # One statement: the claim (locked, skipping rows another sweeper holds) and the
+        # mark, the claimed rows coming back; the deliveries follow in this transaction.
+        events = session.execute(
+            update(Event)
+            .where(Event.id.in_(claim.scalar_subquery()))
+            .values(dispatched_at=now)
+            .returning(Event.id, Event.type, Event.organization_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    else:
+        events = session.execute(
+            _locked(
+                select(Event.id, Event.type, Event.organization_id)
+                .where(Event.dispatched_at.is_(None))
+                .order_by(Event.id)
+                .limit(limit)
+            )
+        ).all()
+        if events:
+            session.execute(
+                update(Event)
+                .where(Event.id.in_([e.id for e in events]))
+                .values(dispatched_at=now)
+                .execution_options(synchronize_session=False)
+            )
     if not events:
         return 0, []
     organizations = sorted({str(e.organization_id) for e in events})
@@ -91,12 +113,6 @@ def fan_out_batch(session: Session, now: datetime, limit: int) -> tuple[int, lis
                 )
     if rows:
         session.execute(insert(WebhookDelivery), rows)
-    session.execute(
-        update(Event)
-        .where(Event.id.in_([e.id for e in events]))
-        .values(dispatched_at=now)
-        .execution_options(synchronize_session=False)
-    )
     return len(events), [r["id"] for r in rows]
 
 
