@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
@@ -24,6 +25,7 @@ from store.models import (
     Event,
     Membership,
     RemovalAppConfirmation,
+    UTCDateTime,
     WebhookDelivery,
     WebhookEndpoint,
     new_id,
@@ -54,35 +56,23 @@ def fan_out_batch(session: Session, now: datetime, limit: int) -> tuple[int, lis
     """Claim up to ``limit`` undispatched events (oldest first, locked), add one pending
     delivery per enabled endpoint of their organization whose filter takes them, and mark
     them dispatched. Returns how many events were claimed and the new deliveries' ids."""
-    claim = _locked(
-        select(Event.id).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(limit)
-    )
     if is_postgresql(session):
-        # One statement: the claim (locked, skipping rows another sweeper holds) and the
-        # mark, the claimed rows coming back; the deliveries follow in this transaction.
-        events = session.execute(
+        return _fan_out_batch_on_postgresql(session, now, limit)
+    events = session.execute(
+        _locked(
+            select(Event.id, Event.type, Event.organization_id)
+            .where(Event.dispatched_at.is_(None))
+            .order_by(Event.id)
+            .limit(limit)
+        )
+    ).all()
+    if events:
+        session.execute(
             update(Event)
-            .where(Event.id.in_(claim.scalar_subquery()))
+            .where(Event.id.in_([e.id for e in events]))
             .values(dispatched_at=now)
-            .returning(Event.id, Event.type, Event.organization_id)
             .execution_options(synchronize_session=False)
-        ).all()
-    else:
-        events = session.execute(
-            _locked(
-                select(Event.id, Event.type, Event.organization_id)
-                .where(Event.dispatched_at.is_(None))
-                .order_by(Event.id)
-                .limit(limit)
-            )
-        ).all()
-        if events:
-            session.execute(
-                update(Event)
-                .where(Event.id.in_([e.id for e in events]))
-                .values(dispatched_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        )
     if not events:
         return 0, []
     organizations = sorted({str(e.organization_id) for e in events})
@@ -114,6 +104,38 @@ def fan_out_batch(session: Session, now: datetime, limit: int) -> tuple[int, lis
     if rows:
         session.execute(insert(WebhookDelivery), rows)
     return len(events), [r["id"] for r in rows]
+
+
+# PostgreSQL: the claim (locked, skipping events another sweeper holds), the mark and the
+# deliveries as one statement; nothing but the new deliveries' ids crosses to Python.
+_FAN_OUT_ON_POSTGRESQL = sql(
+    "WITH claimed AS ("
+    " UPDATE events SET dispatched_at = :now WHERE id IN ("
+    "  SELECT id FROM events WHERE dispatched_at IS NULL ORDER BY id LIMIT :limit"
+    "  FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, type, organization_id"
+    "), made AS ("
+    " INSERT INTO webhook_deliveries"
+    " (id, endpoint_id, event_id, state, attempts, next_attempt_at, enqueued_at, created_at)"
+    " SELECT gen_random_uuid()::text, w.id, c.id, 'pending', 0, :now, :now, :now"
+    " FROM claimed AS c JOIN webhook_endpoints AS w"
+    "  ON w.organization_id = c.organization_id AND w.enabled"
+    " WHERE w.events IS NULL OR w.events::jsonb = 'null'::jsonb"
+    "  OR jsonb_exists(w.events::jsonb, c.type)"
+    " RETURNING id"
+    ") SELECT (SELECT count(*) FROM claimed), ARRAY(SELECT id FROM made)"
+)
+
+
+def _fan_out_batch_on_postgresql(
+    session: Session, now: datetime, limit: int
+) -> tuple[int, list[str]]:
+    row = session.execute(
+        _FAN_OUT_ON_POSTGRESQL.bindparams(
+            bindparam("now", now, type_=UTCDateTime()), bindparam("limit", limit)
+        )
+    ).one()
+    return int(row[0]), [str(i) for i in row[1]]
 
 
 def any_endpoint_for_memberships(session: Session, membership_ids: Sequence[str]) -> bool:
