@@ -207,6 +207,11 @@ def test_a_lost_compare_and_set_writes_no_event(world):
     assert [e.type for e in _events(world.uow)] == ["membership.soft_deleted"]
 
 
+def _email(user_id: str) -> str:
+    """An address with what JSON must escape: a quote, a backslash, a non-ASCII letter."""
+    return f'"{user_id}\\é"@x.example'
+
+
 def _due_memberships(session_factory: Any, now: Any, n: int) -> list[str]:
     org_id = str(uuid.uuid4())
     users = [str(uuid.uuid4()) for _ in range(n)]
@@ -230,7 +235,7 @@ def _due_memberships(session_factory: Any, now: Any, n: int) -> list[str]:
                 "kind": "b2b-collaboration",
                 "state": "soft-deleted",
                 "version": 3,
-                "email": f"{u}@x.example",
+                "email": _email(u),
                 "display_name": "U",
                 "created_at": now,
                 "purge_due_at": now - timedelta(minutes=1),
@@ -260,6 +265,7 @@ def test_the_sweep_writes_one_event_per_membership_of_each_batch(session_factory
         assert data["lifecycleEvent"] == "expire_retention"
         assert data["version"] == versions[event.membership_id] == 4
         assert data["user"]["id"] == users[event.membership_id]
+        assert data["user"]["email"] == _email(users[event.membership_id])
         assert (
             data["removalDueBy"].endswith("Z") and data["organization"]["domain"] == "due.example"
         )
