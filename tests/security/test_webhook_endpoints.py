@@ -239,3 +239,15 @@ def test_timestamps_are_utc(api):
     assert datetime.fromisoformat(body["createdAt"].replace("Z", "+00:00")).utcoffset() == (
         timedelta(0)
     )
+
+
+def test_a_leave_through_the_api_writes_exactly_one_event(api, world):
+    # Given ann leaves open over the API, and asks again (refused: already leaving)
+    from store.models import Event
+
+    assert api("ann").post("/v1/me/organizations/open.example/leave").status_code == 202
+    assert api("ann").post("/v1/me/organizations/open.example/leave").status_code == 409
+    # Then exactly one event was written, for the committed leave only
+    with world.uow() as uow:
+        events = uow.session.execute(select(Event.type, Event.membership_id)).all()
+    assert events == [("membership.leave_pending", world.membership("open", "ann"))]
