@@ -17,7 +17,7 @@ from memberships.principal import SYSTEM
 
 PAGE = "/admin/open.example/webhooks"
 PUBLIC_URL = "https://93.184.215.14/hooks"
-_SECRET = re.compile(r'value="(whsec_[^"]+)"')
+_SECRET = re.compile(r">(whsec_[^<]+)</textarea>")
 
 
 @pytest.fixture
