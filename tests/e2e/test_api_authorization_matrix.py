@@ -86,6 +86,7 @@ CALLERS = (
     "admin",
 )
 
+
 @dataclass(frozen=True)
 class Outcome:
     """What a cell must answer: one of ``statuses``, and when refused, problem ``code``."""
@@ -149,6 +150,7 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
 }
 
 
@@ -271,6 +273,17 @@ def invitations(world: Any) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def webhook(world: Any) -> str:
+    """A webhook endpoint of open.example."""
+    from memberships import webhook_endpoints
+
+    with world.uow() as uow:
+        return webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, world.orgs["open"], "https://93.184.215.14/hooks"
+        ).id
+
+
 # Who may do what does not depend on the database: SQLite is enough for the matrix.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("method", "path", "caller"), _cells())
@@ -279,6 +292,7 @@ def test_each_caller_gets_what_the_rules_promise(
     world: Any,
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
+    webhook: str,
     method: str,
     path: str,
     caller: str,
@@ -292,6 +306,7 @@ def test_each_caller_gets_what_the_rules_promise(
         org="open.example",
         membership_id=world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
+        webhook_id=webhook,
     )
     # When the caller sends it
     response = client.open(url, method=method, headers=callers[caller], json=body(method, path))
