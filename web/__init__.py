@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         api_memberships,
         api_organizations,
         api_webhook_deliveries,
+        api_webhooks,
         docs,
         health,
         ops,
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app.register_blueprint(api_memberships.bp)
     app.register_blueprint(api_webhook_deliveries.bp)
     app.register_blueprint(api_webhook_deliveries.public)
+    app.register_blueprint(api_webhooks.bp)
     ops.register(app)
 
     # ---- HTML pages hook ---------------------------------------------------------------

@@ -61,6 +61,7 @@ OPERATION_VERBS = (
     "revoke",
     "retry",
     "confirm",
+    "rotate",
 )
 OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")
 

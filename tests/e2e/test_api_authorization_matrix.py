@@ -156,6 +156,7 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
     "webhookId": "set by the test: the webhooks fixture's endpoint",
     "note": "Confirmed with the app's operators.",
 }
@@ -298,6 +299,17 @@ def invitations(world: Any) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def webhook(world: Any) -> str:
+    """A webhook endpoint of open.example."""
+    from memberships import webhook_endpoints
+
+    with world.uow() as uow:
+        return webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, world.orgs["open"], "https://93.184.215.14/hooks"
+        ).id
+
+
 # Who may do what does not depend on the database: SQLite is enough for the matrix.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("method", "path", "caller"), _cells())
@@ -306,6 +318,7 @@ def test_each_caller_gets_what_the_rules_promise(
     world: Any,
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
+    webhook: str,
     method: str,
     path: str,
     caller: str,
@@ -318,14 +331,14 @@ def test_each_caller_gets_what_the_rules_promise(
     mine = path.startswith("/v1/me/")
     hooks = (
         request.getfixturevalue("webhooks")
-        if "/webhooks/" in path or "/removal-confirmations" in path
+        if "/deliveries" in path or "/removal-confirmations" in path
         else {}
     )
     url = path.format(
         org="open.example",
         membership_id=hooks.get("membership") or world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
-        webhook_id=hooks.get("webhook_id"),
+        webhook_id=hooks.get("webhook_id") or webhook,
         delivery_id=hooks.get("delivery_id"),
         token="a-made-up-token",
     )
