@@ -268,7 +268,8 @@ def webhooks(world: Any) -> dict[str, str]:
     pat = world.membership("open", "pat")
     with world.uow() as uow:
         admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], pat)
-    return {"webhook_id": endpoint, "delivery_id": deliveries(world)[0].id, "membership": pat}
+    delivery = next(d for d in deliveries(world) if d.endpoint_id == endpoint)
+    return {"webhook_id": endpoint, "delivery_id": delivery.id, "membership": pat}
 
 
 @pytest.fixture
