@@ -35,6 +35,8 @@ def test_the_webhook_page_lists_deliveries_and_retries_a_failed_one(visitor, wor
         uow.commit()
         delivery_id = delivery.id
     assert visitor.sign_in(world.users["gadmin"]).status_code == 303
+    listing = visitor.get("/admin/open.example/webhooks").get_data(as_text=True)
+    assert f'href="/admin/open.example/webhooks/{endpoint}"' in listing
     page = visitor.get(f"/admin/open.example/webhooks/{endpoint}")
     assert page.status_code == 200
     text = text_of(page)
