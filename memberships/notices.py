@@ -28,7 +28,7 @@ from memberships.principal import Principal
 from memberships.views import OrganizationView
 from store import notices as store_notices
 from store.models import MailMessage, Notice, Organization, User
-from store.unit_of_work import UnitOfWork
+from store.unit_of_work import Dispatcher, UnitOfWork
 
 RECENT_DAYS = 30
 RECENT_LIMIT = 50
@@ -315,10 +315,12 @@ def redrive_mail(uow: UnitOfWork, clock: Clock) -> int:
         if not ids:
             uow.rollback()
             return total
-        uow.on_commit(
-            lambda ids=ids: dispatcher.send_many(store_notices.SEND_MAIL, ids, request_id)
-        )
+        uow.on_commit(_sender(dispatcher, ids, request_id))
         uow.commit()
         total += len(ids)
         if len(ids) < limit:
             return total
+
+
+def _sender(dispatcher: Dispatcher, ids: list[str], request_id: str | None) -> Callable[[], None]:
+    return lambda: dispatcher.send_many(store_notices.SEND_MAIL, ids, request_id)

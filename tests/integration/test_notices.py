@@ -437,6 +437,14 @@ def test_smtp_url_forms():
     assert (tls.port, tls.implicit_tls, tls.username) == (465, True, None)
     with pytest.raises(ValueError):
         SmtpTarget.parse("http://mail.example")
+    # And a process does not start with a mail server it could not use
+    from settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="SMTP_URL") as refused:
+        Settings.from_env({"SMTP_URL": "mail.example:25", "DATABASE_URL": "sqlite://"})
+    assert "mail.example" not in str(refused.value)
+    assert Settings.from_env({"SMTP_URL": "smtps://u:p@mail.example"}).send_mail is True
+    assert Settings.from_env({}).send_mail is False
 
 
 def test_credentials_are_never_sent_without_starttls(smtp):
