@@ -324,3 +324,17 @@ def redrive_mail(uow: UnitOfWork, clock: Clock) -> int:
 
 def _sender(dispatcher: Dispatcher, ids: list[str], request_id: str | None) -> Callable[[], None]:
     return lambda: dispatcher.send_many(store_notices.SEND_MAIL, ids, request_id)
+
+
+def forget_old_notices(uow: UnitOfWork, clock: Clock) -> int:
+    """The notices of purged memberships older than ``RECENT_DAYS``, deleted batch by
+    committed batch (the mail outbox keeps that a mail was sent; it names no one)."""
+    limit = uow.policy.sweep_batch_size
+    before = clock() - timedelta(days=RECENT_DAYS)
+    total = 0
+    while True:
+        deleted = store_notices.forget_notices_of_purged(uow.session, before, limit)
+        uow.commit()
+        total += deleted
+        if deleted < limit:
+            return total

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
-from memberships.notices import redrive_mail
+from memberships.notices import forget_old_notices, redrive_mail
 from memberships.redrive import count_overdue_removals, redrive_stalled
 from memberships.retention import expire_due_retentions, expire_in_parallel
 from store.database import is_postgresql
@@ -35,6 +35,8 @@ class SweepReport:
     mail_redriven: int = 0
     """Pending mail sent to the ``mail`` queue again: its back-off is over, or its message
     was lost."""
+    forgotten_notices: int = 0
+    """Notices of purged memberships past the 30 days the member is shown them."""
     seconds: float = 0.0
 
 
@@ -75,6 +77,7 @@ def sweep(
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
     mail = redrive_mail(uow, clock)
+    old_notices = forget_old_notices(uow, clock)
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
     return SweepReport(
         tick_id=tick_id,
@@ -84,5 +87,6 @@ def sweep(
         overdue_removals=overdue,
         forgotten_keys=forgotten,
         mail_redriven=mail,
+        forgotten_notices=old_notices,
         seconds=time.perf_counter() - started,
     )

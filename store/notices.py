@@ -34,9 +34,9 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
-    and_,
     any_,
     bindparam,
+    delete,
     insert,
     literal,
     or_,
@@ -356,8 +356,25 @@ def claim_due_mail(
     if ids:
         session.execute(
             update(MailMessage)
-            .where(and_(MailMessage.id.in_(ids)))
+            .where(MailMessage.id.in_(ids))
             .values(queued_at=now)
             .execution_options(synchronize_session=False)
         )
     return [str(i) for i in ids]
+
+
+def forget_notices_of_purged(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` notices older than ``before`` whose membership is purged
+    (``membership_id`` null): once the page no longer shows them, nothing needs them, and
+    the person's link to the organization goes with them. How many."""
+    chosen = (
+        select(Notice.id)
+        .where(Notice.membership_id.is_(None), Notice.occurred_at < before)
+        .limit(limit)
+    )
+    ids = [int(i) for i in session.scalars(chosen)]
+    if ids:
+        session.execute(
+            delete(Notice).where(Notice.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+    return len(ids)

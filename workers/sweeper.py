@@ -42,6 +42,7 @@ def run_sweep(
             "overdue_removals": report.overdue_removals,
             "forgotten_keys": report.forgotten_keys,
             "mail_redriven": report.mail_redriven,
+            "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
         if report.expired or any(report.redriven.values()) or report.mail_redriven:

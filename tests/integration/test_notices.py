@@ -453,3 +453,25 @@ def test_credentials_are_never_sent_without_starttls(smtp):
     sender = SmtpSender(url.replace("smtp://", "smtp://user:secret@"), "a@b.example")
     [error] = sender.send_all([notices.OutgoingMail("x@y.example", "s", "t", "<p>h</p>")])
     assert error is not None and not error.permanent and "STARTTLS" in str(error)
+
+
+def test_notices_of_a_purged_membership_are_forgotten_after_30_days(world):
+    # Given ann purged from open, and removed (not purged) from bare
+    membership_id = _remove_by_admin(world, "open")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    _purge_all(world, membership_id)
+    _remove_by_admin(world, "bare")
+    # When a sweep runs within 30 days, nothing is forgotten
+    world.clock.advance(timedelta(days=29))
+    with world.uow() as uow:
+        assert sweep(uow, world.clock).forgotten_notices == 0
+    # When it runs after 30 days, the purged membership's notices go; bare's stay (its
+    # removal, and the data removal this sweep started as its retention period ended)
+    world.clock.advance(timedelta(days=2))
+    with world.uow() as uow:
+        assert sweep(uow, world.clock).forgotten_notices == 3
+    assert [(n.organization_id, n.kind) for n in _notices(world, "ann")] == [
+        (world.orgs["bare"], "membership.removed"),
+        (world.orgs["bare"], "membership.removal_started"),
+    ]
