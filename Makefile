@@ -33,6 +33,8 @@ run: export WEBHOOK_ALLOW_PRIVATE_NETWORKS ?= 1
 MAIL_SINK_PORT ?= 8025
 run: export MAIL_SINK_PORT := $(MAIL_SINK_PORT)
 run: export SMTP_URL ?= smtp://127.0.0.1:$(MAIL_SINK_PORT)
+# The link in those e-mails leads to this machine's pages.
+run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 # The stamp makes `pip install` run again only when the dependencies change;
 # the install is editable, so code changes need no reinstall. The exact versions come
