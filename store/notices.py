@@ -141,8 +141,56 @@ def after_transition(session: Session, transition: Transition, moved: Sequence[s
     ).where(_ids_clause(session, m.id, moved), user.is_not(None))
     notice_ids = _insert_notices(session, rows)
     if purged:
+        if len(notice_ids) < len(moved):
+            _remember_unaddressed(session, transition, moved)
         _cut_links(session, moved)
     _queue_mail(session, notice_ids, transition.now)
+
+
+_UNADDRESSED = "notices.unaddressed_purges"
+
+
+def _remember_unaddressed(session: Session, transition: Transition, moved: Sequence[str]) -> None:
+    """Purged memberships with no earlier notice to find their member by (their removal
+    began before notices existed): ``address_departed`` writes their notice with the user
+    the purge read before it cut the link. Kept on the session for this transaction."""
+    addressed = set(
+        session.scalars(
+            select(Notice.membership_id).where(_ids_clause(session, Notice.membership_id, moved))
+        )
+    )
+    waiting = session.info.setdefault(_UNADDRESSED, {})
+    for membership_id in moved:
+        if membership_id not in addressed:
+            waiting[membership_id] = (transition.now, json.dumps(_data_of(transition)))
+
+
+def address_departed(session: Session, departed: Sequence[tuple[str, str, str | None]]) -> None:
+    """The ``purged`` notices ``after_transition`` could not address: ``departed`` holds
+    (membership id, organization id, user id) as read before the purge, in its transaction."""
+    waiting: dict[str, tuple[datetime, str]] = session.info.pop(_UNADDRESSED, {})
+    notice_ids: list[int] = []
+    occurred_at: datetime | None = None
+    for membership_id, organization_id, user_id in departed:
+        if not user_id or membership_id not in waiting:
+            continue
+        occurred_at, data = waiting[membership_id]
+        found = session.scalars(
+            insert(Notice)
+            .values(
+                user_id=user_id,
+                organization_id=organization_id,
+                membership_id=None,
+                kind="membership.purged",
+                caused_by_member=False,
+                occurred_at=occurred_at,
+                data=data,
+            )
+            .returning(Notice.id)
+        )
+        notice_ids.extend(int(i) for i in found)
+    if occurred_at is not None:
+        _queue_mail(session, notice_ids, occurred_at)
 
 
 def record_notice(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from memberships import admin, notices, removal, self_service
 from memberships.sweep import sweep
@@ -475,3 +475,35 @@ def test_notices_of_a_purged_membership_are_forgotten_after_30_days(world):
         (world.orgs["bare"], "membership.removed"),
         (world.orgs["bare"], "membership.removal_started"),
     ]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one", "chunk"])
+def test_a_purge_with_no_earlier_notice_still_reaches_its_member(world, dispatcher, chunked):
+    # Given ann's removal from open began before notices existed (none names her there)
+    membership_id = _remove_by_admin(world)
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    with world.uow() as uow:
+        uow.session.execute(delete(Notice))
+        uow.session.execute(delete(MailMessage))
+        uow.commit()
+    # When the data removal finishes (one membership, or a chunk)
+    with world.uow() as uow:
+        if chunked:
+            while not removal.remove_chunk_batch(uow, world.clock, [membership_id]).done:
+                pass
+        else:
+            removal.remove_all_data(uow, world.clock, membership_id)
+    # Then she has the purge's notice all the same, read before the link was cut, and its mail
+    [notice] = _notices(world, "ann")
+    assert (notice.kind, notice.organization_id, notice.membership_id) == (
+        "membership.purged",
+        world.orgs["open"],
+        None,
+    )
+    [mail] = _mail(world)
+    assert (mail.kind, mail.recipient, mail.notice_id) == (
+        "membership.purged",
+        "ann@mail.example",
+        notice.id,
+    )
