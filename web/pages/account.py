@@ -143,6 +143,7 @@ def organizations() -> str:
         overview=overview,
         invitations=pending,
         mail_preferences=preferences,
+        mail_enabled=settings().send_mail,
     )
 
 
