@@ -202,7 +202,15 @@ def record_notice(
     data: Mapping[str, Any],
 ) -> None:
     """One notice for the member of ``membership_id`` that is not a transition (a
-    removal request answered or overdue), in the caller's transaction, with its mail."""
+    removal request answered or overdue), in the caller's transaction, with its mail.
+
+    An approval removes the membership in the same transaction, at the same time: the
+    member then gets one mail, the approval's, which carries the removal's dates (until
+    when the account can be restored, by when the data will be gone); the removal stays
+    a notice of its own on the page."""
+    data = dict(data)
+    if kind == "removal_request.approved":
+        data = {**_merge_removal_into_approval(session, membership_id, occurred_at), **data}
     m = Membership.__table__.c
     rows = select(
         m.user_id,
@@ -211,9 +219,32 @@ def record_notice(
         literal(kind, String()),
         literal(False, Boolean()),
         literal(occurred_at, UTCDateTime()),
-        literal(json.dumps(dict(data)), String()),
+        literal(json.dumps(data), String()),
     ).where(m.id == membership_id, m.user_id.is_not(None))
     _queue_mail(session, _insert_notices(session, rows), occurred_at)
+
+
+def _merge_removal_into_approval(
+    session: Session, membership_id: str, occurred_at: datetime
+) -> dict[str, Any]:
+    """The data of the removal notice written with the approval (same membership, same
+    time), whose own mail is dropped (it has not left the transaction): one mail, not two."""
+    removal = session.execute(
+        select(Notice.id, Notice.data).where(
+            Notice.membership_id == membership_id,
+            Notice.occurred_at == occurred_at,
+            Notice.kind.in_(("membership.removed", "membership.removal_started")),
+        )
+    ).first()
+    if removal is None:
+        return {}
+    session.execute(
+        delete(MailMessage)
+        .where(MailMessage.notice_id == removal.id, MailMessage.state == "pending")
+        .execution_options(synchronize_session=False)
+    )
+    found = json.loads(removal.data or "{}")
+    return found if isinstance(found, dict) else {}
 
 
 def _insert_notices(session: Session, rows: Any) -> list[int]:

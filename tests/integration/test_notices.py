@@ -507,3 +507,29 @@ def test_a_purge_with_no_earlier_notice_still_reaches_its_member(world, dispatch
         "ann@mail.example",
         notice.id,
     )
+
+
+def test_an_approved_removal_request_is_one_mail_with_the_removals_dates(world, dispatcher, smtp):
+    inbox, url = smtp
+    # When closed's admin approves ann's request: the removal and the approval, one transaction
+    membership_id = world.membership("closed", "ann")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, world.principal("cadmin"), "closed.example", membership_id)
+        store_notices.record_notice(
+            uow.session,
+            membership_id=membership_id,
+            kind="removal_request.approved",
+            occurred_at=world.clock.now,
+            data={"requestId": "r1"},
+        )
+        uow.commit()
+    # Then the page has both notices, and ann gets one mail: the approval, with the dates
+    assert [n.kind for n in _notices(world, "ann")] == [
+        "membership.removed",
+        "removal_request.approved",
+    ]
+    assert _deliver(world, dispatcher, url).sent == 1
+    [message] = inbox.messages()
+    assert message["Subject"] == "Closed approved your request to be removed"
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "It stays restorable until 4 February 2026" in text
