@@ -46,6 +46,7 @@ CHANGES = {
     "removal_request.approved": "request-approved",
     "removal_request.declined": "request-declined",
     "removal_request.overdue": "request-overdue",
+    "removal_request.closed": "request-closed",
 }
 
 
@@ -88,7 +89,8 @@ class RecentChange:
 
     ``change`` is ``removed`` (by the organization), ``left``, ``restored``,
     ``removal-started``, ``purged``, or a removal request's ``request-approved``,
-    ``request-declined`` (with the organization's ``reason``) or ``request-overdue``.
+    ``request-declined`` (with the organization's ``reason``), ``request-overdue`` or
+    ``request-closed`` (it ended because the membership ended another way).
     ``purge_due_at`` and ``removal_due_by`` are the dates the change set (until when the
     organization could restore the account; by when the data would be gone).
     """

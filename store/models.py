@@ -483,6 +483,7 @@ NOTICE_KINDS = (
     "removal_request.approved",
     "removal_request.declined",
     "removal_request.overdue",
+    "removal_request.closed",
 )
 """What a notice tells its member, one sentence each on the Organizations page and in mail."""
 

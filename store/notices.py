@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
-from store.models import MailMessage, Membership, Notice, User, UTCDateTime
+from store.models import NOTICE_KINDS, MailMessage, Membership, Notice, User, UTCDateTime
 from store.unit_of_work import UNIT_OF_WORK, UnitOfWork
 
 if TYPE_CHECKING:
@@ -208,6 +208,8 @@ def record_notice(
     member then gets one mail, the approval's, which carries the removal's dates (until
     when the account can be restored, by when the data will be gone); the removal stays
     a notice of its own on the page."""
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"no notice kind {kind!r}; known: {', '.join(NOTICE_KINDS)}")
     data = dict(data)
     if kind == "removal_request.approved":
         data = {**_merge_removal_into_approval(session, membership_id, occurred_at), **data}

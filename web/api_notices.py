@@ -30,6 +30,7 @@ NoticeKind = Literal[
     "removal_request.approved",
     "removal_request.declined",
     "removal_request.overdue",
+    "removal_request.closed",
 ]
 
 

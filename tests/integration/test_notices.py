@@ -419,6 +419,7 @@ def test_the_mail_composer_writes_every_kind_in_words():
         "removal_request.approved",
         "removal_request.declined",
         "removal_request.overdue",
+        "removal_request.closed",
     ):
         mail = compose(
             notices.NoticeContent(
@@ -533,3 +534,15 @@ def test_an_approved_removal_request_is_one_mail_with_the_removals_dates(world, 
     assert message["Subject"] == "Closed approved your request to be removed"
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "It stays restorable until 4 February 2026" in text
+
+
+def test_an_unknown_notice_kind_is_refused_before_anything_is_written(world):
+    with world.uow() as uow, pytest.raises(ValueError, match="no notice kind"):
+        store_notices.record_notice(
+            uow.session,
+            membership_id=world.membership("closed", "ann"),
+            kind="removal_request.lost",
+            occurred_at=world.clock.now,
+            data={},
+        )
+    assert _notices(world, "ann") == []

@@ -30,6 +30,7 @@ _KINDS = (
     "removal_request.approved",
     "removal_request.declined",
     "removal_request.overdue",
+    "removal_request.closed",
 )
 
 
