@@ -94,6 +94,7 @@ install: $(INSTALLED)
 # to open, whom to sign in as and how to get an API token.
 run: $(INSTALLED)
 	@$(BIN)/python scripts/port_check.py $(PORT)
+	@$(BIN)/python scripts/port_check.py $(MAIL_SINK_PORT) --name MAIL_SINK_PORT
 	@mkdir -p var
 	@$(call with_redis) \
 	trap '$(BIN)/python scripts/ensure_redis.py --stop' EXIT; \
