@@ -41,9 +41,11 @@ def run_sweep(
             "redriven": dict(report.redriven),
             "overdue_removals": report.overdue_removals,
             "forgotten_keys": report.forgotten_keys,
+            "mail_redriven": report.mail_redriven,
+            "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
-        if report.expired or any(report.redriven.values()):
+        if report.expired or any(report.redriven.values()) or report.mail_redriven:
             log.info("sweep moved memberships on", extra=fields)
         else:
             log.debug("sweep found nothing due", extra=fields)
