@@ -43,11 +43,14 @@ def run_sweep(
             "forgotten_keys": report.forgotten_keys,
             "events_dispatched": report.events_dispatched,
             "deliveries_sent": report.deliveries_sent,
+            "mail_redriven": report.mail_redriven,
+            "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
         if (
             report.expired
             or any(report.redriven.values())
+            or report.mail_redriven
             or report.events_dispatched
             or report.deliveries_sent
         ):

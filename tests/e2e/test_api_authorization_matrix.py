@@ -109,6 +109,10 @@ NOT_FOUND = Outcome((404,), "not-found")
 ANSWERED = Outcome((200, 202, 201, 409))  # authorized; the state may refuse it (409)
 
 
+# The caller's own notices and e-mail setting: anyone's own, whoever they are.
+MY_OWN_SETTINGS = ("/v1/me/notices", "/v1/me/preferences")
+
+
 def expected(method: str, path: str, caller: str) -> Outcome | None:
     """The outcome the rules promise for ``caller`` on the operation; ``None`` if unknown."""
     kind = audience(method, path)
@@ -130,7 +134,7 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
         if caller == "admin":  # open is gadmin's home organization: the home membership
             leave = path.endswith("/leave")
             return Outcome((403,), "home-organization") if leave else Outcome((200,))
-        if path in ("/v1/me/organizations", "/v1/me/invitations"):
+        if path in ("/v1/me/organizations", "/v1/me/invitations", *MY_OWN_SETTINGS):
             return Outcome((200,))  # the caller's own list, whoever it is
         return NOT_FOUND  # no membership of theirs in the organization on the path
     if kind == ADMIN:
@@ -156,6 +160,7 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "emailOwnChanges": True,
     "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
     "webhookId": "set by the test: the webhooks fixture's endpoint",
     "note": "Confirmed with the app's operators.",
