@@ -96,6 +96,7 @@ def add_removal_confirmation(
 
 
 @public.post(CONFIRM_RULE)
+@no_body(public)
 @public.output(RemovalConfirmed, description="Confirmed.")
 @public.doc(
     operation_id="confirmAppRemoval",
