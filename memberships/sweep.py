@@ -1,6 +1,7 @@
 """One tick of the durable timers, the scheduler's work: expire due retention periods
 (``memberships.retention``), re-drive lost work and count overdue removals
-(``memberships.redrive``), forget expired idempotency keys
+(``memberships.redrive``), mark removal requests past their deadline overdue
+(``memberships.removal_requests``), forget expired idempotency keys
 (``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run
 in several processes at once on PostgreSQL (each row is taken by one sweeper only).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
 from memberships.redrive import count_overdue_removals, redrive_stalled
+from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
 from store.database import is_postgresql
 from store.unit_of_work import UnitOfWork
@@ -31,6 +33,10 @@ class SweepReport:
     overdue_removals: int = 0
     forgotten_keys: int = 0
     seconds: float = 0.0
+    overdue_requests_marked: int = 0
+    """Removal requests this tick found past their deadline and marked overdue (once each)."""
+    overdue_removal_requests: int = 0
+    """Open removal requests past their deadline: the organizations' alert."""
 
 
 def new_tick_id() -> str:
@@ -69,6 +75,9 @@ def sweep(
     redriven = redrive_stalled(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
+    marked = mark_overdue_requests(uow, clock, should_continue=should_continue)
+    overdue_requests = count_overdue(uow, clock())
+    uow.rollback()
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
     return SweepReport(
         tick_id=tick_id,
@@ -78,4 +87,6 @@ def sweep(
         overdue_removals=overdue,
         forgotten_keys=forgotten,
         seconds=time.perf_counter() - started,
+        overdue_requests_marked=marked,
+        overdue_removal_requests=overdue_requests,
     )

@@ -1,15 +1,223 @@
-"""Members' removal requests: what the store does to them when memberships move."""
+"""Members' removal requests: what the store does to them when memberships move, and the
+statements the sweep runs over them.
+
+``after_transition`` runs in the transaction of every state change
+(``store.transitions._after_write``):
+
+- a membership that leaves ``active``/``restored`` some other way than by the approval
+  of its request (the organization removed it, the member left on their own once the
+  setting allowed it) ends its open request: ``closed``, with a ``closed_reason`` code
+  the member reads, its audit row and its ``removal_request.closed`` event. The approval
+  marks its request ``approved`` before it removes the membership, so its own transition
+  finds nothing open;
+- a membership that is purged loses the free text of its requests (the member's
+  ``message`` and the organization's ``decline_reason``): what is kept is the record
+  that a request was made and answered, when, and how.
+
+Both are set-based: one statement per call whatever the number of rows moved, so the
+sweep's batches pay one UPDATE each.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ARRAY, String, any_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+
+from statemachines.membership import MembershipState
+from store import outbox
+from store.database import is_postgresql
+from store.models import AuditEvent, Organization, RemovalRequest
 
 if TYPE_CHECKING:
     from store.transitions import Transition
 
+OPEN = "open"
+APPROVED = "approved"
+DECLINED = "declined"
+CLOSED = "closed"
+
+# Why a request ended by itself, by the lifecycle event that moved its membership away
+# from active/restored.
+CLOSED_BY_EVENT = {
+    "remove": "removed-by-organization",
+    "request_leave": "left",
+}
+CLOSED_OTHERWISE = "membership-ended"
+_USABLE = (MembershipState.ACTIVE.value, MembershipState.RESTORED.value)
+
+# The audit actions of a request's steps.
+ACTION_OPEN = "open_removal_request"
+ACTION_APPROVE = "approve_removal_request"
+ACTION_DECLINE = "decline_removal_request"
+ACTION_OVERDUE = "removal_request_overdue"
+ACTION_CLOSE = "close_removal_request"
+
+
+def iso(value: datetime | None) -> str | None:
+    """A timestamp as the events carry it: ISO 8601 in UTC with ``Z``."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRef:
+    """What an event about a request says: ids, dates, status. Never the member's message
+    or e-mail."""
+
+    id: str
+    membership_id: str
+    organization_id: str
+    domain: str
+    status: str
+    created_at: datetime
+    due_by: datetime
+    reason: str | None = None
+    closed_reason: str | None = None
+
+    @classmethod
+    def of(cls, request: RemovalRequest, domain: str) -> RequestRef:
+        return cls(
+            request.id,
+            request.membership_id,
+            request.organization_id,
+            domain,
+            request.status,
+            request.created_at,
+            request.due_by,
+            request.decline_reason,
+            request.closed_reason,
+        )
+
+
+def event_data(ref: RequestRef) -> dict[str, Any]:
+    """The ``data`` of a ``removal_request.*`` event (camelCase)."""
+    data: dict[str, Any] = {
+        "requestId": ref.id,
+        "membershipId": ref.membership_id,
+        "organization": {"id": ref.organization_id, "domain": ref.domain},
+        "status": ref.status,
+        "createdAt": iso(ref.created_at),
+        "dueBy": iso(ref.due_by),
+    }
+    if ref.reason is not None:
+        data["reason"] = ref.reason
+    if ref.closed_reason is not None:
+        data["closedReason"] = ref.closed_reason
+    return data
+
+
+def record(session: Session, type_: str, ref: RequestRef, now: datetime) -> None:
+    """The ``removal_request.<type_>`` event of one request, in the caller's transaction."""
+    outbox.record_event(
+        session,
+        type=f"removal_request.{type_}",
+        organization_id=ref.organization_id,
+        membership_id=ref.membership_id,
+        occurred_at=now,
+        data=event_data(ref),
+    )
+
+
+def _ids_where(session: Session, column: Any, ids: Sequence[str]) -> Any:
+    if is_postgresql(session):
+        # One array parameter, not thousands of bound values.
+        return column == any_(bindparam("rr_ids", list(ids), type_=ARRAY(String)))
+    return column.in_(list(ids))
+
 
 def after_transition(session: Session, transition: Transition, moved: Sequence[str]) -> None:
-    """Open removal requests of the memberships ``moved`` by ``transition``."""
+    """Open removal requests of the memberships ``moved`` by ``transition``: closed when
+    they leave active/restored; the free text erased when they are purged."""
+    if transition.to_state == MembershipState.PURGED.value:
+        _erase_free_text(session, moved)
+        return
+    if transition.from_state not in _USABLE or transition.to_state in _USABLE:
+        return
+    reason = CLOSED_BY_EVENT.get(transition.event, CLOSED_OTHERWISE)
+    rows = session.execute(
+        select(RemovalRequest, Organization.domain)
+        .join(Organization, Organization.id == RemovalRequest.organization_id)
+        .where(
+            _ids_where(session, RemovalRequest.membership_id, moved),
+            RemovalRequest.status == OPEN,
+        )
+    ).all()
+    if not rows:
+        return
+    now = transition.now
+    ids = [request.id for request, _ in rows]
+    session.execute(
+        update(RemovalRequest)
+        .where(RemovalRequest.id.in_(ids), RemovalRequest.status == OPEN)
+        .values(status=CLOSED, closed_at=now, closed_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "occurred_at": now,
+                "actor": transition.actor,
+                "action": ACTION_CLOSE,
+                "outcome": "allowed",
+                "organization_id": request.organization_id,
+                "membership_id": request.membership_id,
+                "from_state": transition.from_state,
+                "to_state": transition.to_state,
+                "reason": reason,
+                "request_id": transition.request_id,
+            }
+            for request, _ in rows
+        ],
+    )
+    for request, domain in rows:
+        ref = replace(RequestRef.of(request, domain), status=CLOSED, closed_reason=reason)
+        record(session, "closed", ref, now)
+    # The ORM objects loaded above are stale now: whoever reads them next reads again.
+    for request, _ in rows:
+        session.expire(request)
+
+
+def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
+    session.execute(
+        update(RemovalRequest)
+        .where(
+            _ids_where(session, RemovalRequest.membership_id, moved),
+            (RemovalRequest.message.is_not(None)) | (RemovalRequest.decline_reason.is_not(None)),
+        )
+        .values(message=None, decline_reason=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_overdue(session: Session, now: datetime, limit: int) -> list[tuple[RemovalRequest, str]]:
+    """Open requests past ``due_by`` the sweep has not marked overdue yet, oldest due
+    first, each with its organization's domain; locked (``SKIP LOCKED``) on PostgreSQL so
+    two sweepers never take the same one."""
+    statement = (
+        select(RemovalRequest, Organization.domain)
+        .join(Organization, Organization.id == RemovalRequest.organization_id)
+        .where(
+            RemovalRequest.status == OPEN,
+            RemovalRequest.overdue_at.is_(None),
+            RemovalRequest.due_by <= now,
+        )
+        .order_by(RemovalRequest.due_by, RemovalRequest.id)
+        .limit(limit)
+    )
+    if is_postgresql(session):
+        statement = statement.with_for_update(of=RemovalRequest, skip_locked=True)
+    return [(request, domain) for request, domain in session.execute(statement).all()]
+
+
+def mark_overdue(session: Session, ids: Sequence[str], now: datetime) -> None:
+    session.execute(
+        update(RemovalRequest)
+        .where(RemovalRequest.id.in_(list(ids)), RemovalRequest.overdue_at.is_(None))
+        .values(overdue_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -182,6 +182,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app.register_blueprint(api_me.bp)
     app.register_blueprint(api_organizations.bp)
     app.register_blueprint(api_memberships.bp)
+    from web import api_removal_requests
+
+    app.register_blueprint(api_removal_requests.me)
+    app.register_blueprint(api_removal_requests.bp)
     ops.register(app)
 
     # ---- HTML pages hook ---------------------------------------------------------------

@@ -86,6 +86,7 @@ CALLERS = (
     "admin",
 )
 
+
 @dataclass(frozen=True)
 class Outcome:
     """What a cell must answer: one of ``statuses``, and when refused, problem ``code``."""
@@ -121,9 +122,12 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
         if caller == "member":
             return ANSWERED
         if caller == "admin":  # open is gadmin's home organization: the home membership
-            leave = path.endswith("/leave")
+            # neither leaves nor asks to be removed
+            leave = path.startswith("/v1/me/organizations/") and path.endswith(
+                ("/leave", "/removal-requests")
+            )
             return Outcome((403,), "home-organization") if leave else Outcome((200,))
-        if path in ("/v1/me/organizations", "/v1/me/invitations"):
+        if path in ("/v1/me/organizations", "/v1/me/invitations", "/v1/me/removal-requests"):
             return Outcome((200,))  # the caller's own list, whoever it is
         return NOT_FOUND  # no membership of theirs in the organization on the path
     if kind == ADMIN:
@@ -149,6 +153,7 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "reason": "We keep this account for the audit.",  # declining a removal request
 }
 
 
@@ -271,6 +276,18 @@ def invitations(world: Any) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def removal_request(world: Any) -> str:
+    """An open removal request in open.example, by ``dis`` (whose account there is
+    disabled, so she may not leave on her own)."""
+    from memberships import removal_requests
+
+    with world.uow() as uow:
+        return removal_requests.open_request(
+            uow, world.clock, world.principal("dis"), "open.example"
+        ).id
+
+
 # Who may do what does not depend on the database: SQLite is enough for the matrix.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("method", "path", "caller"), _cells())
@@ -279,6 +296,7 @@ def test_each_caller_gets_what_the_rules_promise(
     world: Any,
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
+    removal_request: str,
     method: str,
     path: str,
     caller: str,
@@ -292,6 +310,7 @@ def test_each_caller_gets_what_the_rules_promise(
         org="open.example",
         membership_id=world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
+        request_id=removal_request,
     )
     # When the caller sends it
     response = client.open(url, method=method, headers=callers[caller], json=body(method, path))
