@@ -365,3 +365,34 @@ def test_the_purge_erases_the_message_and_the_reason(api, world):
     with world.uow() as uow:
         reasons = set(uow.session.scalars(select(AuditEvent.reason)))
     assert not {"first", "second", "no"} & reasons
+
+
+def _cli(settings: Settings, clock: Any, *args: str) -> str:
+    from click.testing import CliRunner
+
+    from cli import Services, main
+
+    services = Services(settings=settings, clock=clock)
+    try:
+        result = CliRunner().invoke(main, list(args), obj=services)
+    finally:
+        if "session_factory" in services.__dict__:  # the command opened the database
+            services.session_factory.kw["bind"].dispose()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_command_line_lists_requests_and_counts_the_overdue_ones(api, world, settings):
+    made = api("ann").post(ASK_CLOSED, json={"message": "not printed in the table"}).get_json()
+    world.clock.advance(DEADLINE + timedelta(minutes=1))
+    # `lifecycle removal-requests list` shows it, overdue, without the message
+    table = _cli(settings, world.clock, "removal-requests", "list", "--org", "closed.example")
+    assert made["id"] in table and "overdue" in table and "ann@mail.example" in table
+    assert "not printed" not in table
+    listed = _cli(
+        settings, world.clock, "removal-requests", "list", "--org", "closed.example", "--json"
+    )
+    assert '"overdue": true' in listed
+    # and `lifecycle timers` counts it
+    timers = _cli(settings, world.clock, "timers")
+    assert "overdue removal requests: 1" in timers and made["id"] in timers
