@@ -18,6 +18,7 @@ from pydantic import Field
 from memberships import removal_requests
 from memberships.removal_requests import MAX_MESSAGE, MAX_REASON, RemovalRequestView
 from memberships.views import Page
+from web.errors import ProblemError
 from web.openapi import problems
 from web.schemas import Input, OrganizationRef, Output, PageQuery, no_body
 from web.services import principal, services
@@ -168,6 +169,19 @@ def _optional_body(view: View) -> View:
     def checked(*args: Any, **kwargs: Any) -> Any:
         if not request.get_data(cache=True):
             return view(*args, body=RemovalRequestIn(), **kwargs)
+        # APIFlask reads `null` as `{}`; here it is refused like any non-object.
+        if not isinstance(request.get_json(force=True), dict):
+            raise ProblemError(
+                "invalid-input",
+                'Send a JSON object, {} or {"message": "…"}, or no body at all.',
+                errors=[
+                    {
+                        "location": "json",
+                        "field": "_schema",
+                        "message": "Input should be a JSON object",
+                    }
+                ],
+            )
         return validated(*args, **kwargs)
 
     return cast(View, checked)

@@ -128,6 +128,11 @@ def test_only_a_refused_leave_opens_a_request(api, world):
     # A message over the limit is refused
     long = ann.post(ASK_CLOSED, json={"message": "x" * 2001})
     assert problem(long, 422, "invalid-input")["errors"][0]["field"] == "message"
+    # A body that is not an object, or holds an unknown field, is refused
+    problem(
+        ann.post(ASK_CLOSED, data="null", content_type="application/json"), 422, "invalid-input"
+    )
+    problem(ann.post(ASK_CLOSED, json={"reason": "x"}), 422, "invalid-input")
     # A disabled account may ask (dis's membership of open is disabled)
     made = api("dis").post("/v1/me/organizations/open.example/removal-requests")
     assert made.status_code == 201
