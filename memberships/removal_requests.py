@@ -383,6 +383,26 @@ def _require_open(
     )
 
 
+def _answer(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    action: str,
+    request: RemovalRequest,
+    membership: Membership,
+    status: str,
+    reason: str | None = None,
+) -> None:
+    """Store the answer if the request is still open (compare-and-set); otherwise the
+    refusal ``removal-request-closed`` (audited) with what became of it."""
+    answered = store.answer(
+        uow.session, request.id, status=status, now=now, by=principal.id, reason=reason
+    )
+    uow.session.expire(request)
+    if not answered:
+        _require_open(uow, now, principal, action, request, membership)
+
+
 def approve(
     uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, request_id: str
 ) -> RemovalRequestView:
@@ -397,11 +417,14 @@ def approve(
     request, membership = _request_in(uow, org, request_id)
     _require_open(uow, now, principal, store.ACTION_APPROVE, request, membership)
     from_state = membership.state
+    # The membership's row first, as every removal takes it first (its compare-and-set),
+    # so an admin's removal at the same moment waits here instead of deadlocking on the
+    # request's row.
+    uow.session.execute(
+        select(Membership.id).where(Membership.id == membership.id).with_for_update()
+    )
     # Answered first: the removal's own transition then finds no open request to close.
-    request.status = store.APPROVED
-    request.answered_at = now
-    request.answered_by = principal.id
-    uow.session.flush()
+    _answer(uow, now, principal, store.ACTION_APPROVE, request, membership, store.APPROVED)
     remove_membership(uow, now, principal, org, membership)
     audit(
         uow,
@@ -455,11 +478,7 @@ def decline(
         )
     request, membership = _request_in(uow, org, request_id)
     _require_open(uow, now, principal, store.ACTION_DECLINE, request, membership)
-    request.status = store.DECLINED
-    request.answered_at = now
-    request.answered_by = principal.id
-    request.decline_reason = text
-    uow.session.flush()
+    _answer(uow, now, principal, store.ACTION_DECLINE, request, membership, store.DECLINED, text)
     audit(
         uow,
         now,
@@ -495,7 +514,14 @@ def mark_overdue_requests(
         if not rows:
             uow.rollback()
             break
-        store.mark_overdue(uow.session, [r.id for r, _ in rows], now)
+        marked_now = store.mark_overdue(uow.session, [r.id for r, _ in rows], now)
+        claimed = len(rows)
+        rows = [(r, domain) for r, domain in rows if r.id in marked_now]
+        if not rows:
+            uow.commit()
+            if claimed < limit:
+                break
+            continue
         uow.session.execute(
             insert(AuditEvent),
             [
@@ -524,7 +550,7 @@ def mark_overdue_requests(
             )
         uow.commit()
         marked += len(rows)
-        if len(rows) < limit:
+        if claimed < limit:
             break
     return marked
 

@@ -150,12 +150,18 @@ def after_transition(session: Session, transition: Transition, moved: Sequence[s
         return
     now = transition.now
     ids = [request.id for request, _ in rows]
-    session.execute(
+    # Only those still open when the UPDATE reaches them (an answer committed meanwhile
+    # keeps its own status).
+    closed = _updated(
+        session,
         update(RemovalRequest)
         .where(RemovalRequest.id.in_(ids), RemovalRequest.status == OPEN)
-        .values(status=CLOSED, closed_at=now, closed_reason=reason)
-        .execution_options(synchronize_session=False)
+        .values(status=CLOSED, closed_at=now, closed_reason=reason),
+        ids,
     )
+    ended = [(request, domain) for request, domain in rows if request.id in closed]
+    if not ended:
+        return
     session.execute(
         insert(AuditEvent),
         [
@@ -171,15 +177,45 @@ def after_transition(session: Session, transition: Transition, moved: Sequence[s
                 "reason": reason,
                 "request_id": transition.request_id,
             }
-            for request, _ in rows
+            for request, _ in ended
         ],
     )
-    for request, domain in rows:
+    for request, domain in ended:
         ref = replace(RequestRef.of(request, domain), status=CLOSED, closed_reason=reason)
         record(session, "closed", ref, now)
     # The ORM objects loaded above are stale now: whoever reads them next reads again.
-    for request, _ in rows:
+    for request, _ in ended:
         session.expire(request)
+
+
+def _updated(session: Session, statement: Any, ids: Sequence[str]) -> set[str]:
+    """Run the UPDATE of removal requests; the ids it changed (all of ``ids`` where the
+    database has no ``RETURNING``: the rows are locked, or the database is)."""
+    statement = statement.execution_options(synchronize_session=False)
+    if session.get_bind().dialect.update_returning:
+        return set(session.scalars(statement.returning(RemovalRequest.id)))
+    session.execute(statement)
+    return set(ids)
+
+
+def answer(
+    session: Session,
+    request_id: str,
+    *,
+    status: str,
+    now: datetime,
+    by: str,
+    reason: str | None = None,
+) -> bool:
+    """Answer an open request (compare-and-set on ``status = 'open'``): ``False`` when it
+    was answered, closed meanwhile."""
+    result = session.execute(
+        update(RemovalRequest)
+        .where(RemovalRequest.id == request_id, RemovalRequest.status == OPEN)
+        .values(status=status, answered_at=now, answered_by=by, decline_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]  # an UPDATE's result
 
 
 def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
@@ -214,10 +250,16 @@ def claim_overdue(session: Session, now: datetime, limit: int) -> list[tuple[Rem
     return [(request, domain) for request, domain in session.execute(statement).all()]
 
 
-def mark_overdue(session: Session, ids: Sequence[str], now: datetime) -> None:
-    session.execute(
+def mark_overdue(session: Session, ids: Sequence[str], now: datetime) -> set[str]:
+    """Note ``overdue_at`` on those of ``ids`` still open and not yet marked; which."""
+    return _updated(
+        session,
         update(RemovalRequest)
-        .where(RemovalRequest.id.in_(list(ids)), RemovalRequest.overdue_at.is_(None))
-        .values(overdue_at=now)
-        .execution_options(synchronize_session=False)
+        .where(
+            RemovalRequest.id.in_(list(ids)),
+            RemovalRequest.status == OPEN,
+            RemovalRequest.overdue_at.is_(None),
+        )
+        .values(overdue_at=now),
+        ids,
     )
