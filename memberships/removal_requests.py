@@ -169,6 +169,9 @@ def open_request(
     now = clock()
     text = _message(message)
     user, org, membership = _caller_membership(uow, principal, org_ref)
+    # Locked and read again: a removal or a leave committed meanwhile is seen here, and
+    # one that comes after waits for this request, then closes it.
+    uow.session.refresh(membership, with_for_update=True)
     ids = {"organization_id": org.id, "membership_id": membership.id}
     if membership.state not in LEAVABLE_STATES:
         deny(
@@ -416,13 +419,11 @@ def approve(
     org = admin_organization(uow, now, principal, org_ref, store.ACTION_APPROVE)
     request, membership = _request_in(uow, org, request_id)
     _require_open(uow, now, principal, store.ACTION_APPROVE, request, membership)
+    # The membership's row first (locked and read again), as every removal takes it first
+    # (its compare-and-set), so an admin's removal at the same moment waits here instead
+    # of deadlocking on the request's row.
+    uow.session.refresh(membership, with_for_update=True)
     from_state = membership.state
-    # The membership's row first, as every removal takes it first (its compare-and-set),
-    # so an admin's removal at the same moment waits here instead of deadlocking on the
-    # request's row.
-    uow.session.execute(
-        select(Membership.id).where(Membership.id == membership.id).with_for_update()
-    )
     # Answered first: the removal's own transition then finds no open request to close.
     _answer(uow, now, principal, store.ACTION_APPROVE, request, membership, store.APPROVED)
     remove_membership(uow, now, principal, org, membership)

@@ -133,3 +133,43 @@ def test_an_approval_and_a_decline_at_once_answer_once(world):
             assert (state, status, removes) == ("soft-deleted", "approved", 1)
         else:
             assert (state, status, removes) == ("active", "declined", 0)
+
+
+def test_a_request_made_while_the_admin_removes_never_stays_open(world):
+    boss = world.principal("cadmin")
+    for n in range(ROUNDS):
+        with world.uow() as uow:
+            user = provisioning.create_user(
+                uow, world.clock, SYSTEM, f"late{n}@mail.example", f"Late {n}"
+            )
+        with world.uow() as uow:
+            membership = provisioning.add_guest(
+                uow, world.clock, SYSTEM, world.orgs["closed"], user.id, "b2b-collaboration"
+            )
+
+        def ask(user_id: str = user.id) -> Any:
+            with world.uow() as uow:
+                return removal_requests.open_request(
+                    uow, world.clock, Principal.user(user_id), "closed.example"
+                )
+
+        def remove(membership_id: str = membership.id) -> Any:
+            with world.uow() as uow:
+                return admin.remove(uow, world.clock, boss, "closed.example", membership_id)
+
+        outcomes = _race(ask, remove)
+        assert not isinstance(outcomes[1], Exception), outcomes
+        # Either the request came first and the removal closed it, or it came too late
+        # and was refused: it is never left open on a removed membership
+        with world.uow() as uow:
+            statuses = list(
+                uow.session.scalars(
+                    select(RemovalRequest.status).where(
+                        RemovalRequest.membership_id == membership.id
+                    )
+                )
+            )
+        if isinstance(outcomes[0], Exception):
+            assert isinstance(outcomes[0], TransitionNotAllowed) and statuses == []
+        else:
+            assert statuses == ["closed"]
