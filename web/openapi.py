@@ -57,6 +57,7 @@ OPERATION_VERBS = (
     "cancel",
     "revoke",
     "approve",
+    "rotate",
 )
 OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")
 

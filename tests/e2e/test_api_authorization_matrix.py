@@ -154,6 +154,7 @@ FIELD_VALUES: dict[str, Any] = {
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
     "reason": "We keep this account for the audit.",  # declining a removal request
+    "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
 }
 
 
@@ -288,6 +289,17 @@ def removal_request(world: Any) -> str:
         ).id
 
 
+@pytest.fixture
+def webhook(world: Any) -> str:
+    """A webhook endpoint of open.example."""
+    from memberships import webhook_endpoints
+
+    with world.uow() as uow:
+        return webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, world.orgs["open"], "https://93.184.215.14/hooks"
+        ).id
+
+
 # Who may do what does not depend on the database: SQLite is enough for the matrix.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("method", "path", "caller"), _cells())
@@ -297,6 +309,7 @@ def test_each_caller_gets_what_the_rules_promise(
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
     removal_request: str,
+    webhook: str,
     method: str,
     path: str,
     caller: str,
@@ -311,6 +324,7 @@ def test_each_caller_gets_what_the_rules_promise(
         membership_id=world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
         request_id=removal_request,
+        webhook_id=webhook,
     )
     # When the caller sends it
     response = client.open(url, method=method, headers=callers[caller], json=body(method, path))

@@ -5,7 +5,8 @@ Revises: 0006
 Create Date: 2026-11-30
 
 - ``events``: one row per lifecycle transition or organization change, written in the
-  change's own transaction (the outbox).
+  change's own transaction (the outbox). ``event_id`` has no unique index: it is unique
+  by construction (128 random bits), and the sweep writes thousands per batch.
 - ``webhook_endpoints``: where an organization's apps are told of events, with the
   secret that signs each delivery.
 - ``webhook_deliveries``: one event to one endpoint, with its attempts and the time of
@@ -42,7 +43,6 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
