@@ -26,12 +26,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ARRAY, String, any_, bindparam, insert, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
 from store import outbox
 from store.database import is_postgresql
-from store.models import AuditEvent, Organization, RemovalRequest
+from store.models import AuditEvent, Event, Organization, RemovalRequest
 
 if TYPE_CHECKING:
     from store.transitions import Transition
@@ -219,6 +220,8 @@ def answer(
 
 
 def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
+    """The requests' message and decline reason, and the reason in their
+    ``removal_request.declined`` events (the outbox's own purge takes ``data.user``)."""
     session.execute(
         update(RemovalRequest)
         .where(
@@ -226,6 +229,22 @@ def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
             (RemovalRequest.message.is_not(None)) | (RemovalRequest.decline_reason.is_not(None)),
         )
         .values(message=None, decline_reason=None)
+        .execution_options(synchronize_session=False)
+    )
+    if is_postgresql(session):
+        payload = sql("(payload::jsonb #- '{data,reason}')::text")
+        has_reason = sql("(payload::jsonb -> 'data' -> 'reason') IS NOT NULL")
+    else:
+        payload = sql("json_remove(payload, '$.data.reason')")
+        has_reason = sql("json_extract(payload, '$.data.reason') IS NOT NULL")
+    session.execute(
+        update(Event)
+        .where(
+            _ids_where(session, Event.membership_id, moved),
+            Event.type == f"removal_request.{DECLINED}",
+            has_reason,
+        )
+        .values(payload=payload)
         .execution_options(synchronize_session=False)
     )
 

@@ -401,3 +401,50 @@ def test_the_command_line_lists_requests_and_counts_the_overdue_ones(api, world,
     # and `lifecycle timers` counts it
     timers = _cli(settings, world.clock, "timers")
     assert "overdue removal requests: 1" in timers and made["id"] in timers
+
+
+def test_each_step_is_an_event_in_the_outbox_and_the_purge_takes_the_reason(api, world):
+    from store.models import Event
+
+    def events() -> list[tuple[str, dict[str, Any]]]:
+        import json
+
+        with world.uow() as uow:
+            rows = uow.session.execute(
+                select(Event.type, Event.payload)
+                .where(Event.type.like("removal_request.%"))
+                .order_by(Event.id)
+            ).all()
+        return [(t, json.loads(p)["data"]) for t, p in rows]
+
+    # Given a request declined, a second one overdue, then closed by the admin's removal
+    first = api("ann").post(ASK_CLOSED, json={"message": "private words"}).get_json()
+    api("cadmin").post(
+        f"{CLOSED}/removal-requests/{first['id']}/decline", json={"reason": "Your contract."}
+    )
+    second = api("ann").post(ASK_CLOSED).get_json()
+    world.clock.advance(DEADLINE + timedelta(minutes=1))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+    membership_id = world.membership("closed", "ann")
+    api("cadmin").delete(f"{CLOSED}/memberships/{membership_id}")
+    # Then the outbox holds each step, in order, without the member's message
+    found = events()
+    assert [(t, d["requestId"]) for t, d in found] == [
+        ("removal_request.opened", first["id"]),
+        ("removal_request.declined", first["id"]),
+        ("removal_request.opened", second["id"]),
+        ("removal_request.overdue", second["id"]),
+        ("removal_request.closed", second["id"]),
+    ]
+    assert found[1][1]["reason"] == "Your contract."
+    assert found[4][1]["closedReason"] == "removed-by-organization"
+    assert "private words" not in repr(found) and "ann@mail.example" not in repr(found)
+    # When ann's membership is purged
+    api("cadmin").delete(f"{CLOSED}/deleted-users/{membership_id}")
+    with world.uow() as uow:
+        removal.remove_all_data(uow, world.clock, membership_id)
+    # Then the decline's reason is gone from its event too; the rest stays
+    after = events()
+    assert [t for t, _ in after] == [t for t, _ in found]
+    assert "reason" not in after[1][1] and after[1][1]["status"] == "declined"
