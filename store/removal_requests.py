@@ -60,8 +60,9 @@ ACTION_CLOSE = "close_removal_request"
 
 
 def iso(value: datetime | None) -> str | None:
-    """A timestamp as the events carry it: ISO 8601 in UTC with ``Z``."""
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    """A timestamp as the events carry it (``store.outbox.timestamp``: UTC, microseconds,
+    ``Z``)."""
+    return outbox.timestamp(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)

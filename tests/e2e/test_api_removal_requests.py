@@ -21,6 +21,7 @@ from memberships import removal
 from memberships.sweep import sweep
 from settings import Settings
 from store.models import AuditEvent, Membership, RemovalRequest
+from store.outbox import timestamp
 
 DEADLINE = timedelta(hours=1)
 CLOSED = "/v1/organizations/closed.example"
@@ -109,8 +110,8 @@ def test_a_member_who_may_not_leave_asks_once_and_sees_the_request(api, world, r
         "membershipId": body["membershipId"],
         "organization": {"id": world.orgs["closed"], "domain": "closed.example"},
         "status": "open",
-        "createdAt": _iso(now),
-        "dueBy": _iso(now + DEADLINE),
+        "createdAt": timestamp(now),
+        "dueBy": timestamp(now + DEADLINE),
     }
     assert "Please" not in repr(event) and "@" not in repr(event)
 
