@@ -1,9 +1,10 @@
 """One tick of the durable timers, the scheduler's work: expire due retention periods
 (``memberships.retention``), re-drive lost work and count overdue removals
-(``memberships.redrive``), mark removal requests past their deadline overdue
-(``memberships.removal_requests``), forget expired idempotency keys
-(``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run
-in several processes at once on PostgreSQL (each row is taken by one sweeper only).
+(``memberships.redrive``), send again the mail that is due (``memberships.notices``), mark
+removal requests past their deadline overdue (``memberships.removal_requests``),
+forget expired idempotency keys (``memberships.idempotency``). Each part commits batch by
+batch; a tick is safe to run in several processes at once on PostgreSQL (each row is
+taken by one sweeper only).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
+from memberships.notices import forget_old_notices, redrive_mail
 from memberships.redrive import count_overdue_removals, redrive_stalled
 from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
@@ -32,6 +34,11 @@ class SweepReport:
     redriven: dict[str, int] = field(default_factory=dict)
     overdue_removals: int = 0
     forgotten_keys: int = 0
+    mail_redriven: int = 0
+    """Pending mail sent to the ``mail`` queue again: its back-off is over, or its message
+    was lost."""
+    forgotten_notices: int = 0
+    """Notices of purged memberships past the 30 days the member is shown them."""
     seconds: float = 0.0
     overdue_requests_marked: int = 0
     """Removal requests this tick found past their deadline and marked overdue (once each)."""
@@ -78,6 +85,8 @@ def sweep(
     marked = mark_overdue_requests(uow, clock, should_continue=should_continue)
     overdue_requests = count_overdue(uow, clock())
     uow.rollback()
+    mail = redrive_mail(uow, clock)
+    old_notices = forget_old_notices(uow, clock)
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
     return SweepReport(
         tick_id=tick_id,
@@ -86,6 +95,8 @@ def sweep(
         redriven=redriven,
         overdue_removals=overdue,
         forgotten_keys=forgotten,
+        mail_redriven=mail,
+        forgotten_notices=old_notices,
         seconds=time.perf_counter() - started,
         overdue_requests_marked=marked,
         overdue_removal_requests=overdue_requests,

@@ -102,6 +102,11 @@ class User(Base):
     # Written into each page session at sign-in; sign-out advances it, which ends every
     # session of the user that was started before (migration 0004).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Whether the user is mailed about changes they made themself (their own leave); changes
+    # made by an organization or the service are always mailed (migration 0009).
+    email_own_changes: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class Membership(Base):
@@ -518,3 +523,93 @@ class RemovalRequest(Base):
     decline_reason: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+# ---- what a member is told (migration 0009) ----------------------------------------------------
+
+NOTICE_KINDS = (
+    "membership.left",
+    "membership.removed",
+    "membership.restored",
+    "membership.removal_started",
+    "membership.purged",
+    "removal_request.approved",
+    "removal_request.declined",
+    "removal_request.overdue",
+    "removal_request.closed",
+)
+"""What a notice tells its member, one sentence each on the Organizations page and in mail."""
+
+
+class Notice(Base):
+    """One change a member is told of: addressed to the user, kept apart from the
+    membership so that it outlives the membership's purge. Once the membership is purged,
+    ``membership_id`` is null (the notice no longer leads to the tombstone) and only the
+    organization, the kind and the date remain. ``caused_by_member`` marks the member's own
+    changes (their leave), mailed only if they asked for it (``users.email_own_changes``).
+    ``data`` is JSON: dates that belong to the change (``restorableUntil``, ``removalDueBy``)
+    and an organization's answer (``reason``)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in NOTICE_KINDS)})", name="kind"),
+        Index("ix_notices_user_occurred", "user_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    caused_by_member: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+
+MAIL_STATES = ("pending", "sent", "failed")
+
+
+class MailMessage(Base):
+    """The mail outbox: one e-mail to a member about one notice, written in the transaction
+    of the change, sent after the commit by the ``mail`` queue's worker, retried with the
+    next attempt's time kept here (``next_attempt_at``; the sweep re-sends what is due and
+    was not queued lately, ``queued_at``). ``subject`` and the bodies are what was (or is
+    to be) sent, written at the first attempt. Once the membership is purged
+    (``membership_id`` null), the recipient and the content are erased as soon as the mail
+    is sent or has failed: the row keeps only that a mail of ``kind`` went out, and when."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({', '.join(repr(s) for s in MAIL_STATES)})", name="state"),
+        Index(
+            "ix_mail_messages_due",
+            "next_attempt_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    notice_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), index=True
+    )
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    organization_id: Mapped[str] = mapped_column(GUID)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

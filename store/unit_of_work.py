@@ -19,6 +19,9 @@ from store.policy import Policy as Policy
 
 log = logging.getLogger(__name__)
 
+UNIT_OF_WORK = "unit_of_work"
+"""The key of ``Session.info`` that holds the unit of work the session belongs to."""
+
 
 class Dispatcher(Protocol):
     """Sends work that is due now to the workers (ids only), with the id of the request or
@@ -98,6 +101,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._session = self._session_factory()
+        # The store's after-change hooks reach the policy and ``on_commit`` through the
+        # session (``store.notices``: the mail it writes is sent after the commit).
+        self._session.info[UNIT_OF_WORK] = self
         self._callbacks = []
         return self
 

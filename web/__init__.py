@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     from web import (
         api_me,
         api_memberships,
+        api_notices,
         api_organizations,
         api_removal_requests,
         api_webhooks,
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_me.bp)
+    app.register_blueprint(api_notices.bp)
     app.register_blueprint(api_organizations.bp)
     app.register_blueprint(api_memberships.bp)
     app.register_blueprint(api_removal_requests.me)

@@ -44,3 +44,5 @@ complete_leave = actors.complete_leave
 remove_data = actors.remove_data
 remove_data_many = actors.remove_data_many
 sweep = actors.sweep
+send_mail = actors.send_mail
+send_mail_many = actors.send_mail_many

@@ -43,9 +43,12 @@ def run_sweep(
             "forgotten_keys": report.forgotten_keys,
             "overdue_requests_marked": report.overdue_requests_marked,
             "overdue_removal_requests": report.overdue_removal_requests,
+            "mail_redriven": report.mail_redriven,
+            "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
-        if report.expired or any(report.redriven.values()) or report.overdue_requests_marked:
+        moved_on = report.expired or any(report.redriven.values()) or report.mail_redriven
+        if moved_on or report.overdue_requests_marked:
             log.info("sweep moved memberships on", extra=fields)
         else:
             log.debug("sweep found nothing due", extra=fields)

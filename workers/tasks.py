@@ -32,11 +32,21 @@ from dramatiq import Broker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from memberships import message_handlers
+from memberships import notices as member_notices
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
 from store.unit_of_work import UnitOfWork, send_message
 from workers.logs import log_context
-from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
+from workers.mail import MailComposer
+from workers.messages import (
+    COMPLETE_LEAVE,
+    REMOVE_DATA,
+    REMOVE_DATA_MANY,
+    SEND_MAIL,
+    SEND_MAIL_MANY,
+    SWEEP,
+    MessageContract,
+)
 from workers.runtime import Runtime
 from workers.sweeper import run_sweep
 
@@ -78,6 +88,8 @@ class Actors:
     remove_data: dramatiq.Actor[Any, Any]
     remove_data_many: dramatiq.Actor[Any, Any]
     sweep: dramatiq.Actor[Any, Any]
+    send_mail: dramatiq.Actor[Any, Any]
+    send_mail_many: dramatiq.Actor[Any, Any]
 
 
 def _message_id() -> str | None:
@@ -224,7 +236,46 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         with log_context(actor=SWEEP.actor_name, request_id=request_id):
             run_sweep(runtime, request_id)
 
+    composer = MailComposer()
+
+    def deliver(mail_ids: list[str], request_id: str | None, contract: MessageContract) -> None:
+        with log_context(actor=contract.actor_name, request_id=request_id, mails=len(mail_ids)):
+            outcome = member_notices.deliver_mail(
+                runtime.uow,
+                runtime.clock,
+                mail_ids,
+                runtime.mail_sender,
+                composer,
+                runtime.settings.public_base_url,
+            )
+            log.info(
+                "mail attempted",
+                extra={
+                    "sent": outcome.sent,
+                    "retrying": outcome.retrying,
+                    "failed": outcome.failed,
+                    "skipped": outcome.skipped,
+                },
+            )
+
+    def send_mail(mail_id: str, request_id: str | None = None) -> None:
+        """One attempt at one mail of the outbox (nothing unless it is pending and due)."""
+        deliver([mail_id], request_id, SEND_MAIL)
+
+    def send_mail_many(mail_ids: list[str], request_id: str | None = None) -> None:
+        """One attempt at each of these mails, over one SMTP connection."""
+        deliver(list(mail_ids), request_id, SEND_MAIL_MANY)
+
+    # The database holds each mail's retries (next_attempt_at, re-sent by the sweep): a
+    # failure of the message itself is not retried by Dramatiq on top.
+    no_retry = {"retry_when": lambda retries, error: False}
     return Actors(
+        send_mail=dramatiq.actor(
+            broker=broker, **_options(SEND_MAIL, time_limit=120_000, **no_retry)
+        )(send_mail),
+        send_mail_many=dramatiq.actor(
+            broker=broker, **_options(SEND_MAIL_MANY, time_limit=600_000, **no_retry)
+        )(send_mail_many),
         complete_leave=dramatiq.actor(broker=broker, **_options(COMPLETE_LEAVE, time_limit=60_000))(
             complete_leave
         ),

@@ -105,6 +105,10 @@ NOT_FOUND = Outcome((404,), "not-found")
 ANSWERED = Outcome((200, 202, 201, 409))  # authorized; the state may refuse it (409)
 
 
+# The caller's own notices and e-mail setting: anyone's own, whoever they are.
+MY_OWN_SETTINGS = ("/v1/me/notices", "/v1/me/preferences")
+
+
 def expected(method: str, path: str, caller: str) -> Outcome | None:
     """The outcome the rules promise for ``caller`` on the operation; ``None`` if unknown."""
     kind = audience(method, path)
@@ -127,7 +131,12 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
                 ("/leave", "/removal-requests")
             )
             return Outcome((403,), "home-organization") if leave else Outcome((200,))
-        if path in ("/v1/me/organizations", "/v1/me/invitations", "/v1/me/removal-requests"):
+        if path in (
+            "/v1/me/organizations",
+            "/v1/me/invitations",
+            "/v1/me/removal-requests",
+            *MY_OWN_SETTINGS,
+        ):
             return Outcome((200,))  # the caller's own list, whoever it is
         return NOT_FOUND  # no membership of theirs in the organization on the path
     if kind == ADMIN:
@@ -154,6 +163,7 @@ FIELD_VALUES: dict[str, Any] = {
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
     "reason": "We keep this account for the audit.",  # declining a removal request
+    "emailOwnChanges": True,
     "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
 }
 

@@ -133,8 +133,11 @@ def test_a_purge_forgets_the_invitation_that_made_the_membership(api, world):
 NAME = "Zebediah Quarrington"
 EMAIL = "zq.guest@mail.example"
 # What the rules keep of a person whose last membership is purged: the account row's id
-# (its e-mail and name are erased), nothing else.
-KEPT = {("users", "id")}
+# (its e-mail and name are erased), nothing else — but for the 30 days the person is shown
+# what happened, their own notices addressed to that account (organization, kind, date; no
+# link to the tombstone), which the sweep then forgets.
+KEPT_FOR_GOOD = {("users", "id")}
+KEPT = KEPT_FOR_GOOD | {("notices", "user_id")}
 
 
 def _every_value(world: Any) -> list[tuple[str, str, str]]:
@@ -192,3 +195,17 @@ def test_after_a_purge_no_table_holds_the_persons_id_email_or_name(api, world, c
     )
     assert set(found) <= KEPT, found
     assert ("users", "id") in found  # the account is still there, erased
+    # And once the 30 days of her notices are over, the sweep forgets them too
+    from datetime import timedelta
+
+    from memberships.sweep import sweep
+
+    world.clock.advance(timedelta(days=31))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+    left = {
+        (table, column)
+        for table, column, value in _every_value(world)
+        if person in value or EMAIL in value.lower() or NAME.lower() in value.lower()
+    }
+    assert left == KEPT_FOR_GOOD, left
