@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from memberships.clock import Clock
 from memberships.decisions import require_operator
 from memberships.principal import Principal
+from memberships.removal_requests import count_overdue, overdue_list
 from statemachines.membership import EVENTS, IN_PROGRESS, MembershipState
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
@@ -43,6 +44,8 @@ class TimersReport:
     - ``stalled``: in progress with no progress for ``redrive_after`` (the sweep re-drives
       them; a count that stays high means the workers are down or failing).
     - ``failing``: in progress with at least one recorded failed attempt.
+    - ``overdue_removal_requests``: members' removal requests still open past their
+      ``due_by`` (the organization missed its deadline to answer).
     """
 
     now: datetime
@@ -54,6 +57,19 @@ class TimersReport:
     next_due_purges: tuple[TimerEntry, ...]
     overdue_removal_list: tuple[TimerEntry, ...]
     oldest_leave_pending: TimerEntry | None
+    overdue_removal_requests: int = 0
+    overdue_removal_request_list: tuple[RequestTimerEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimerEntry:
+    """One removal request past its deadline."""
+
+    request_id: str
+    membership_id: str
+    organization_id: str
+    due_by: datetime
+    overdue_at: datetime | None
 
 
 def _entry(m: Membership, due_at: datetime | None) -> TimerEntry:
@@ -84,8 +100,10 @@ def _count(uow: UnitOfWork, *where: ColumnElement[bool]) -> int:
 
 
 def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
-    """The timer gauges: purges past due (not yet swept) and removals past their window."""
+    """The timer gauges: purges past due (not yet swept), removals past their window, and
+    removal requests past their deadline."""
     return {
+        "overdue_removal_requests": count_overdue(uow, now),
         "overdue_purges": _count(
             uow,
             Membership.state == MembershipState.SOFT_DELETED.value,
@@ -150,6 +168,7 @@ def timers_report(
         .limit(1)
     )
     gauges = due_and_overdue(uow, now)
+    overdue_requests = overdue_list(uow, now, limit)
     return TimersReport(
         now=now,
         by_state=count_by_state(uow),
@@ -161,6 +180,11 @@ def timers_report(
         overdue_removal_list=tuple(_entry(m, m.removal_due_by) for m in overdue),
         oldest_leave_pending=(
             _entry(oldest_leave, oldest_leave.leave_requested_at) if oldest_leave else None
+        ),
+        overdue_removal_requests=gauges["overdue_removal_requests"],
+        overdue_removal_request_list=tuple(
+            RequestTimerEntry(r.id, r.membership_id, r.organization.id, r.due_by, r.overdue_at)
+            for r in overdue_requests
         ),
     )
 

@@ -1,6 +1,7 @@
 """One tick of the durable timers, the scheduler's work: expire due retention periods
 (``memberships.retention``), re-drive lost work and count overdue removals
-(``memberships.redrive``), send again the mail that is due (``memberships.notices``),
+(``memberships.redrive``), send again the mail that is due (``memberships.notices``), mark
+removal requests past their deadline overdue (``memberships.removal_requests``),
 forget expired idempotency keys (``memberships.idempotency``). Each part commits batch by
 batch; a tick is safe to run in several processes at once on PostgreSQL (each row is
 taken by one sweeper only).
@@ -17,6 +18,7 @@ from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
 from memberships.notices import forget_old_notices, redrive_mail
 from memberships.redrive import count_overdue_removals, redrive_stalled
+from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
 from store.database import is_postgresql
 from store.unit_of_work import UnitOfWork
@@ -38,6 +40,10 @@ class SweepReport:
     forgotten_notices: int = 0
     """Notices of purged memberships past the 30 days the member is shown them."""
     seconds: float = 0.0
+    overdue_requests_marked: int = 0
+    """Removal requests this tick found past their deadline and marked overdue (once each)."""
+    overdue_removal_requests: int = 0
+    """Open removal requests past their deadline: the organizations' alert."""
 
 
 def new_tick_id() -> str:
@@ -76,6 +82,9 @@ def sweep(
     redriven = redrive_stalled(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
+    marked = mark_overdue_requests(uow, clock, should_continue=should_continue)
+    overdue_requests = count_overdue(uow, clock())
+    uow.rollback()
     mail = redrive_mail(uow, clock)
     old_notices = forget_old_notices(uow, clock)
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
@@ -89,4 +98,6 @@ def sweep(
         mail_redriven=mail,
         forgotten_notices=old_notices,
         seconds=time.perf_counter() - started,
+        overdue_requests_marked=marked,
+        overdue_removal_requests=overdue_requests,
     )

@@ -56,6 +56,7 @@ OPERATION_VERBS = (
     "decline",
     "cancel",
     "revoke",
+    "approve",
     "rotate",
 )
 OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")

@@ -207,6 +207,12 @@ class LifecycleCollector(Collector):
             "missed. Alert on > 0.",
             value=timers["overdue_removals"],
         )
+        overdue_requests = GaugeMetricFamily(
+            "lifecycle_removal_requests_overdue",
+            "Members' removal requests still open past their due date: the organization "
+            "missed its deadline to answer. Alert on > 0.",
+            value=timers["overdue_removal_requests"],
+        )
         stalled = GaugeMetricFamily(
             "lifecycle_work_stalled",
             "In-progress memberships with no progress for REDRIVE_AFTER (being re-driven).",
@@ -236,6 +242,7 @@ class LifecycleCollector(Collector):
             memberships,
             overdue_purges,
             overdue_removals,
+            overdue_requests,
             stalled,
             failing,
             transitions_total,

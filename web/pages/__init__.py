@@ -149,9 +149,9 @@ def init_pages(app: Flask) -> None:
     formatting.register(app)
     app.context_processor(_context)
 
-    from web.pages import account, admin, ops, webhooks
+    from web.pages import account, admin, ops, removal_requests, webhooks
 
-    for bp in (account.bp, admin.bp, ops.bp, webhooks.bp):
+    for bp in (account.bp, admin.bp, ops.bp, removal_requests.bp, webhooks.bp):
         app.register_blueprint(bp)
     app.register_blueprint(_assets())
     install_error_pages(app)
