@@ -261,6 +261,7 @@ from cli import (  # noqa: E402,F401  (commands register on import)
     diagram,
     ops,
     provisioning,
+    removal_requests,
     token,
     webhook_deliveries,
     webhooks,

@@ -28,7 +28,7 @@ from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
 from statemachines.membership import refused_for_kind, restore_window_closed
 from store import outbox, queries
-from store.models import Organization
+from store.models import Membership, Organization
 from store.unit_of_work import UnitOfWork
 
 
@@ -159,6 +159,21 @@ def remove(
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "remove")
     membership = membership_in(uow, org, membership_id)
+    remove_membership(uow, now, principal, org, membership, expected_version)
+    uow.commit()
+    return MembershipView.of(membership)
+
+
+def remove_membership(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    org: Organization,
+    membership: Membership,
+    expected_version: int | None = None,
+) -> None:
+    """The removal itself, in the caller's transaction (not committed): an admin's
+    ``remove``, and the approval of a removal request, which removes exactly alike."""
     if refused_for_kind(membership.kind, "remove"):  # a home membership
         deny(
             uow,
@@ -173,8 +188,6 @@ def remove(
             from_state=membership.state,
         )
     apply_event(uow, now, principal, membership, "remove", expected_version=expected_version)
-    uow.commit()
-    return MembershipView.of(membership)
 
 
 def restore(

@@ -2,9 +2,10 @@
 (``memberships.retention``), re-drive lost work and count overdue removals
 (``memberships.redrive``), fan out undispatched events and send due webhook deliveries
 (``memberships.webhook_delivery``), send again the mail that is due
-(``memberships.notices``), forget expired idempotency keys (``memberships.idempotency``).
-Each part commits batch by batch; a tick is safe to run in several processes at once on
-PostgreSQL (each row is taken by one sweeper only).
+(``memberships.notices``), mark removal requests past their deadline overdue
+(``memberships.removal_requests``), forget expired idempotency keys
+(``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run in
+several processes at once on PostgreSQL (each row is taken by one sweeper only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
 from memberships.notices import forget_old_notices, redrive_mail
 from memberships.redrive import count_overdue_removals, redrive_stalled
+from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
 from memberships.webhook_delivery import fan_out, redrive_due
 from store.database import is_postgresql
@@ -42,6 +44,10 @@ class SweepReport:
     seconds: float = 0.0
     events_dispatched: int = 0
     deliveries_sent: int = 0
+    overdue_requests_marked: int = 0
+    """Removal requests this tick found past their deadline and marked overdue (once each)."""
+    overdue_removal_requests: int = 0
+    """Open removal requests past their deadline: the organizations' alert."""
 
 
 def new_tick_id() -> str:
@@ -82,6 +88,9 @@ def sweep(
     deliveries = redrive_due(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
+    marked = mark_overdue_requests(uow, clock, should_continue=should_continue)
+    overdue_requests = count_overdue(uow, clock())
+    uow.rollback()
     mail = redrive_mail(uow, clock)
     old_notices = forget_old_notices(uow, clock)
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
@@ -97,4 +106,6 @@ def sweep(
         seconds=time.perf_counter() - started,
         events_dispatched=events,
         deliveries_sent=deliveries,
+        overdue_requests_marked=marked,
+        overdue_removal_requests=overdue_requests,
     )

@@ -485,6 +485,57 @@ class RemovalAppConfirmation(Base):
     rows_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+REMOVAL_REQUEST_STATUSES = ("open", "approved", "declined", "closed")
+
+
+class RemovalRequest(Base):
+    """A member's request that the organization remove them, made where they may not leave
+    on their own (``leave-disabled``, ``account-disabled``). The organization answers by
+    ``due_by``: ``approved`` (the membership is removed as an admin removal does),
+    ``declined`` (with ``decline_reason``, which the member reads), or the request is
+    ``closed`` by itself when the membership leaves ``active``/``restored`` some other way
+    (``closed_reason``, a code). An open request past ``due_by`` is overdue; the sweep
+    notes when it saw that (``overdue_at``) and says so once. At most one open request per
+    membership. ``message`` (the member's) and ``decline_reason`` are free text and are
+    erased when the membership is purged."""
+
+    __tablename__ = "removal_requests"
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in REMOVAL_REQUEST_STATUSES)})", name="status"
+        ),
+        Index(
+            "uq_removal_requests_open_membership",
+            "membership_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_removal_requests_org_due", "organization_id", "due_by", "id"),
+        # The sweep's claim: open requests not yet marked overdue, in due order.
+        Index(
+            "ix_removal_requests_open_due",
+            "due_by",
+            sqlite_where=text("status = 'open' AND overdue_at IS NULL"),
+            postgresql_where=text("status = 'open' AND overdue_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    membership_id: Mapped[str] = mapped_column(ForeignKey("memberships.id"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(String(64))
+
+
 # ---- what a member is told (migration 0009) ----------------------------------------------------
 
 NOTICE_KINDS = (

@@ -218,6 +218,12 @@ class LifecycleCollector(Collector):
             "Of the removals waiting on connected apps, those past removal_due_by. Alert on > 0.",
             value=timers["waiting_on_apps_overdue"],
         )
+        overdue_requests = GaugeMetricFamily(
+            "lifecycle_removal_requests_overdue",
+            "Members' removal requests still open past their due date: the organization "
+            "missed its deadline to answer. Alert on > 0.",
+            value=timers["overdue_removal_requests"],
+        )
         stalled = GaugeMetricFamily(
             "lifecycle_work_stalled",
             "In-progress memberships with no progress for REDRIVE_AFTER (being re-driven).",
@@ -249,6 +255,7 @@ class LifecycleCollector(Collector):
             overdue_removals,
             waiting_on_apps,
             waiting_on_apps_overdue,
+            overdue_requests,
             stalled,
             failing,
             transitions_total,

@@ -132,9 +132,17 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
         if caller == "member":
             return ANSWERED
         if caller == "admin":  # open is gadmin's home organization: the home membership
-            leave = path.endswith("/leave")
+            # neither leaves nor asks to be removed
+            leave = path.startswith("/v1/me/organizations/") and path.endswith(
+                ("/leave", "/removal-requests")
+            )
             return Outcome((403,), "home-organization") if leave else Outcome((200,))
-        if path in ("/v1/me/organizations", "/v1/me/invitations", *MY_OWN_SETTINGS):
+        if path in (
+            "/v1/me/organizations",
+            "/v1/me/invitations",
+            "/v1/me/removal-requests",
+            *MY_OWN_SETTINGS,
+        ):
             return Outcome((200,))  # the caller's own list, whoever it is
         return NOT_FOUND  # no membership of theirs in the organization on the path
     if kind == ADMIN:
@@ -160,6 +168,7 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "reason": "We keep this account for the audit.",  # declining a removal request
     "emailOwnChanges": True,
     "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
     "webhookId": "set by the test: the webhooks fixture's endpoint",
@@ -306,6 +315,18 @@ def invitations(world: Any) -> dict[str, str]:
 
 
 @pytest.fixture
+def removal_request(world: Any) -> str:
+    """An open removal request in open.example, by ``dis`` (whose account there is
+    disabled, so she may not leave on her own)."""
+    from memberships import removal_requests
+
+    with world.uow() as uow:
+        return removal_requests.open_request(
+            uow, world.clock, world.principal("dis"), "open.example"
+        ).id
+
+
+@pytest.fixture
 def webhook(world: Any) -> str:
     """A webhook endpoint of open.example."""
     from memberships import webhook_endpoints
@@ -324,6 +345,7 @@ def test_each_caller_gets_what_the_rules_promise(
     world: Any,
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
+    removal_request: str,
     webhook: str,
     method: str,
     path: str,
@@ -344,6 +366,7 @@ def test_each_caller_gets_what_the_rules_promise(
         org="open.example",
         membership_id=hooks.get("membership") or world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
+        request_id=removal_request,
         webhook_id=hooks.get("webhook_id") or webhook,
         delivery_id=hooks.get("delivery_id"),
         token="a-made-up-token",

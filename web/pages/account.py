@@ -14,7 +14,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from memberships import invitations
+from memberships import invitations, removal_requests
 from memberships.accounts import (
     AccountView,
     account_of,
@@ -137,11 +137,15 @@ def organizations() -> str:
     with unit_of_work() as uow:
         overview = organizations_overview(uow, auth.principal(), tenant, clock())
         pending = my_invitations(uow, clock(), auth.principal())
+        requests = removal_requests.my_requests(uow, clock(), auth.principal())
         preferences = get_preferences(uow, auth.principal())
     return render_template(
         "pages/organizations.html",
         overview=overview,
         invitations=pending,
+        my_removal_requests=requests,
+        # The newest request of each membership, for its card (the list is newest first).
+        removal_requests={r.membership_id: r for r in reversed(requests)},
         mail_preferences=preferences,
         mail_enabled=settings().send_mail,
     )
