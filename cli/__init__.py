@@ -263,5 +263,6 @@ from cli import (  # noqa: E402,F401  (commands register on import)
     provisioning,
     removal_requests,
     token,
+    webhook_deliveries,
     webhooks,
 )

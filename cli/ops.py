@@ -135,6 +135,10 @@ def timers(as_json: bool, limit: int) -> None:
         f"   failing: {report.failing}   stalled: "
         + ", ".join(f"{k} {v}" for k, v in report.stalled.items())
     )
+    click.echo(
+        f"removals waiting on apps: {report.waiting_on_apps}"
+        f"   of them overdue: {report.waiting_on_apps_overdue}"
+    )
     click.echo(f"overdue removal requests: {report.overdue_removal_requests}")
     for title, entries in (
         ("next due purges", report.next_due_purges),

@@ -443,6 +443,12 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the first attempt was made: the retry period runs from it.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a message for the due attempt was last sent (the sweep sends again after
+    # ``redrive_after``); while an attempt is being made, until when it is held.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RemovalAppConfirmation(Base):
@@ -472,6 +478,11 @@ class RemovalAppConfirmation(Base):
     confirmed_via: Mapped[str | None] = mapped_column(String(16))
     confirmed_by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the confirmUrl's token (the token itself is never stored).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # When the service's own data of the membership was found removed while this app had
+    # not confirmed yet: the removal then waits on the app, not on a lost message.
+    rows_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 REMOVAL_REQUEST_STATUSES = ("open", "approved", "declined", "closed")

@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
         api_notices,
         api_organizations,
         api_removal_requests,
+        api_webhook_deliveries,
         api_webhooks,
         docs,
         health,
@@ -193,6 +194,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     app.register_blueprint(api_notices.bp)
     app.register_blueprint(api_organizations.bp)
     app.register_blueprint(api_memberships.bp)
+    app.register_blueprint(api_webhook_deliveries.bp)
+    app.register_blueprint(api_webhook_deliveries.public)
     app.register_blueprint(api_removal_requests.me)
     app.register_blueprint(api_removal_requests.bp)
     app.register_blueprint(api_webhooks.bp)

@@ -137,6 +137,12 @@ class TimersOut(Output):
     next_due_purges: list[TimerEntryOut]
     overdue_removal_list: list[TimerEntryOut]
     oldest_leave_pending: TimerEntryOut | None
+    waiting_on_apps: int = Field(
+        description="Purge-pending with a connected app that has not confirmed the removal."
+    )
+    waiting_on_apps_overdue: int = Field(
+        description="Of those, past removal_due_by (an app that never confirms stays here)."
+    )
     overdue_removal_requests: int = Field(
         description="Members' removal requests still open past their dueBy."
     )
@@ -145,6 +151,8 @@ class TimersOut(Output):
     @classmethod
     def of(cls, report: TimersReport) -> TimersOut:
         return cls(
+            waiting_on_apps=report.waiting_on_apps,
+            waiting_on_apps_overdue=report.waiting_on_apps_overdue,
             now=report.now,
             by_state=report.by_state,
             overdue_purges=report.overdue_purges,

@@ -33,6 +33,15 @@ REMOVE_DATA_MANY = MessageContract(
 sends, ``REMOVAL_CHUNK_SIZE`` ids per message. ``remove_data`` stays for single sends and
 for messages already queued."""
 SWEEP = MessageContract("sweep", "timers", "sweep(request_id=None)")
+FAN_OUT_EVENTS = MessageContract(
+    "fan_out_events", "webhooks", "fan_out_events(hint, request_id=None)"
+)
+"""Turn undispatched events into webhook deliveries now (``hint`` names what changed, for
+the logs; every undispatched event is taken). The sweep does the same on every tick."""
+DELIVER_WEBHOOK = MessageContract(
+    "deliver_webhook", "webhooks", "deliver_webhook(delivery_id, request_id=None)"
+)
+"""One attempt of one webhook delivery, if it is pending and due."""
 SEND_MAIL = MessageContract("send_mail", "mail", "send_mail(mail_id, request_id=None)")
 SEND_MAIL_MANY = MessageContract(
     "send_mail_many", "mail", "send_mail_many(mail_ids, request_id=None)"
@@ -43,7 +52,16 @@ sends, ``REMOVAL_CHUNK_SIZE`` ids per message, sent over one SMTP connection."""
 CONTRACTS = MappingProxyType(
     {
         c.actor_name: c
-        for c in (COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, SEND_MAIL, SEND_MAIL_MANY)
+        for c in (
+            COMPLETE_LEAVE,
+            REMOVE_DATA,
+            REMOVE_DATA_MANY,
+            SWEEP,
+            SEND_MAIL,
+            SEND_MAIL_MANY,
+            FAN_OUT_EVENTS,
+            DELIVER_WEBHOOK,
+        )
     }
 )
 """By actor name."""

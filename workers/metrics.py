@@ -207,6 +207,17 @@ class LifecycleCollector(Collector):
             "missed. Alert on > 0.",
             value=timers["overdue_removals"],
         )
+        waiting_on_apps = GaugeMetricFamily(
+            "lifecycle_removals_waiting_on_apps",
+            "Purge-pending memberships whose own data is being or was removed and that wait "
+            "for a connected app to confirm the removal.",
+            value=timers["waiting_on_apps"],
+        )
+        waiting_on_apps_overdue = GaugeMetricFamily(
+            "lifecycle_removals_waiting_on_apps_overdue",
+            "Of the removals waiting on connected apps, those past removal_due_by. Alert on > 0.",
+            value=timers["waiting_on_apps_overdue"],
+        )
         overdue_requests = GaugeMetricFamily(
             "lifecycle_removal_requests_overdue",
             "Members' removal requests still open past their due date: the organization "
@@ -242,6 +253,8 @@ class LifecycleCollector(Collector):
             memberships,
             overdue_purges,
             overdue_removals,
+            waiting_on_apps,
+            waiting_on_apps_overdue,
             overdue_requests,
             stalled,
             failing,

@@ -41,13 +41,21 @@ def run_sweep(
             "redriven": dict(report.redriven),
             "overdue_removals": report.overdue_removals,
             "forgotten_keys": report.forgotten_keys,
+            "events_dispatched": report.events_dispatched,
+            "deliveries_sent": report.deliveries_sent,
             "overdue_requests_marked": report.overdue_requests_marked,
             "overdue_removal_requests": report.overdue_removal_requests,
             "mail_redriven": report.mail_redriven,
             "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
-        moved_on = report.expired or any(report.redriven.values()) or report.mail_redriven
+        moved_on = (
+            report.expired
+            or any(report.redriven.values())
+            or report.mail_redriven
+            or report.events_dispatched
+            or report.deliveries_sent
+        )
         if moved_on or report.overdue_requests_marked:
             log.info("sweep moved memberships on", extra=fields)
         else:

@@ -70,9 +70,13 @@ def audience(method: str, path: str) -> str | None:
         return ADMIN
     if path.startswith("/v1/ops/"):
         return OPERATOR
-    if path in ("/healthz", "/readyz", "/metrics"):
+    if path in ("/healthz", "/readyz", "/metrics") or path.startswith(CONFIRM_URLS):
         return PUBLIC
     return None
+
+
+# An app's confirmUrl: the token in the path is the credential, no token is needed.
+CONFIRM_URLS = "/v1/removal-confirmations/"
 
 
 CALLERS = (
@@ -115,6 +119,8 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
     if kind is None:
         return None
     if kind == PUBLIC:
+        if path.startswith(CONFIRM_URLS):  # a made-up token, whoever sends it
+            return NOT_FOUND
         return Outcome((200, 503) if path == "/readyz" else (200,))
     if caller == "anonymous":
         return UNAUTHENTICATED
@@ -165,6 +171,8 @@ FIELD_VALUES: dict[str, Any] = {
     "reason": "We keep this account for the audit.",  # declining a removal request
     "emailOwnChanges": True,
     "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
+    "webhookId": "set by the test: the webhooks fixture's endpoint",
+    "note": "Confirmed with the app's operators.",
 }
 
 
@@ -260,6 +268,25 @@ def callers(world: Any) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
+def webhooks(world: Any) -> dict[str, str]:
+    """An endpoint of open that confirms removal, with a pending delivery; pat's
+    direct-connect membership removed (purge-pending), waiting for that app."""
+    from memberships import admin
+    from memberships.webhook_delivery import fan_out
+    from tests.integration.test_webhook_delivery import add_endpoint, add_event, deliveries
+
+    endpoint = add_endpoint(world, "https://crm.example/hook", confirms_removal=True)
+    add_event(world)
+    with world.uow() as uow:
+        fan_out(uow, world.clock)
+    pat = world.membership("open", "pat")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], pat)
+    delivery = next(d for d in deliveries(world) if d.endpoint_id == endpoint)
+    return {"webhook_id": endpoint, "delivery_id": delivery.id, "membership": pat}
+
+
+@pytest.fixture
 def invitations(world: Any) -> dict[str, str]:
     """Pending invitations: ``ann`` to an organization she is not in yet, and ``open`` (of
     open.example, to an address nobody has)."""
@@ -323,21 +350,32 @@ def test_each_caller_gets_what_the_rules_promise(
     method: str,
     path: str,
     caller: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     outcome = expected(method, path, caller)
     assert outcome is not None
     # Given the operation aimed at open.example, ann's membership and a pending invitation
     # (ann's own on the member's paths, one of open's on the admin's)
     mine = path.startswith("/v1/me/")
+    hooks = (
+        request.getfixturevalue("webhooks")
+        if "/deliveries" in path or "/removal-confirmations" in path
+        else {}
+    )
     url = path.format(
         org="open.example",
-        membership_id=world.membership("open", "ann"),
+        membership_id=hooks.get("membership") or world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
         request_id=removal_request,
-        webhook_id=webhook,
+        webhook_id=hooks.get("webhook_id") or webhook,
+        delivery_id=hooks.get("delivery_id"),
+        token="a-made-up-token",
     )
+    payload = body(method, path)
+    if payload is not None and "webhookId" in payload:
+        payload["webhookId"] = hooks["webhook_id"]
     # When the caller sends it
-    response = client.open(url, method=method, headers=callers[caller], json=body(method, path))
+    response = client.open(url, method=method, headers=callers[caller], json=payload)
     # Then the answer is the one the rules promise
     assert response.status_code in outcome.statuses, (
         f"expected {outcome}, got {response.status_code}: {response.get_data(as_text=True)}"

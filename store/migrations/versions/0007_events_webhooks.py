@@ -100,6 +100,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "state IN ('pending', 'delivered', 'failed')", name=op.f("ck_webhook_deliveries_state")
         ),
@@ -141,6 +144,8 @@ def upgrade() -> None:
         sa.Column("confirmed_via", sa.String(length=16), nullable=True),
         sa.Column("confirmed_by", sa.String(length=64), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("rows_removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "confirmed_via IS NULL OR confirmed_via IN ('url', 'delivery', 'manual')",
             name=op.f("ck_removal_app_confirmations_confirmed_via"),
@@ -161,10 +166,14 @@ def upgrade() -> None:
             ["membership_id"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_removal_app_confirmations_token_hash"), ["token_hash"], unique=True
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("removal_app_confirmations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_removal_app_confirmations_token_hash"))
         batch_op.drop_index(batch_op.f("ix_removal_app_confirmations_membership_id"))
 
     op.drop_table("removal_app_confirmations")
