@@ -15,6 +15,9 @@ connections, ``SWEEP_BATCH_SIZE`` rows per batch), timed until every due members
 
 Each run checks its rows: every membership moved once, and exactly one event each (or
 none). Figures are the medians of ``--runs`` runs; the ratio is taken within each run.
+
+Then ``--deliveries`` webhook deliveries are sent through the real delivery code to a
+local receiver (``bench.webhook_deliveries``) on the same server: deliveries per second.
 Target (issue 13): the outbox costs the sweep at most 30 % of its rate (ratio ≥ 0.70).
 
     .venv/bin/python -m bench.webhooks [--memberships 100000] [--runs 1]
@@ -35,6 +38,7 @@ from unittest import mock
 from sqlalchemy import Engine, create_engine, text
 
 from bench.sweep import database_copy, seed
+from bench.webhook_deliveries import deliveries_per_second
 from memberships.clock import utc_now
 from settings import Settings
 from store.database import make_engine, make_session_factory
@@ -80,6 +84,12 @@ def arguments() -> argparse.ArgumentParser:
         type=int,
         default=Settings().sweep_concurrency,
         help="SWEEP_CONCURRENCY (default: the service's, %(default)s)",
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=500,
+        help="webhook deliveries to a local receiver to time (default %(default)s; 0 skips)",
     )
     return parser
 
@@ -222,7 +232,13 @@ def main() -> None:
                     f"run {run}/{args.runs} {contender}: {figures['rows']:,} rows in "
                     f"{figures['seconds']:.2f}s = {figures['per_second']:,.0f}/s"
                 )
-    emit(summary(n, args.batch_size, args.concurrency, args.runs, results))
+    figures = summary(n, args.batch_size, args.concurrency, args.runs, results)
+    if args.deliveries > 0:
+        say(f"{args.deliveries} webhook deliveries to a local receiver")
+        rate = deliveries_per_second(args.deliveries, database_url=args.database_url)
+        figures["deliveries"] = args.deliveries
+        figures["deliveries_per_second"] = round(rate, 1)
+    emit(figures)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState, transition_table
 from store.database import is_postgresql
-from store.models import Event, Membership, Organization, UTCDateTime
+from store.models import Event, Membership, Organization, UTCDateTime, WebhookDelivery
 
 if TYPE_CHECKING:
     from store.transitions import Transition
@@ -251,9 +251,11 @@ def _strip_nulls(value: Any) -> Any:
 
 def redact(session: Session, membership_ids: Sequence[str]) -> None:
     """Remove ``data.user`` (the person: id and e-mail) from every stored event of the
-    memberships, in the caller's transaction."""
+    memberships, and the receivers' replies kept on those events' deliveries (a reply may
+    echo the person), in the caller's transaction."""
     if not membership_ids:
         return
+    _forget_replies(session, membership_ids)
     if is_postgresql(session):
         session.execute(
             sql(
@@ -273,6 +275,21 @@ def redact(session: Session, membership_ids: Sequence[str]) -> None:
                 sql("json_extract(payload, '$.data.user') IS NOT NULL"),
             )
             .values(payload=sql("json_remove(payload, '$.data.user')"))
+        )
+
+
+def _forget_replies(session: Session, membership_ids: Sequence[str]) -> None:
+    deliveries = cast(Table, WebhookDelivery.__table__)
+    events = cast(Table, Event.__table__)
+    ids = list(membership_ids)
+    for start in range(0, len(ids), _CHUNK):
+        of_theirs = select(events.c.id).where(
+            events.c.membership_id.in_(ids[start : start + _CHUNK])
+        )
+        session.execute(
+            update(deliveries)
+            .where(deliveries.c.event_id.in_(of_theirs), deliveries.c.last_error.is_not(None))
+            .values(last_error=None)
         )
 
 

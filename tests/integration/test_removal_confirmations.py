@@ -1,4 +1,4 @@
-"""Connected apps confirm removal (docs/webhooks-delivery.md): a membership entering
+"""Connected apps confirm removal (docs/webhooks.md): a membership entering
 purge-pending waits for every app with ``confirmsRemoval``; its confirmUrl works once;
 an answer ``{"removed": true}`` confirms, ``202`` does not; an admin may confirm by hand
 (audited); an app that never confirms keeps it purge-pending and overdue."""

@@ -1,4 +1,4 @@
-"""Webhook delivery (docs/webhooks-delivery.md): the fan-out of the outbox, signed
+"""Webhook delivery (docs/webhooks.md): the fan-out of the outbox, signed
 attempts a real receiver gets, back-off and the sweep's re-drive, no redirects, the
 request-forgery rule at delivery time, giving up, and disabling a failing endpoint."""
 

@@ -160,6 +160,38 @@ def _every_value(world: Any) -> list[tuple[str, str, str]]:
     return found
 
 
+def _delivery_echoing(world: Any, endpoint_id: str, membership_id: str, email: str) -> None:
+    """A failed delivery of an event of ``membership_id`` whose receiver answered with
+    ``email`` in its reply (kept as the delivery's ``last_error``)."""
+    from store.models import Event, WebhookDelivery
+
+    now = world.clock()
+    with world.uow() as uow:
+        event = Event(
+            event_id="msg_test_echo",
+            type="membership.restored",
+            organization_id=world.orgs["open"],
+            membership_id=membership_id,
+            occurred_at=now,
+            payload="{}",
+            dispatched_at=now,
+        )
+        uow.session.add(event)
+        uow.session.flush()
+        uow.session.add(
+            WebhookDelivery(
+                endpoint_id=endpoint_id,
+                event_id=event.id,
+                state="pending",
+                attempts=1,
+                last_status_code=422,
+                last_error=f"HTTP 422: no account {email} here",
+                created_at=now,
+            )
+        )
+        uow.commit()
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["one-by-one", "chunk"])
 def test_after_a_purge_no_table_holds_the_persons_id_email_or_name(api, world, chunked):
     from memberships import provisioning, webhook_endpoints
@@ -180,6 +212,11 @@ def test_after_a_purge_no_table_holds_the_persons_id_email_or_name(api, world, c
         webhook_endpoints.create_webhook(
             uow, world.clock, SYSTEM, "open.example", "https://93.184.215.14/hooks"
         )
+        endpoint = webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, "open.example", "https://93.184.215.14/app"
+        )
+    # And a receiver's reply kept as a delivery's last error echoed her e-mail
+    _delivery_echoing(world, endpoint.id, world.memberships[("open", "zq")], EMAIL)
     # And the events of her leave carried her id and e-mail (what apps need to find her data)
     _purge(api, world, "open", "zq", leave=True, chunked=chunked)
     # When every value of every table is read
