@@ -151,7 +151,17 @@ def confirm_by_token(uow: UnitOfWork, clock: Clock, token: str) -> AppConfirmati
     membership = queries.membership_by_id(uow.session, row.membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING.value:
         raise gone
-    _confirm(uow, row, now, "url")
+    _confirmed_by_app(uow, row, membership, now, "url")
+    uow.commit()
+    return AppConfirmationView.of(row)
+
+
+def _confirmed_by_app(
+    uow: UnitOfWork, row: RemovalAppConfirmation, membership: Membership, now: datetime, via: str
+) -> None:
+    """The app itself confirmed (``via`` its confirmUrl or its delivery's answer): the
+    confirmation, and an audit row naming the app as the actor."""
+    _confirm(uow, row, now, via)
     queries.append_audit(
         uow.session,
         occurred_at=now,
@@ -162,11 +172,9 @@ def confirm_by_token(uow: UnitOfWork, clock: Clock, token: str) -> AppConfirmati
         membership_id=membership.id,
         from_state=membership.state,
         to_state=None,
-        reason="url",
+        reason=via,
         request_id=uow.request_id,
     )
-    uow.commit()
-    return AppConfirmationView.of(row)
 
 
 def confirm_by_delivery(uow: UnitOfWork, now: datetime, confirmation_id: str) -> bool:
@@ -177,20 +185,7 @@ def confirm_by_delivery(uow: UnitOfWork, now: datetime, confirmation_id: str) ->
     membership = queries.membership_by_id(uow.session, row.membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING.value:
         return False
-    _confirm(uow, row, now, "delivery")
-    queries.append_audit(
-        uow.session,
-        occurred_at=now,
-        actor=f"webhook:{row.webhook_id}",
-        action="confirm_removal",
-        outcome="allowed",
-        organization_id=membership.organization_id,
-        membership_id=membership.id,
-        from_state=membership.state,
-        to_state=None,
-        reason="delivery",
-        request_id=uow.request_id,
-    )
+    _confirmed_by_app(uow, row, membership, now, "delivery")
     return True
 
 
