@@ -29,6 +29,12 @@ run: export SECRET_KEY ?= dev-session-key-change-me
 run: export dramatiq_prom_host ?= 127.0.0.1
 # Webhook endpoints on this machine (a local receiver) are allowed in development.
 run: export WEBHOOK_ALLOW_PRIVATE_NETWORKS ?= 1
+# Members' e-mails go to the local mail sink (the Procfile's `mail`), which prints them.
+MAIL_SINK_PORT ?= 8025
+run: export MAIL_SINK_PORT := $(MAIL_SINK_PORT)
+run: export SMTP_URL ?= smtp://127.0.0.1:$(MAIL_SINK_PORT)
+# The link in those e-mails leads to this machine's pages.
+run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 # The stamp makes `pip install` run again only when the dependencies change;
 # the install is editable, so code changes need no reinstall. The exact versions come
@@ -88,12 +94,13 @@ install: $(INSTALLED)
 # to open, whom to sign in as and how to get an API token.
 run: $(INSTALLED)
 	@$(BIN)/python scripts/port_check.py $(PORT)
+	@$(BIN)/python scripts/port_check.py $(MAIL_SINK_PORT) --name MAIL_SINK_PORT
 	@mkdir -p var
 	@$(call with_redis) \
 	trap '$(BIN)/python scripts/ensure_redis.py --stop' EXIT; \
 	lifecycle db upgrade && lifecycle seed-demo && \
 	{ $(BIN)/python scripts/port_check.py $(PORT) --announce & } && \
-	{ honcho start -f Procfile -p $(PORT) web worker scheduler || [ $$? -eq 130 ]; }
+	{ honcho start -f Procfile -p $(PORT) web worker scheduler mail || [ $$? -eq 130 ]; }
 
 # The demo as new: every table emptied and seeded again (refused on a database that
 # holds organizations other than the demo's). Stop `make run` first, or restart it.

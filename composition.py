@@ -29,6 +29,7 @@ def policy_from(settings: Settings) -> Policy:
         removal_request_deadline=settings.removal_request_deadline,
         webhook_retry_for=settings.webhook_retry_for,
         webhook_disable_after=settings.webhook_disable_after,
+        send_mail=settings.send_mail,
     )
 
 

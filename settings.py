@@ -303,9 +303,14 @@ class Settings:
             removal_request_deadline=duration(
                 "REMOVAL_REQUEST_DEADLINE", defaults.removal_request_deadline
             ),
-            smtp_url=text("SMTP_URL"),
+            smtp_url=check_smtp_url(text("SMTP_URL")),
             mail_from=text("MAIL_FROM") or defaults.mail_from,
         )
+
+    @property
+    def send_mail(self) -> bool:
+        """Members are mailed about changes only with a mail server (``SMTP_URL``)."""
+        return self.smtp_url is not None
 
     @property
     def broker(self) -> str:
@@ -318,3 +323,18 @@ class Settings:
 
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]  # dataclass fields by name
+
+
+def check_smtp_url(url: str | None) -> str | None:
+    """``SMTP_URL`` as given, if it is ``smtp://`` or ``smtps://`` with a host; raises
+    ``SettingsError`` otherwise (the URL itself is not repeated: it may hold a password)."""
+    if url is None:
+        return None
+    scheme, _, rest = url.partition("://")
+    host = rest.rpartition("@")[2].split("/", 1)[0]
+    if scheme.lower() not in ("smtp", "smtps") or not host.strip(":"):
+        raise SettingsError(
+            "SMTP_URL must be smtp://[user:pass@]host[:port] (STARTTLS) or "
+            "smtps://[user:pass@]host[:port] (TLS)"
+        )
+    return url

@@ -257,4 +257,12 @@ def _dispatcher_from(settings: Settings) -> Dispatcher:
     return dispatcher_from(settings)
 
 
-from cli import diagram, ops, provisioning, token  # noqa: E402,F401  (commands register on import)
+from cli import (  # noqa: E402,F401  (commands register on import)
+    diagram,
+    ops,
+    provisioning,
+    removal_requests,
+    token,
+    webhook_deliveries,
+    webhooks,
+)

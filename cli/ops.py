@@ -120,7 +120,8 @@ def queues(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=5, help="Entries per list.")
 def timers(as_json: bool, limit: int) -> None:
-    """Memberships by state, next due purges, overdue purges and removals, stuck leaves."""
+    """Memberships by state, next due purges, overdue purges, removals and removal
+    requests, stuck leaves."""
     s = services()
     with s.uow() as uow:
         report = operations.timers_report(uow, s.clock, SYSTEM, limit=limit)
@@ -134,6 +135,11 @@ def timers(as_json: bool, limit: int) -> None:
         f"   failing: {report.failing}   stalled: "
         + ", ".join(f"{k} {v}" for k, v in report.stalled.items())
     )
+    click.echo(
+        f"removals waiting on apps: {report.waiting_on_apps}"
+        f"   of them overdue: {report.waiting_on_apps_overdue}"
+    )
+    click.echo(f"overdue removal requests: {report.overdue_removal_requests}")
     for title, entries in (
         ("next due purges", report.next_due_purges),
         ("overdue removals", report.overdue_removal_list),
@@ -158,6 +164,20 @@ def timers(as_json: bool, limit: int) -> None:
                     e.last_error,
                 ]
                 for e in entries
+            ],
+        )
+    if report.overdue_removal_request_list:
+        click.echo("\noverdue removal requests:")
+        _table(
+            ["REQUEST", "MEMBERSHIP", "ORGANIZATION", "DUE BY"],
+            [
+                [
+                    r.request_id,
+                    r.membership_id,
+                    r.organization_id,
+                    r.due_by.isoformat("T", "seconds"),
+                ]
+                for r in report.overdue_removal_request_list
             ],
         )
 

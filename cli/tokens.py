@@ -31,7 +31,7 @@ def _sqlite_user_id(path: str, ref: str) -> str | None:
     if not path or path == ":memory:" or not Path(path).exists():
         return None
     # Read-only: a token never changes the database, nor creates a missing file.
-    with sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=30) as db:
+    with sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30) as db:
         row = db.execute(_FIND_USER, (ref, ref, ref)).fetchone()
     return str(row[0]) if row else None
 

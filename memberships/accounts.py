@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Select, select
 
 from memberships.clock import Clock
 from memberships.errors import NotFound
+from memberships.notices import recent_notices
 from memberships.principal import Principal
 from memberships.self_service import get_my_organization, leave_blocker, list_organizations
 from memberships.views import OrganizationEntry, OrganizationView, UserView
@@ -34,14 +35,18 @@ SIGN_IN_LIST_LIMIT = 200
 RECENT_CHANGES_DAYS = 30
 ADMIN_CONTACTS_LIMIT = 3
 
-# The state changes a member is told about on their Organizations page, by audit action.
-CHANGE_ACTIONS = {
-    "remove": "removed",
-    "complete_leave": "left",
-    "restore": "restored",
-    "purge": "removal-started",
-    "expire_retention": "removal-started",
-    "finish_removal": "purged",
+# The changes a member is told about on their Organizations page, by notice kind
+# (``store.models.NOTICE_KINDS``).
+CHANGES = {
+    "membership.removed": "removed",
+    "membership.left": "left",
+    "membership.restored": "restored",
+    "membership.removal_started": "removal-started",
+    "membership.purged": "purged",
+    "removal_request.approved": "request-approved",
+    "removal_request.declined": "request-declined",
+    "removal_request.overdue": "request-overdue",
+    "removal_request.closed": "request-closed",
 }
 
 
@@ -83,7 +88,11 @@ class RecentChange:
     """What happened to one of the member's memberships in the last 30 days.
 
     ``change`` is ``removed`` (by the organization), ``left``, ``restored``,
-    ``removal-started`` or ``purged``.
+    ``removal-started``, ``purged``, or a removal request's ``request-approved``,
+    ``request-declined`` (with the organization's ``reason``), ``request-overdue`` or
+    ``request-closed`` (it ended because the membership ended another way).
+    ``purge_due_at`` and ``removal_due_by`` are the dates the change set (until when the
+    organization could restore the account; by when the data would be gone).
     """
 
     occurred_at: datetime
@@ -91,6 +100,7 @@ class RecentChange:
     change: str
     purge_due_at: datetime | None
     removal_due_by: datetime | None
+    reason: str | None = None
 
 
 def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
@@ -241,28 +251,16 @@ def _removed_by_organization(uow: UnitOfWork, membership_id: str) -> bool:
 def _recent_changes(
     uow: UnitOfWork, principal: Principal, now: datetime
 ) -> tuple[RecentChange, ...]:
-    """The caller's memberships' state changes of the last 30 days, newest first."""
-    since = now - timedelta(days=RECENT_CHANGES_DAYS)
-    rows = uow.session.execute(
-        select(AuditEvent, Membership, Organization)
-        .join(Membership, Membership.id == AuditEvent.membership_id)
-        .join(Organization, Organization.id == Membership.organization_id)
-        .where(
-            Membership.user_id == principal.id,
-            AuditEvent.occurred_at >= since,
-            AuditEvent.outcome == "allowed",
-            AuditEvent.action.in_(tuple(CHANGE_ACTIONS)),
-        )
-        .order_by(AuditEvent.id.desc())
-        .limit(50)
-    ).all()
+    """The caller's notices of the last 30 days, newest first (``memberships.notices``): a
+    purge included, though the tombstone no longer names the person."""
     return tuple(
         RecentChange(
-            occurred_at=event.occurred_at,
-            organization=OrganizationView.of(org),
-            change=CHANGE_ACTIONS[event.action],
-            purge_due_at=membership.purge_due_at,
-            removal_due_by=membership.removal_due_by,
+            occurred_at=notice.occurred_at,
+            organization=notice.organization,
+            change=CHANGES.get(notice.kind, notice.kind),
+            purge_due_at=notice.restorable_until,
+            removal_due_by=notice.removal_due_by,
+            reason=notice.reason,
         )
-        for event, membership, org in rows
+        for notice in recent_notices(uow, principal, now)
     )

@@ -6,6 +6,9 @@ Administrator role in *that* organization; the check is here, not at the edges.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from memberships.clock import Clock
 from memberships.decisions import (
     admin_organization,
@@ -24,7 +27,8 @@ from memberships.principal import Principal
 from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
 from statemachines.membership import refused_for_kind, restore_window_closed
-from store import queries
+from store import outbox, queries
+from store.models import Membership, Organization
 from store.unit_of_work import UnitOfWork
 
 
@@ -66,9 +70,11 @@ def set_privacy_profile(
                 for name, message in problems.items()
             ],
         )
+    before = settings_of(org)
     org.privacy_contact_email = email
     org.privacy_statement_url = url
     audit(uow, now, principal, "set_privacy_profile", organization_id=org.id)
+    record_settings_change(uow, now, org, before)
     uow.commit()
     return OrganizationView.of(org)
 
@@ -92,6 +98,7 @@ def set_external_user_leave_allowed(
             ),
             organization_id=org.id,
         )
+    before = settings_of(org)
     org.external_user_leave_allowed = bool(allowed)
     audit(
         uow,
@@ -101,8 +108,42 @@ def set_external_user_leave_allowed(
         organization_id=org.id,
         reason="allowed" if allowed else "disallowed",
     )
+    record_settings_change(uow, now, org, before)
     uow.commit()
     return OrganizationView.of(org)
+
+
+def settings_of(org: Organization) -> dict[str, Any]:
+    """The organization's settings as ``organization.settings_changed`` names them."""
+    return {
+        "privacyContactEmail": org.privacy_contact_email,
+        "privacyStatementUrl": org.privacy_statement_url,
+        "externalUserLeaveAllowed": org.external_user_leave_allowed,
+    }
+
+
+def record_settings_change(
+    uow: UnitOfWork, now: datetime, org: Organization, before: dict[str, Any]
+) -> None:
+    """The ``organization.settings_changed`` event, in the change's transaction; none when
+    nothing changed (the same values saved again)."""
+    after = settings_of(org)
+    changed = [name for name in after if after[name] != before[name]]
+    if not changed:
+        return
+    outbox.record_event(
+        uow.session,
+        type=outbox.ORGANIZATION_SETTINGS_CHANGED,
+        organization_id=org.id,
+        membership_id=None,
+        occurred_at=now,
+        data={
+            "organization": {"id": org.id, "domain": org.domain},
+            "changed": changed,
+            "settings": after,
+            "previous": {name: before[name] for name in changed},
+        },
+    )
 
 
 def remove(
@@ -118,6 +159,21 @@ def remove(
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "remove")
     membership = membership_in(uow, org, membership_id)
+    remove_membership(uow, now, principal, org, membership, expected_version)
+    uow.commit()
+    return MembershipView.of(membership)
+
+
+def remove_membership(
+    uow: UnitOfWork,
+    now: datetime,
+    principal: Principal,
+    org: Organization,
+    membership: Membership,
+    expected_version: int | None = None,
+) -> None:
+    """The removal itself, in the caller's transaction (not committed): an admin's
+    ``remove``, and the approval of a removal request, which removes exactly alike."""
     if refused_for_kind(membership.kind, "remove"):  # a home membership
         deny(
             uow,
@@ -132,8 +188,6 @@ def remove(
             from_state=membership.state,
         )
     apply_event(uow, now, principal, membership, "remove", expected_version=expected_version)
-    uow.commit()
-    return MembershipView.of(membership)
 
 
 def restore(

@@ -102,6 +102,29 @@ class InvitationClosed(LifecycleError):
     title = "The invitation can no longer be answered or revoked"
 
 
+class LeaveAllowed(LifecycleError):
+    """A removal request asked where the member may simply leave on their own."""
+
+    code = "leave-allowed"
+    title = "You can leave this organization on your own"
+
+
+class RemovalRequestOpen(LifecycleError):
+    """The membership already has an open removal request; ``extra`` carries
+    ``removal_request_id``."""
+
+    code = "removal-request-open"
+    title = "A removal request is already open"
+
+
+class RemovalRequestClosed(LifecycleError):
+    """The removal request was answered or ended already; ``extra`` carries
+    ``removal_request_status``."""
+
+    code = "removal-request-closed"
+    title = "The removal request is no longer open"
+
+
 ALL_ERRORS: tuple[type[LifecycleError], ...] = (
     LifecycleError,
     InvalidInput,
@@ -118,4 +141,7 @@ ALL_ERRORS: tuple[type[LifecycleError], ...] = (
     PreconditionFailed,
     RestoreWindowClosed,
     InvitationClosed,
+    LeaveAllowed,
+    RemovalRequestOpen,
+    RemovalRequestClosed,
 )

@@ -14,7 +14,9 @@ from sqlalchemy import ColumnElement, func, or_, select
 from memberships.clock import Clock
 from memberships.decisions import require_operator
 from memberships.principal import Principal
+from memberships.removal_requests import count_overdue, overdue_list
 from statemachines.membership import EVENTS, IN_PROGRESS, MembershipState
+from store import webhook_deliveries
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 
@@ -43,6 +45,11 @@ class TimersReport:
     - ``stalled``: in progress with no progress for ``redrive_after`` (the sweep re-drives
       them; a count that stays high means the workers are down or failing).
     - ``failing``: in progress with at least one recorded failed attempt.
+    - ``waiting_on_apps``: purge-pending with a connected app that has not confirmed the
+      removal; ``waiting_on_apps_overdue``: those of them past ``removal_due_by`` (an app
+      that never confirms keeps a membership here, never silently purged).
+    - ``overdue_removal_requests``: members' removal requests still open past their
+      ``due_by`` (the organization missed its deadline to answer).
     """
 
     now: datetime
@@ -54,6 +61,21 @@ class TimersReport:
     next_due_purges: tuple[TimerEntry, ...]
     overdue_removal_list: tuple[TimerEntry, ...]
     oldest_leave_pending: TimerEntry | None
+    waiting_on_apps: int = 0
+    waiting_on_apps_overdue: int = 0
+    overdue_removal_requests: int = 0
+    overdue_removal_request_list: tuple[RequestTimerEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimerEntry:
+    """One removal request past its deadline."""
+
+    request_id: str
+    membership_id: str
+    organization_id: str
+    due_by: datetime
+    overdue_at: datetime | None
 
 
 def _entry(m: Membership, due_at: datetime | None) -> TimerEntry:
@@ -84,8 +106,12 @@ def _count(uow: UnitOfWork, *where: ColumnElement[bool]) -> int:
 
 
 def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
-    """The timer gauges: purges past due (not yet swept) and removals past their window."""
+    """The timer gauges: purges past due (not yet swept), removals past their window, and
+    removals waiting on connected apps (all, and past their window), and removal requests
+    past their deadline."""
+    waiting, waiting_overdue = webhook_deliveries.count_waiting_on_apps(uow.session, now)
     return {
+        "overdue_removal_requests": count_overdue(uow, now),
         "overdue_purges": _count(
             uow,
             Membership.state == MembershipState.SOFT_DELETED.value,
@@ -96,6 +122,8 @@ def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
             Membership.state == MembershipState.PURGE_PENDING.value,
             Membership.removal_due_by < now,
         ),
+        "waiting_on_apps": waiting,
+        "waiting_on_apps_overdue": waiting_overdue,
     }
 
 
@@ -150,6 +178,7 @@ def timers_report(
         .limit(1)
     )
     gauges = due_and_overdue(uow, now)
+    overdue_requests = overdue_list(uow, now, limit)
     return TimersReport(
         now=now,
         by_state=count_by_state(uow),
@@ -161,6 +190,13 @@ def timers_report(
         overdue_removal_list=tuple(_entry(m, m.removal_due_by) for m in overdue),
         oldest_leave_pending=(
             _entry(oldest_leave, oldest_leave.leave_requested_at) if oldest_leave else None
+        ),
+        waiting_on_apps=gauges["waiting_on_apps"],
+        waiting_on_apps_overdue=gauges["waiting_on_apps_overdue"],
+        overdue_removal_requests=gauges["overdue_removal_requests"],
+        overdue_removal_request_list=tuple(
+            RequestTimerEntry(r.id, r.membership_id, r.organization.id, r.due_by, r.overdue_at)
+            for r in overdue_requests
         ),
     )
 

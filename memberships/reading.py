@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from memberships import removal_confirmations
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, membership_in
 from memberships.errors import InvalidInput, NotFound
@@ -135,7 +136,9 @@ def get_membership(
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
-    return MembershipView.of(membership, grants)
+    return MembershipView.of(
+        membership, grants, removal_confirmations.removal_of(uow.session, membership)
+    )
 
 
 def membership_history(

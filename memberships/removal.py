@@ -14,6 +14,15 @@ chunk drained, finishes every membership no remover reports data for with one
 set-based ``finish_removal`` (``memberships.batches.apply_event_to_batch``: audit
 rows, version bump and erased personal fields, as the per-row machine does).
 
+Connected apps: a membership whose organization had endpoints with ``confirmsRemoval``
+when removal started is finished only once every one of them has confirmed
+(``store.app_confirmations``, ``memberships.removal_confirmations``). Until then the
+finish is not fired: the service's own data is gone, the membership stays
+``purge-pending`` and is *waiting on apps* (counted, and overdue past
+``removal_due_by``), and the work is done for now (no message repeats itself). The
+confirmation that closes the last row sends ``remove_data`` again, which finishes it;
+the sweep's re-drive takes such a membership again once nothing is open.
+
 Removers are pluggable, one per data store: a deployment adds its own by
 passing them in (``workers`` builds the list at its composition point). A
 remover may also erase for many memberships at once (``ChunkRemover``); one that
@@ -35,7 +44,7 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from statemachines.membership import MembershipState
-from store import data_removal, queries, transitions
+from store import data_removal, queries, transitions, webhook_deliveries
 from store.data_removal import TABLE_REMOVERS
 from store.unit_of_work import UnitOfWork
 
@@ -86,11 +95,14 @@ class RemovalProgress:
     state: str | None
     removed_now: int
     removed_total: int
+    waiting_on_apps: bool = False
+    """The own data is removed; connected apps have not all confirmed yet."""
 
     @property
     def done(self) -> bool:
-        """Nothing more to do: purged, or not a purge-pending membership."""
-        return self.state != MembershipState.PURGE_PENDING.value
+        """Nothing more to do now: purged, not a purge-pending membership, or waiting on
+        apps to confirm (their confirmation sends the work again)."""
+        return self.state != MembershipState.PURGE_PENDING.value or self.waiting_on_apps
 
 
 def remove_data_batch(
@@ -123,7 +135,10 @@ def remove_data_batch(
         uow.commit()
         uow.session.refresh(membership)
         return RemovalProgress(membership_id, membership.state, removed, membership.removed_rows)
-    finish_removal(uow, clock, membership_id, removers)
+    if not finish_removal(uow, clock, membership_id, removers):
+        return RemovalProgress(
+            membership_id, PURGE_PENDING, 0, membership.removed_rows, waiting_on_apps=True
+        )
     return RemovalProgress(membership_id, MembershipState.PURGED.value, 0, membership.removed_rows)
 
 
@@ -132,17 +147,19 @@ def finish_removal(
     clock: Clock,
     membership_id: str,
     removers: Sequence[Remover] = BUILT_IN_REMOVERS,
-) -> None:
-    """``purge-pending`` → ``purged``: only when no remover has anything left.
+) -> bool:
+    """``purge-pending`` → ``purged``: only when no remover has anything left and every
+    connected app has confirmed.
 
     Erases the personal fields in the same transaction; the tombstone keeps ids,
     states and timestamps. Raises ``TransitionNotAllowed`` while data remains (audited,
-    like every refused decision).
+    like every refused decision). Returns ``False`` (and commits that the own data is
+    gone) while an app has not confirmed: the removal waits on it.
     """
     now = clock()
     membership = queries.membership_by_id(uow.session, membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
-        return
+        return True
     left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
     if left:
         deny(
@@ -155,12 +172,17 @@ def finish_removal(
             membership_id=membership.id,
             from_state=membership.state,
         )
+    if webhook_deliveries.open_confirmations(uow.session, [membership_id]):
+        webhook_deliveries.mark_rows_removed(uow.session, [membership_id], now)
+        uow.commit()
+        return False
     departed = data_removal.Departed(
         membership.id, membership.organization_id, membership.user_id, membership.email
     )
     apply_event(uow, now, WORKER, membership, "finish_removal")
     data_removal.forget_departed(uow.session, now, [departed])
     uow.commit()
+    return True
 
 
 def remove_all_data(
@@ -188,12 +210,14 @@ class ChunkProgress:
     are not purge-pending, or are held by another worker right now)."""
     removed_now: int
     purged: tuple[str, ...]
+    waiting_on_apps: tuple[str, ...] = ()
+    """Drained, but a connected app has not confirmed: not finished, and no more work now."""
 
     @property
     def pending(self) -> tuple[str, ...]:
         """Locked by this batch and not purged yet: another batch is needed for them."""
-        purged = set(self.purged)
-        return tuple(i for i in self.worked_on if i not in purged)
+        settled = set(self.purged) | set(self.waiting_on_apps)
+        return tuple(i for i in self.worked_on if i not in settled)
 
     @property
     def done(self) -> bool:
@@ -232,6 +256,7 @@ def remove_chunk_batch(
         removed.update(_remove_many(remover, uow.session, ids, left))
     total = sum(removed.values())
     purged: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
     blocked: dict[str, list[str]] = {}
     if total < limit:
         # Every remover deleted less than it was allowed: none has rows left for the chunk,
@@ -239,7 +264,12 @@ def remove_chunk_batch(
         for remover in removers:
             for membership_id in _remaining_many(remover, uow.session, ids):
                 blocked.setdefault(membership_id, []).append(remover.name)
-        ready = [row for row in claimed if row.id not in blocked]
+        unconfirmed = webhook_deliveries.open_confirmations(
+            uow.session, [row.id for row in claimed if row.id not in blocked]
+        )
+        waiting = tuple(row.id for row in claimed if row.id in unconfirmed)
+        webhook_deliveries.mark_rows_removed(uow.session, waiting, now)
+        ready = [row for row in claimed if row.id not in blocked and row.id not in unconfirmed]
         # The finish records the last batch's progress of the memberships it moves in the
         # same UPDATE (one write per membership, in the transaction that touches the most
         # index entries of the whole removal); the others' progress is recorded apart.
@@ -253,6 +283,7 @@ def remove_chunk_batch(
             uow.session, now, [p for p in people if p.membership_id in gone]
         )
         finished = set(purged) | {row.id for row in ready}
+        # (Those waiting on apps are not finished: their progress is recorded here.)
         rest = {m: n for m, n in removed.items() if m not in finished}
         transitions.record_removal_progress(uow.session, now, rest)
         if blocked:
@@ -277,7 +308,7 @@ def remove_chunk_batch(
             remaining=names,
             membership_ids=sorted(blocked),
         )
-    return ChunkProgress(tuple(ids), total, purged)
+    return ChunkProgress(tuple(ids), total, purged, waiting)
 
 
 def _remove_many(

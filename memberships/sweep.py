@@ -1,8 +1,11 @@
 """One tick of the durable timers, the scheduler's work: expire due retention periods
 (``memberships.retention``), re-drive lost work and count overdue removals
-(``memberships.redrive``), forget expired idempotency keys
-(``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run
-in several processes at once on PostgreSQL (each row is taken by one sweeper only).
+(``memberships.redrive``), fan out undispatched events and send due webhook deliveries
+(``memberships.webhook_delivery``), send again the mail that is due
+(``memberships.notices``), mark removal requests past their deadline overdue
+(``memberships.removal_requests``), forget expired idempotency keys
+(``memberships.idempotency``). Each part commits batch by batch; a tick is safe to run in
+several processes at once on PostgreSQL (each row is taken by one sweeper only).
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from dataclasses import dataclass, field
 
 from memberships.clock import Clock
 from memberships.idempotency import forget_expired_idempotency_keys
+from memberships.notices import forget_old_notices, redrive_mail
 from memberships.redrive import count_overdue_removals, redrive_stalled
+from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
+from memberships.webhook_delivery import fan_out, redrive_due
 from store.database import is_postgresql
 from store.unit_of_work import UnitOfWork
 
@@ -30,7 +36,18 @@ class SweepReport:
     redriven: dict[str, int] = field(default_factory=dict)
     overdue_removals: int = 0
     forgotten_keys: int = 0
+    mail_redriven: int = 0
+    """Pending mail sent to the ``mail`` queue again: its back-off is over, or its message
+    was lost."""
+    forgotten_notices: int = 0
+    """Notices of purged memberships past the 30 days the member is shown them."""
     seconds: float = 0.0
+    events_dispatched: int = 0
+    deliveries_sent: int = 0
+    overdue_requests_marked: int = 0
+    """Removal requests this tick found past their deadline and marked overdue (once each)."""
+    overdue_removal_requests: int = 0
+    """Open removal requests past their deadline: the organizations' alert."""
 
 
 def new_tick_id() -> str:
@@ -67,8 +84,15 @@ def sweep(
     else:
         expired, batches = expire_due_retentions(uow, clock, should_continue=should_continue)
     redriven = redrive_stalled(uow, clock, should_continue=should_continue)
+    events, _made = fan_out(uow, clock, should_continue=should_continue)
+    deliveries = redrive_due(uow, clock, should_continue=should_continue)
     overdue = count_overdue_removals(uow, clock())
     uow.rollback()
+    marked = mark_overdue_requests(uow, clock, should_continue=should_continue)
+    overdue_requests = count_overdue(uow, clock())
+    uow.rollback()
+    mail = redrive_mail(uow, clock)
+    old_notices = forget_old_notices(uow, clock)
     forgotten = forget_expired_idempotency_keys(uow, clock, should_continue=should_continue)
     return SweepReport(
         tick_id=tick_id,
@@ -77,5 +101,11 @@ def sweep(
         redriven=redriven,
         overdue_removals=overdue,
         forgotten_keys=forgotten,
+        mail_redriven=mail,
+        forgotten_notices=old_notices,
         seconds=time.perf_counter() - started,
+        events_dispatched=events,
+        deliveries_sent=deliveries,
+        overdue_requests_marked=marked,
+        overdue_removal_requests=overdue_requests,
     )

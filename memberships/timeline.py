@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from memberships import removal_confirmations
 from memberships.automatic import WORKER
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, membership_in, organization_or_404
@@ -110,7 +111,9 @@ def membership_details(
         )
     return MembershipDetails(
         organization=OrganizationView.of(org),
-        membership=MembershipView.of(membership, grants),
+        membership=MembershipView.of(
+            membership, grants, removal_confirmations.removal_of(uow.session, membership)
+        ),
         timeline=tuple(timeline),
         removal=removal,
     )

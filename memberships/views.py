@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statemachines.membership import IN_PROGRESS, allowed_events
 from store.models import AuditEvent, Grant, Invitation, Membership, Organization, User
+
+if TYPE_CHECKING:
+    from memberships.removal_confirmations import RemovalView
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class MembershipView:
     attempts: int
     last_error: str | None
     grants: tuple[GrantView, ...] = field(default=())
+    removal: RemovalView | None = None
+    """Once data removal started: its own rows and the connected apps' confirmations."""
 
     @property
     def allowed_events(self) -> frozenset[str]:
@@ -109,7 +114,12 @@ class MembershipView:
         return self.state in IN_PROGRESS
 
     @classmethod
-    def of(cls, m: Membership, grants: tuple[GrantView, ...] = ()) -> MembershipView:
+    def of(
+        cls,
+        m: Membership,
+        grants: tuple[GrantView, ...] = (),
+        removal: RemovalView | None = None,
+    ) -> MembershipView:
         return cls(
             id=m.id,
             # A purged membership has no user: its pseudonym stands where the id was.
@@ -133,6 +143,7 @@ class MembershipView:
             attempts=m.attempts,
             last_error=m.last_error,
             grants=grants,
+            removal=removal,
         )
 
 

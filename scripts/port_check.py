@@ -4,6 +4,9 @@
 prints one line naming a free port to use instead and exits 1, so that ``make run``
 stops before gunicorn retries five times and ends in a bare ``make: Error 1``.
 
+``port_check.py MAIL_SINK_PORT --name MAIL_SINK_PORT`` does the same for the local mail
+sink's port.
+
 ``port_check.py PORT --announce`` waits (up to a minute) until the web process
 answers on PORT, then prints the one line a newcomer needs: the address, the demo
 users to sign in as, and the command that prints an API token.
@@ -31,8 +34,10 @@ def in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def free_alternative(port: int) -> int:
-    for candidate in (8080, *range(8081, 8100), *range(port + 1, port + 100)):
+def free_alternative(port: int, near: bool = False) -> int:
+    """A free port to suggest: 8080 and up for the web, else the next ones after ``port``."""
+    first = () if near else (8080, *range(8081, 8100))
+    for candidate in (*first, *range(port + 1, port + 100)):
         if candidate != port and not in_use(candidate):
             return candidate
     return 0
@@ -60,12 +65,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("port", type=int)
     parser.add_argument("--announce", action="store_true")
+    parser.add_argument(
+        "--name", default="PORT", help="the make variable that sets this port (default: PORT)"
+    )
     options = parser.parse_args()
     if options.announce:
         return announce(options.port)
     if in_use(options.port):
-        other = free_alternative(options.port)
-        instead = f"; run `make run PORT={other}`" if other else "; choose another with PORT="
+        name = options.name
+        other = free_alternative(options.port, near=name != "PORT")
+        instead = f"; run `make run {name}={other}`" if other else f"; choose another with {name}="
         print(f"port {options.port} is in use{instead}", file=sys.stderr)
         return 1
     return 0

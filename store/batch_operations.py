@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from statemachines.membership import MembershipKind, MembershipState
 from store.models import Membership
 from store.transitions import Claimed
+from store.webhook_deliveries import waiting_on_apps
 
 
 def skip_locked(statement: Any) -> Any:
@@ -63,12 +64,15 @@ def claim_due_retention(
 
 def claim_stalled(session: Session, state: str, cutoff: datetime, limit: int) -> list[str]:
     """Up to ``limit`` memberships in ``state`` with no progress since ``cutoff``, longest
-    stalled first, locked for this transaction."""
+    stalled first, locked for this transaction. A ``purge-pending`` membership whose own
+    data is removed and that waits on a connected app's confirmation is not stalled: the
+    app's answer sends its work again (and once nothing is open, this takes it)."""
     statement = (
         select(Membership.id)
         .where(
             Membership.state == state,
             or_(Membership.last_progress_at.is_(None), Membership.last_progress_at < cutoff),
+            ~waiting_on_apps() if state == MembershipState.PURGE_PENDING.value else true(),
         )
         .order_by(Membership.last_progress_at)
         .limit(limit)

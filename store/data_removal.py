@@ -18,6 +18,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
+from store import notices
 from store.database import is_postgresql
 from store.models import Grant, IdempotencyKey, Invitation, MemberData, Membership, User
 from store.transitions import Claimed
@@ -204,6 +205,11 @@ def forget_departed(session: Session, now: datetime, departed: Sequence[Departed
     """
     if not departed:
         return
+    # Before the user's address may go: the purge's notice of a member no earlier notice
+    # names (their removal began before notices existed), with its mail.
+    notices.address_departed(
+        session, [(d.membership_id, d.organization_id, d.user_id) for d in departed]
+    )
     ids = [d.membership_id for d in departed]
     addresses = {(d.organization_id, d.email.strip().lower()) for d in departed if d.email}
     session.execute(

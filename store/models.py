@@ -102,6 +102,11 @@ class User(Base):
     # Written into each page session at sign-in; sign-out advances it, which ends every
     # session of the user that was started before (migration 0004).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Whether the user is mailed about changes they made themself (their own leave); changes
+    # made by an organization or the service are always mailed (migration 0009).
+    email_own_changes: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class Membership(Base):
@@ -365,7 +370,9 @@ class Event(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # 128 random bits after a time prefix (store.outbox.new_event_id): unique by
+    # construction, so no unique index taxes every insert of the sweep's batches.
+    event_id: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(64))
     organization_id: Mapped[str] = mapped_column(GUID)
     membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
@@ -436,6 +443,12 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the first attempt was made: the retry period runs from it.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a message for the due attempt was last sent (the sweep sends again after
+    # ``redrive_after``); while an attempt is being made, until when it is held.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RemovalAppConfirmation(Base):
@@ -465,3 +478,149 @@ class RemovalAppConfirmation(Base):
     confirmed_via: Mapped[str | None] = mapped_column(String(16))
     confirmed_by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the confirmUrl's token (the token itself is never stored).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # When the service's own data of the membership was found removed while this app had
+    # not confirmed yet: the removal then waits on the app, not on a lost message.
+    rows_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+REMOVAL_REQUEST_STATUSES = ("open", "approved", "declined", "closed")
+
+
+class RemovalRequest(Base):
+    """A member's request that the organization remove them, made where they may not leave
+    on their own (``leave-disabled``, ``account-disabled``). The organization answers by
+    ``due_by``: ``approved`` (the membership is removed as an admin removal does),
+    ``declined`` (with ``decline_reason``, which the member reads), or the request is
+    ``closed`` by itself when the membership leaves ``active``/``restored`` some other way
+    (``closed_reason``, a code). An open request past ``due_by`` is overdue; the sweep
+    notes when it saw that (``overdue_at``) and says so once. At most one open request per
+    membership. ``message`` (the member's) and ``decline_reason`` are free text and are
+    erased when the membership is purged."""
+
+    __tablename__ = "removal_requests"
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in REMOVAL_REQUEST_STATUSES)})", name="status"
+        ),
+        Index(
+            "uq_removal_requests_open_membership",
+            "membership_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_removal_requests_org_due", "organization_id", "due_by", "id"),
+        # The sweep's claim: open requests not yet marked overdue, in due order.
+        Index(
+            "ix_removal_requests_open_due",
+            "due_by",
+            sqlite_where=text("status = 'open' AND overdue_at IS NULL"),
+            postgresql_where=text("status = 'open' AND overdue_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(GUID, primary_key=True, default=new_id)
+    membership_id: Mapped[str] = mapped_column(ForeignKey("memberships.id"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+# ---- what a member is told (migration 0009) ----------------------------------------------------
+
+NOTICE_KINDS = (
+    "membership.left",
+    "membership.removed",
+    "membership.restored",
+    "membership.removal_started",
+    "membership.purged",
+    "removal_request.approved",
+    "removal_request.declined",
+    "removal_request.overdue",
+    "removal_request.closed",
+)
+"""What a notice tells its member, one sentence each on the Organizations page and in mail."""
+
+
+class Notice(Base):
+    """One change a member is told of: addressed to the user, kept apart from the
+    membership so that it outlives the membership's purge. Once the membership is purged,
+    ``membership_id`` is null (the notice no longer leads to the tombstone) and only the
+    organization, the kind and the date remain. ``caused_by_member`` marks the member's own
+    changes (their leave), mailed only if they asked for it (``users.email_own_changes``).
+    ``data`` is JSON: dates that belong to the change (``restorableUntil``, ``removalDueBy``)
+    and an organization's answer (``reason``)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({', '.join(repr(k) for k in NOTICE_KINDS)})", name="kind"),
+        Index("ix_notices_user_occurred", "user_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    caused_by_member: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+
+MAIL_STATES = ("pending", "sent", "failed")
+
+
+class MailMessage(Base):
+    """The mail outbox: one e-mail to a member about one notice, written in the transaction
+    of the change, sent after the commit by the ``mail`` queue's worker, retried with the
+    next attempt's time kept here (``next_attempt_at``; the sweep re-sends what is due and
+    was not queued lately, ``queued_at``). ``subject`` and the bodies are what was (or is
+    to be) sent, written at the first attempt. Once the membership is purged
+    (``membership_id`` null), the recipient and the content are erased as soon as the mail
+    is sent or has failed: the row keeps only that a mail of ``kind`` went out, and when."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({', '.join(repr(s) for s in MAIL_STATES)})", name="state"),
+        Index(
+            "ix_mail_messages_due",
+            "next_attempt_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    notice_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), index=True
+    )
+    membership_id: Mapped[str | None] = mapped_column(GUID, index=True)
+    organization_id: Mapped[str] = mapped_column(GUID)
+    kind: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

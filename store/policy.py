@@ -24,3 +24,6 @@ class Policy:
     # endpoint may fail every delivery before it is disabled.
     webhook_retry_for: timedelta = timedelta(days=3)
     webhook_disable_after: timedelta = timedelta(days=5)
+    # Whether members are mailed about changes (SMTP_URL is set): without it the mail
+    # outbox gets no rows, and the Organizations page alone tells them.
+    send_mail: bool = False

@@ -53,9 +53,10 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store import app_confirmations, notices, outbox, removal_requests
+from store import app_confirmations, notices, outbox, removal_requests, webhook_deliveries
 from store.database import is_postgresql
 from store.models import AuditEvent, Membership, UTCDateTime
+from store.unit_of_work import FAN_OUT_WANTED
 
 # What ``compare_and_set`` reads back: every column, by its attribute name.
 _MEMBERSHIP_KEYS = tuple(Membership.__mapper__.column_attrs.keys())
@@ -110,6 +111,20 @@ def _after_write(session: Session, transition: Transition, moved: Sequence[str])
     app_confirmations.after_transition(session, transition, moved)
     removal_requests.after_transition(session, transition, moved)
     notices.after_transition(session, transition, moved)
+    _ask_for_fan_out(session, moved)
+
+
+# Up to this many rows moved at once, a change asks for its events' fan-out right after
+# its commit when the organization has an endpoint; larger batches (the sweep's) leave
+# it to the sweep, which fans out in the same tick.
+FAN_OUT_AFTER_COMMIT_UP_TO = 50
+
+
+def _ask_for_fan_out(session: Session, moved: Sequence[str]) -> None:
+    if len(moved) > FAN_OUT_AFTER_COMMIT_UP_TO or session.info.get(FAN_OUT_WANTED):
+        return
+    if webhook_deliveries.any_endpoint_for_memberships(session, moved):
+        session.info[FAN_OUT_WANTED] = moved[0]
 
 
 # ---- one row -----------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from store.policy import Policy as Policy
 
 log = logging.getLogger(__name__)
 
+UNIT_OF_WORK = "unit_of_work"
+"""The key of ``Session.info`` that holds the unit of work the session belongs to."""
+
 
 class Dispatcher(Protocol):
     """Sends work that is due now to the workers (ids only), with the id of the request or
@@ -71,6 +74,13 @@ class RecordingDispatcher:
             self.send(actor_name, membership_id, request_id)
 
 
+FAN_OUT_ACTOR = "fan_out_events"
+FAN_OUT_WANTED = "lifecycle.fan_out_wanted"
+"""Set in ``Session.info`` by a change whose events an endpoint may want: the unit of work
+then sends ``fan_out_events`` after the commit (the sweep fans out anyway, should the
+message be lost)."""
+
+
 class UnitOfWork:
     """One transaction. Use as a context manager; it rolls back unless ``commit`` was called."""
 
@@ -98,6 +108,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._session = self._session_factory()
+        # The store's after-change hooks reach the policy and ``on_commit`` through the
+        # session (``store.notices``: the mail it writes is sent after the commit).
+        self._session.info[UNIT_OF_WORK] = self
         self._callbacks = []
         return self
 
@@ -129,8 +142,14 @@ class UnitOfWork:
             self._on_denial()
 
     def commit(self) -> None:
+        fan_out = self.session.info.pop(FAN_OUT_WANTED, None)
         self.session.commit()
         callbacks, self._callbacks = self._callbacks, []
+        if fan_out is not None:
+            request_id = self.request_id
+            callbacks.append(
+                lambda: send_message(self.dispatcher, FAN_OUT_ACTOR, fan_out, request_id)
+            )
         for callback in callbacks:
             try:
                 callback()
@@ -141,6 +160,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         self._callbacks = []
         if self._session is not None:
+            self._session.info.pop(FAN_OUT_WANTED, None)
             self._session.rollback()
 
 

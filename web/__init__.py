@@ -175,13 +175,30 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     bad_input.install(app)
     errors.register_error_handlers(app)
 
-    from web import api_me, api_memberships, api_organizations, docs, health, ops
+    from web import (
+        api_me,
+        api_memberships,
+        api_notices,
+        api_organizations,
+        api_removal_requests,
+        api_webhook_deliveries,
+        api_webhooks,
+        docs,
+        health,
+        ops,
+    )
 
     app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_me.bp)
+    app.register_blueprint(api_notices.bp)
     app.register_blueprint(api_organizations.bp)
     app.register_blueprint(api_memberships.bp)
+    app.register_blueprint(api_webhook_deliveries.bp)
+    app.register_blueprint(api_webhook_deliveries.public)
+    app.register_blueprint(api_removal_requests.me)
+    app.register_blueprint(api_removal_requests.bp)
+    app.register_blueprint(api_webhooks.bp)
     ops.register(app)
 
     # ---- HTML pages hook ---------------------------------------------------------------

@@ -50,6 +50,9 @@ STATUS: dict[str, int] = {
     "precondition-failed": 412,
     "restore-window-closed": 409,
     "invitation-closed": 409,
+    "leave-allowed": 409,
+    "removal-request-open": 409,
+    "removal-request-closed": 409,
     # memberships.idempotency
     "idempotency-key-reused": 422,
     "idempotency-key-in-use": 409,

@@ -22,6 +22,9 @@ from typing import Any
 from web.errors import PROBLEM_JSON, STATUS, problem_type
 from web.schemas import Problem
 
+# ``/v1`` paths that need no token (a capability URL: the path is the credential).
+PUBLIC_V1_PATHS: set[str] = set()
+
 # The fixed tag list: every operation has exactly one of these (its blueprint's tag).
 TAGS = [
     {
@@ -56,6 +59,10 @@ OPERATION_VERBS = (
     "decline",
     "cancel",
     "revoke",
+    "retry",
+    "confirm",
+    "approve",
+    "rotate",
 )
 OPERATION_ID = re.compile(rf"^({'|'.join(OPERATION_VERBS)})([A-Z][a-z0-9]*)+$")
 
@@ -241,7 +248,7 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
             operation = item.get(method)
             if operation is None:
                 continue
-            secured = path.startswith("/v1/")
+            secured = path.startswith("/v1/") and path not in PUBLIC_V1_PATHS
             if secured:
                 operation["security"] = [{BEARER: []}]
                 _add(operation, 401, ["authentication-required", "invalid-token"])

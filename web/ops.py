@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memberships import operations
 from memberships.decisions import require_operator
-from memberships.operations import TimerEntry, TimersReport
+from memberships.operations import RequestTimerEntry, TimerEntry, TimersReport
 from store.unit_of_work import UnitOfWork
 from web.errors import edge_problem
 from web.observability import METRICS_KEY
@@ -115,6 +115,18 @@ class TimerEntryOut(Output):
         return cls.model_validate(entry, from_attributes=True)
 
 
+class RequestTimerEntryOut(Output):
+    request_id: str
+    membership_id: str
+    organization_id: str
+    due_by: datetime
+    overdue_at: datetime | None = Field(description="When the sweep marked it overdue.")
+
+    @classmethod
+    def of(cls, entry: RequestTimerEntry) -> RequestTimerEntryOut:
+        return cls.model_validate(entry, from_attributes=True)
+
+
 class TimersOut(Output):
     now: datetime
     by_state: dict[str, int]
@@ -125,10 +137,22 @@ class TimersOut(Output):
     next_due_purges: list[TimerEntryOut]
     overdue_removal_list: list[TimerEntryOut]
     oldest_leave_pending: TimerEntryOut | None
+    waiting_on_apps: int = Field(
+        description="Purge-pending with a connected app that has not confirmed the removal."
+    )
+    waiting_on_apps_overdue: int = Field(
+        description="Of those, past removal_due_by (an app that never confirms stays here)."
+    )
+    overdue_removal_requests: int = Field(
+        description="Members' removal requests still open past their dueBy."
+    )
+    overdue_removal_request_list: list[RequestTimerEntryOut]
 
     @classmethod
     def of(cls, report: TimersReport) -> TimersOut:
         return cls(
+            waiting_on_apps=report.waiting_on_apps,
+            waiting_on_apps_overdue=report.waiting_on_apps_overdue,
             now=report.now,
             by_state=report.by_state,
             overdue_purges=report.overdue_purges,
@@ -142,6 +166,10 @@ class TimersOut(Output):
                 if report.oldest_leave_pending
                 else None
             ),
+            overdue_removal_requests=report.overdue_removal_requests,
+            overdue_removal_request_list=[
+                RequestTimerEntryOut.of(e) for e in report.overdue_removal_request_list
+            ],
         )
 
 

@@ -19,6 +19,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic.alias_generators import to_camel
 
+from memberships.removal_confirmations import AppConfirmationView, RemovalView
 from memberships.views import (
     AuditEventView,
     GrantView,
@@ -339,12 +340,66 @@ class Membership(Output):
         return cls(**cls.fields_of(m))
 
 
+ConfirmedVia = Literal["url", "delivery", "manual"]
+
+
+class AppConfirmation(Output):
+    """A connected app that must confirm a membership's data removal."""
+
+    webhook_id: str
+    url: str = Field(description="The endpoint's URL when the removal started.")
+    confirmed_at: datetime | None = Field(description="Null: not confirmed yet.")
+    confirmed_via: ConfirmedVia | None = None
+    confirmed_by: str | None = Field(default=None, description="Who confirmed by hand.")
+    note: str | None = None
+
+    @classmethod
+    def of(cls, a: AppConfirmationView) -> AppConfirmation:
+        return cls(
+            webhook_id=a.webhook_id,
+            url=a.url,
+            confirmed_at=a.confirmed_at,
+            confirmed_via=a.confirmed_via,  # type: ignore[arg-type]  # a Literal
+            confirmed_by=a.confirmed_by,
+            note=a.note,
+        )
+
+
+class RemovalRows(Output):
+    removed: int = Field(description="The service's own rows removed so far.")
+    total: int = Field(description="Removed plus those still to remove.")
+
+
+class Removal(Output):
+    """A membership's data removal: the service's own rows and the connected apps.
+    It is purged once the rows are all removed and every app has confirmed."""
+
+    rows: RemovalRows
+    apps: list[AppConfirmation]
+
+    @classmethod
+    def of(cls, r: RemovalView) -> Removal:
+        return cls(
+            rows=RemovalRows(removed=r.rows_removed, total=r.rows_total),
+            apps=[AppConfirmation.of(a) for a in r.apps],
+        )
+
+
 class MembershipWithGrants(Membership):
     grants: list[Grant] = Field(description="Group memberships and app-role assignments.")
+    removal: Removal | None = Field(
+        default=None,
+        description="Once data removal started: `rows` removed of the total, and the "
+        "connected apps that must confirm it (`confirmedAt` null: not yet).",
+    )
 
     @classmethod
     def of(cls, m: MembershipView) -> MembershipWithGrants:
-        return cls(**cls.fields_of(m), grants=[Grant.of(g) for g in m.grants])
+        return cls(
+            **cls.fields_of(m),
+            grants=[Grant.of(g) for g in m.grants],
+            removal=Removal.of(m.removal) if m.removal is not None else None,
+        )
 
 
 class MembershipPage(Output):

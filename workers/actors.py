@@ -44,3 +44,7 @@ complete_leave = actors.complete_leave
 remove_data = actors.remove_data
 remove_data_many = actors.remove_data_many
 sweep = actors.sweep
+fan_out_events = actors.fan_out_events
+deliver_webhook = actors.deliver_webhook
+send_mail = actors.send_mail
+send_mail_many = actors.send_mail_many

@@ -33,13 +33,42 @@ REMOVE_DATA_MANY = MessageContract(
 sends, ``REMOVAL_CHUNK_SIZE`` ids per message. ``remove_data`` stays for single sends and
 for messages already queued."""
 SWEEP = MessageContract("sweep", "timers", "sweep(request_id=None)")
+FAN_OUT_EVENTS = MessageContract(
+    "fan_out_events", "webhooks", "fan_out_events(hint, request_id=None)"
+)
+"""Turn undispatched events into webhook deliveries now (``hint`` names what changed, for
+the logs; every undispatched event is taken). The sweep does the same on every tick."""
+DELIVER_WEBHOOK = MessageContract(
+    "deliver_webhook", "webhooks", "deliver_webhook(delivery_id, request_id=None)"
+)
+"""One attempt of one webhook delivery, if it is pending and due."""
+SEND_MAIL = MessageContract("send_mail", "mail", "send_mail(mail_id, request_id=None)")
+SEND_MAIL_MANY = MessageContract(
+    "send_mail_many", "mail", "send_mail_many(mail_ids, request_id=None)"
+)
+"""Mail from the outbox (``mail_messages``) to members: what ``send_many("send_mail", ids)``
+sends, ``REMOVAL_CHUNK_SIZE`` ids per message, sent over one SMTP connection."""
 
 CONTRACTS = MappingProxyType(
-    {c.actor_name: c for c in (COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP)}
+    {
+        c.actor_name: c
+        for c in (
+            COMPLETE_LEAVE,
+            REMOVE_DATA,
+            REMOVE_DATA_MANY,
+            SWEEP,
+            SEND_MAIL,
+            SEND_MAIL_MANY,
+            FAN_OUT_EVENTS,
+            DELIVER_WEBHOOK,
+        )
+    }
 )
 """By actor name."""
 
-CHUNKED = MappingProxyType({REMOVE_DATA.actor_name: REMOVE_DATA_MANY})
+CHUNKED = MappingProxyType(
+    {REMOVE_DATA.actor_name: REMOVE_DATA_MANY, SEND_MAIL.actor_name: SEND_MAIL_MANY}
+)
 """Actor name → the message that carries many of its ids at once (``send_many`` uses it)."""
 
 QUEUES: tuple[str, ...] = tuple(dict.fromkeys(c.queue_name for c in CONTRACTS.values()))

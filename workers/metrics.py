@@ -207,6 +207,23 @@ class LifecycleCollector(Collector):
             "missed. Alert on > 0.",
             value=timers["overdue_removals"],
         )
+        waiting_on_apps = GaugeMetricFamily(
+            "lifecycle_removals_waiting_on_apps",
+            "Purge-pending memberships whose own data is being or was removed and that wait "
+            "for a connected app to confirm the removal.",
+            value=timers["waiting_on_apps"],
+        )
+        waiting_on_apps_overdue = GaugeMetricFamily(
+            "lifecycle_removals_waiting_on_apps_overdue",
+            "Of the removals waiting on connected apps, those past removal_due_by. Alert on > 0.",
+            value=timers["waiting_on_apps_overdue"],
+        )
+        overdue_requests = GaugeMetricFamily(
+            "lifecycle_removal_requests_overdue",
+            "Members' removal requests still open past their due date: the organization "
+            "missed its deadline to answer. Alert on > 0.",
+            value=timers["overdue_removal_requests"],
+        )
         stalled = GaugeMetricFamily(
             "lifecycle_work_stalled",
             "In-progress memberships with no progress for REDRIVE_AFTER (being re-driven).",
@@ -236,6 +253,9 @@ class LifecycleCollector(Collector):
             memberships,
             overdue_purges,
             overdue_removals,
+            waiting_on_apps,
+            waiting_on_apps_overdue,
+            overdue_requests,
             stalled,
             failing,
             transitions_total,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from composition import policy_from
 from memberships.clock import Clock, utc_now
+from memberships.notices import MailSender
 from memberships.removal import BUILT_IN_REMOVERS, Remover
 from settings import Settings
 from store.database import make_engine, make_session_factory
@@ -56,6 +57,7 @@ class Runtime:
     clock: Clock = utc_now
     removers: Sequence[Remover] = field(default_factory=lambda: BUILT_IN_REMOVERS)
     session_factory_override: sessionmaker[Session] | None = None
+    mail_sender_override: MailSender | None = None
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
@@ -68,6 +70,18 @@ class Runtime:
     @cached_property
     def policy(self) -> Policy:
         return policy_from(self.settings)
+
+    @cached_property
+    def mail_sender(self) -> MailSender:
+        """SMTP at ``SMTP_URL`` (``workers.mail``); without it, every attempt fails and is
+        retried."""
+        from workers.mail import NoMailServer, SmtpSender
+
+        if self.mail_sender_override is not None:
+            return self.mail_sender_override
+        if self.settings.smtp_url is None:
+            return NoMailServer()
+        return SmtpSender(self.settings.smtp_url, self.settings.mail_from)
 
     def uow(self, request_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.dispatcher, self.policy, request_id)

@@ -41,12 +41,27 @@ def run_sweep(
             "redriven": dict(report.redriven),
             "overdue_removals": report.overdue_removals,
             "forgotten_keys": report.forgotten_keys,
+            "events_dispatched": report.events_dispatched,
+            "deliveries_sent": report.deliveries_sent,
+            "overdue_requests_marked": report.overdue_requests_marked,
+            "overdue_removal_requests": report.overdue_removal_requests,
+            "mail_redriven": report.mail_redriven,
+            "forgotten_notices": report.forgotten_notices,
             "seconds": round(report.seconds, 3),
         }
-        if report.expired or any(report.redriven.values()):
+        moved_on = (
+            report.expired
+            or any(report.redriven.values())
+            or report.mail_redriven
+            or report.events_dispatched
+            or report.deliveries_sent
+        )
+        if moved_on or report.overdue_requests_marked:
             log.info("sweep moved memberships on", extra=fields)
         else:
             log.debug("sweep found nothing due", extra=fields)
         if report.overdue_removals:
             log.warning("data removals past their window", extra=fields)
+        if report.overdue_removal_requests:
+            log.warning("removal requests past their deadline", extra=fields)
     return report

@@ -32,13 +32,26 @@ from dramatiq import Broker
 from dramatiq.middleware import CurrentMessage, Interrupt
 
 from memberships import message_handlers
+from memberships import notices as member_notices
 from memberships.errors import Forbidden, InvalidInput, NotFound
 from memberships.failures import describe, record_failure
 from store.unit_of_work import UnitOfWork, send_message
 from workers.logs import log_context
-from workers.messages import COMPLETE_LEAVE, REMOVE_DATA, REMOVE_DATA_MANY, SWEEP, MessageContract
+from workers.mail import MailComposer
+from workers.messages import (
+    COMPLETE_LEAVE,
+    DELIVER_WEBHOOK,
+    FAN_OUT_EVENTS,
+    REMOVE_DATA,
+    REMOVE_DATA_MANY,
+    SEND_MAIL,
+    SEND_MAIL_MANY,
+    SWEEP,
+    MessageContract,
+)
 from workers.runtime import Runtime
 from workers.sweeper import run_sweep
+from workers.webhooks import deliver_one, fan_out_now
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +91,10 @@ class Actors:
     remove_data: dramatiq.Actor[Any, Any]
     remove_data_many: dramatiq.Actor[Any, Any]
     sweep: dramatiq.Actor[Any, Any]
+    fan_out_events: dramatiq.Actor[Any, Any]
+    deliver_webhook: dramatiq.Actor[Any, Any]
+    send_mail: dramatiq.Actor[Any, Any]
+    send_mail_many: dramatiq.Actor[Any, Any]
 
 
 def _message_id() -> str | None:
@@ -224,7 +241,67 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         with log_context(actor=SWEEP.actor_name, request_id=request_id):
             run_sweep(runtime, request_id)
 
+    def fan_out_events(hint: str, request_id: str | None = None) -> None:
+        """Undispatched events become deliveries, each sent on as a message."""
+        with log_context(actor=FAN_OUT_EVENTS.actor_name, request_id=request_id, hint=hint):
+            fan_out_now(runtime, request_id)
+
+    def deliver_webhook(delivery_id: str, request_id: str | None = None) -> None:
+        """One attempt of one delivery (the back-off is kept in the database)."""
+        with log_context(
+            actor=DELIVER_WEBHOOK.actor_name, request_id=request_id, delivery_id=delivery_id
+        ):
+            deliver_one(runtime, delivery_id, request_id)
+
+    composer = MailComposer()
+
+    def deliver(mail_ids: list[str], request_id: str | None, contract: MessageContract) -> None:
+        with log_context(actor=contract.actor_name, request_id=request_id, mails=len(mail_ids)):
+            outcome = member_notices.deliver_mail(
+                runtime.uow,
+                runtime.clock,
+                mail_ids,
+                runtime.mail_sender,
+                composer,
+                runtime.settings.public_base_url,
+            )
+            log.info(
+                "mail attempted",
+                extra={
+                    "sent": outcome.sent,
+                    "retrying": outcome.retrying,
+                    "failed": outcome.failed,
+                    "skipped": outcome.skipped,
+                },
+            )
+
+    def send_mail(mail_id: str, request_id: str | None = None) -> None:
+        """One attempt at one mail of the outbox (nothing unless it is pending and due)."""
+        deliver([mail_id], request_id, SEND_MAIL)
+
+    def send_mail_many(mail_ids: list[str], request_id: str | None = None) -> None:
+        """One attempt at each of these mails, over one SMTP connection."""
+        deliver(list(mail_ids), request_id, SEND_MAIL_MANY)
+
+    # The database holds each mail's retries (next_attempt_at, re-sent by the sweep): a
+    # failure of the message itself is not retried by Dramatiq on top.
+    no_retry = {"retry_when": lambda retries, error: False}
+    # Webhook work is never retried by Dramatiq: the database holds each delivery's next
+    # attempt and the sweep sends it when due (nothing waits in the broker).
+    webhook_no_retry = {"retry_when": lambda retries, error: False, "max_age": 600_000}
     return Actors(
+        fan_out_events=dramatiq.actor(
+            broker=broker, **_options(FAN_OUT_EVENTS, time_limit=120_000, **webhook_no_retry)
+        )(fan_out_events),
+        deliver_webhook=dramatiq.actor(
+            broker=broker, **_options(DELIVER_WEBHOOK, time_limit=60_000, **webhook_no_retry)
+        )(deliver_webhook),
+        send_mail=dramatiq.actor(
+            broker=broker, **_options(SEND_MAIL, time_limit=120_000, **no_retry)
+        )(send_mail),
+        send_mail_many=dramatiq.actor(
+            broker=broker, **_options(SEND_MAIL_MANY, time_limit=600_000, **no_retry)
+        )(send_mail_many),
         complete_leave=dramatiq.actor(broker=broker, **_options(COMPLETE_LEAVE, time_limit=60_000))(
             complete_leave
         ),

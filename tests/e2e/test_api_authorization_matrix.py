@@ -70,9 +70,13 @@ def audience(method: str, path: str) -> str | None:
         return ADMIN
     if path.startswith("/v1/ops/"):
         return OPERATOR
-    if path in ("/healthz", "/readyz", "/metrics"):
+    if path in ("/healthz", "/readyz", "/metrics") or path.startswith(CONFIRM_URLS):
         return PUBLIC
     return None
+
+
+# An app's confirmUrl: the token in the path is the credential, no token is needed.
+CONFIRM_URLS = "/v1/removal-confirmations/"
 
 
 CALLERS = (
@@ -105,12 +109,18 @@ NOT_FOUND = Outcome((404,), "not-found")
 ANSWERED = Outcome((200, 202, 201, 409))  # authorized; the state may refuse it (409)
 
 
+# The caller's own notices and e-mail setting: anyone's own, whoever they are.
+MY_OWN_SETTINGS = ("/v1/me/notices", "/v1/me/preferences")
+
+
 def expected(method: str, path: str, caller: str) -> Outcome | None:
     """The outcome the rules promise for ``caller`` on the operation; ``None`` if unknown."""
     kind = audience(method, path)
     if kind is None:
         return None
     if kind == PUBLIC:
+        if path.startswith(CONFIRM_URLS):  # a made-up token, whoever sends it
+            return NOT_FOUND
         return Outcome((200, 503) if path == "/readyz" else (200,))
     if caller == "anonymous":
         return UNAUTHENTICATED
@@ -122,9 +132,17 @@ def expected(method: str, path: str, caller: str) -> Outcome | None:
         if caller == "member":
             return ANSWERED
         if caller == "admin":  # open is gadmin's home organization: the home membership
-            leave = path.endswith("/leave")
+            # neither leaves nor asks to be removed
+            leave = path.startswith("/v1/me/organizations/") and path.endswith(
+                ("/leave", "/removal-requests")
+            )
             return Outcome((403,), "home-organization") if leave else Outcome((200,))
-        if path in ("/v1/me/organizations", "/v1/me/invitations"):
+        if path in (
+            "/v1/me/organizations",
+            "/v1/me/invitations",
+            "/v1/me/removal-requests",
+            *MY_OWN_SETTINGS,
+        ):
             return Outcome((200,))  # the caller's own list, whoever it is
         return NOT_FOUND  # no membership of theirs in the organization on the path
     if kind == ADMIN:
@@ -150,6 +168,11 @@ FIELD_VALUES: dict[str, Any] = {
     "statementUrl": "https://open.example/privacy2",
     "externalUserLeaveAllowed": False,
     "ids": ["00000000-0000-4000-8000-000000000000"],  # the bulk operations: an unknown id
+    "reason": "We keep this account for the audit.",  # declining a removal request
+    "emailOwnChanges": True,
+    "url": "https://93.184.215.14/hooks",  # a webhook endpoint: a public address, no lookup
+    "webhookId": "set by the test: the webhooks fixture's endpoint",
+    "note": "Confirmed with the app's operators.",
 }
 
 
@@ -245,6 +268,25 @@ def callers(world: Any) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
+def webhooks(world: Any) -> dict[str, str]:
+    """An endpoint of open that confirms removal, with a pending delivery; pat's
+    direct-connect membership removed (purge-pending), waiting for that app."""
+    from memberships import admin
+    from memberships.webhook_delivery import fan_out
+    from tests.integration.test_webhook_delivery import add_endpoint, add_event, deliveries
+
+    endpoint = add_endpoint(world, "https://crm.example/hook", confirms_removal=True)
+    add_event(world)
+    with world.uow() as uow:
+        fan_out(uow, world.clock)
+    pat = world.membership("open", "pat")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], pat)
+    delivery = next(d for d in deliveries(world) if d.endpoint_id == endpoint)
+    return {"webhook_id": endpoint, "delivery_id": delivery.id, "membership": pat}
+
+
+@pytest.fixture
 def invitations(world: Any) -> dict[str, str]:
     """Pending invitations: ``ann`` to an organization she is not in yet, and ``open`` (of
     open.example, to an address nobody has)."""
@@ -272,6 +314,29 @@ def invitations(world: Any) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def removal_request(world: Any) -> str:
+    """An open removal request in open.example, by ``dis`` (whose account there is
+    disabled, so she may not leave on her own)."""
+    from memberships import removal_requests
+
+    with world.uow() as uow:
+        return removal_requests.open_request(
+            uow, world.clock, world.principal("dis"), "open.example"
+        ).id
+
+
+@pytest.fixture
+def webhook(world: Any) -> str:
+    """A webhook endpoint of open.example."""
+    from memberships import webhook_endpoints
+
+    with world.uow() as uow:
+        return webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, world.orgs["open"], "https://93.184.215.14/hooks"
+        ).id
+
+
 # Who may do what does not depend on the database: SQLite is enough for the matrix.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("method", "path", "caller"), _cells())
@@ -280,22 +345,37 @@ def test_each_caller_gets_what_the_rules_promise(
     world: Any,
     callers: dict[str, dict[str, str]],
     invitations: dict[str, str],
+    removal_request: str,
+    webhook: str,
     method: str,
     path: str,
     caller: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     outcome = expected(method, path, caller)
     assert outcome is not None
     # Given the operation aimed at open.example, ann's membership and a pending invitation
     # (ann's own on the member's paths, one of open's on the admin's)
     mine = path.startswith("/v1/me/")
+    hooks = (
+        request.getfixturevalue("webhooks")
+        if "/deliveries" in path or "/removal-confirmations" in path
+        else {}
+    )
     url = path.format(
         org="open.example",
-        membership_id=world.membership("open", "ann"),
+        membership_id=hooks.get("membership") or world.membership("open", "ann"),
         invitation_id=invitations["ann" if mine else "open"],
+        request_id=removal_request,
+        webhook_id=hooks.get("webhook_id") or webhook,
+        delivery_id=hooks.get("delivery_id"),
+        token="a-made-up-token",
     )
+    payload = body(method, path)
+    if payload is not None and "webhookId" in payload:
+        payload["webhookId"] = hooks["webhook_id"]
     # When the caller sends it
-    response = client.open(url, method=method, headers=callers[caller], json=body(method, path))
+    response = client.open(url, method=method, headers=callers[caller], json=payload)
     # Then the answer is the one the rules promise
     assert response.status_code in outcome.statuses, (
         f"expected {outcome}, got {response.status_code}: {response.get_data(as_text=True)}"

@@ -183,7 +183,9 @@ def test_the_openapi_document_gives_every_mutation_a_body_that_refuses_unknown_f
         for method, operation in item.items()
         if method in ("post", "put", "patch", "delete")
     }
-    assert len(mutations) == 12
+    # with the webhooks' four, PATCH /v1/me/preferences, the removal requests' three, a
+    # delivery's retry, an app's confirmUrl and an admin's confirmation of an app's removal
+    assert len(mutations) == 23
     for (path, method), operation in mutations.items():
         # Every mutation declares its JSON body, whose schema refuses unknown fields
         body = operation["requestBody"]
@@ -205,4 +207,9 @@ def test_the_openapi_document_gives_every_mutation_a_body_that_refuses_unknown_f
         ("/v1/me/invitations/{invitation_id}/accept", "post"),
         ("/v1/me/invitations/{invitation_id}/decline", "post"),
         ("/v1/organizations/{org}/invitations/{invitation_id}", "delete"),
+        ("/v1/organizations/{org}/removal-requests/{request_id}/approve", "post"),
+        ("/v1/organizations/{org}/webhooks/{webhook_id}", "delete"),
+        ("/v1/organizations/{org}/webhooks/{webhook_id}/rotate-secret", "post"),
+        ("/v1/organizations/{org}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", "post"),
+        ("/v1/removal-confirmations/{token}", "post"),
     }

@@ -190,6 +190,6 @@ def test_the_openapi_document_says_empty_query_values_mean_not_given(anonymous):
         for parameter in operation.get("parameters", [])
         if parameter["in"] == "query"
     ]
-    assert {p["name"] for _, p in queries} == {"cursor", "limit", "state", "kind"}
+    assert {p["name"] for _, p in queries} == {"cursor", "limit", "state", "kind", "status"}
     for path, parameter in queries:
         assert "empty value is the same as leaving" in parameter["description"], path

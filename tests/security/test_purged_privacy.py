@@ -126,3 +126,123 @@ def test_a_purge_forgets_the_invitation_that_made_the_membership(api, world):
     # Then closed's invitations no longer show pat's address
     listed = api("cadmin").get("/v1/organizations/closed.example/invitations").get_json()
     assert "pat@mail.example" not in json.dumps(listed)
+
+
+# ---- the whole database after a purge ------------------------------------------------------
+
+NAME = "Zebediah Quarrington"
+EMAIL = "zq.guest@mail.example"
+# What the rules keep of a person whose last membership is purged: the account row's id
+# (its e-mail and name are erased), nothing else — but for the 30 days the person is shown
+# what happened, their own notices addressed to that account (organization, kind, date; no
+# link to the tombstone), which the sweep then forgets.
+KEPT_FOR_GOOD = {("users", "id")}
+KEPT = KEPT_FOR_GOOD | {("notices", "user_id")}
+
+
+def _every_value(world: Any) -> list[tuple[str, str, str]]:
+    """(table, column, value as text) of every non-null value of every table the database
+    has, read off the database itself (not the models)."""
+    from sqlalchemy import inspect, text
+
+    found = []
+    with world.uow() as uow:
+        connection = uow.session.connection()
+        for table in inspect(connection).get_table_names():
+            result = connection.execute(text(f'SELECT * FROM "{table}"'))
+            columns = list(result.keys())
+            for row in result:
+                found.extend(
+                    (table, column, str(value))
+                    for column, value in zip(columns, row, strict=True)
+                    if value is not None
+                )
+    return found
+
+
+def _delivery_echoing(world: Any, endpoint_id: str, membership_id: str, email: str) -> None:
+    """A failed delivery of an event of ``membership_id`` whose receiver answered with
+    ``email`` in its reply (kept as the delivery's ``last_error``)."""
+    from store.models import Event, WebhookDelivery
+
+    now = world.clock()
+    with world.uow() as uow:
+        event = Event(
+            event_id="msg_test_echo",
+            type="membership.restored",
+            organization_id=world.orgs["open"],
+            membership_id=membership_id,
+            occurred_at=now,
+            payload="{}",
+            dispatched_at=now,
+        )
+        uow.session.add(event)
+        uow.session.flush()
+        uow.session.add(
+            WebhookDelivery(
+                endpoint_id=endpoint_id,
+                event_id=event.id,
+                state="pending",
+                attempts=1,
+                last_status_code=422,
+                last_error=f"HTTP 422: no account {email} here",
+                created_at=now,
+            )
+        )
+        uow.commit()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-by-one", "chunk"])
+def test_after_a_purge_no_table_holds_the_persons_id_email_or_name(api, world, chunked):
+    from memberships import provisioning, webhook_endpoints
+    from memberships.principal import SYSTEM
+
+    # Given a person whose only membership anywhere is a guest one of open, with data,
+    # and an endpoint of open that is told of every event
+    with world.uow() as uow:
+        person = provisioning.create_user(uow, world.clock, SYSTEM, EMAIL, NAME, None).id
+    world.users["zq"] = person
+    with world.uow() as uow:
+        world.memberships[("open", "zq")] = provisioning.add_guest(
+            uow, world.clock, SYSTEM, world.orgs["open"], person, "b2b-collaboration"
+        ).id
+    with world.uow() as uow:
+        provisioning.add_member_data(uow, world.clock, SYSTEM, world.orgs["open"], person, 40)
+    with world.uow() as uow:
+        webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, "open.example", "https://93.184.215.14/hooks"
+        )
+        endpoint = webhook_endpoints.create_webhook(
+            uow, world.clock, SYSTEM, "open.example", "https://93.184.215.14/app"
+        )
+    # And a receiver's reply kept as a delivery's last error echoed her e-mail
+    _delivery_echoing(world, endpoint.id, world.memberships[("open", "zq")], EMAIL)
+    # And the events of her leave carried her id and e-mail (what apps need to find her data)
+    _purge(api, world, "open", "zq", leave=True, chunked=chunked)
+    # When every value of every table is read
+    values = _every_value(world)
+    assert any(table == "events" for table, _, _ in values)
+    # Then none holds her id, e-mail or name, but where the rules keep it
+    found = sorted(
+        {
+            (table, column)
+            for table, column, value in values
+            if person in value or EMAIL in value.lower() or NAME.lower() in value.lower()
+        }
+    )
+    assert set(found) <= KEPT, found
+    assert ("users", "id") in found  # the account is still there, erased
+    # And once the 30 days of her notices are over, the sweep forgets them too
+    from datetime import timedelta
+
+    from memberships.sweep import sweep
+
+    world.clock.advance(timedelta(days=31))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+    left = {
+        (table, column)
+        for table, column, value in _every_value(world)
+        if person in value or EMAIL in value.lower() or NAME.lower() in value.lower()
+    }
+    assert left == KEPT_FOR_GOOD, left

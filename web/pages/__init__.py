@@ -149,9 +149,16 @@ def init_pages(app: Flask) -> None:
     formatting.register(app)
     app.context_processor(_context)
 
-    from web.pages import account, admin, ops
+    from web.pages import account, admin, ops, removal_requests, webhooks, webhooks_deliveries
 
-    for bp in (account.bp, admin.bp, ops.bp):
+    for bp in (
+        account.bp,
+        admin.bp,
+        ops.bp,
+        removal_requests.bp,
+        webhooks.bp,
+        webhooks_deliveries.bp,
+    ):
         app.register_blueprint(bp)
     app.register_blueprint(_assets())
     install_error_pages(app)

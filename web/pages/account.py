@@ -14,7 +14,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from memberships import invitations
+from memberships import invitations, removal_requests
 from memberships.accounts import (
     AccountView,
     account_of,
@@ -30,6 +30,7 @@ from memberships.errors import (
     NotFound,
 )
 from memberships.invitations import my_invitations
+from memberships.notices import get_preferences, set_email_own_changes
 from memberships.principal import Principal
 from memberships.self_service import request_leave
 from web.auth import InvalidToken
@@ -136,7 +137,35 @@ def organizations() -> str:
     with unit_of_work() as uow:
         overview = organizations_overview(uow, auth.principal(), tenant, clock())
         pending = my_invitations(uow, clock(), auth.principal())
-    return render_template("pages/organizations.html", overview=overview, invitations=pending)
+        requests = removal_requests.my_requests(uow, clock(), auth.principal())
+        preferences = get_preferences(uow, auth.principal())
+    return render_template(
+        "pages/organizations.html",
+        overview=overview,
+        invitations=pending,
+        my_removal_requests=requests,
+        # The newest request of each membership, for its card (the list is newest first).
+        removal_requests={r.membership_id: r for r in reversed(requests)},
+        mail_preferences=preferences,
+        mail_enabled=settings().send_mail,
+    )
+
+
+@bp.post("/account/mail-preferences")
+@auth.requires_sign_in
+def mail_preferences() -> Response:
+    """Turn mail about the member's own changes on or off (changes made by an organization
+    or the service are always mailed)."""
+    wanted = request.form.get("email_own_changes") == "1"
+    with unit_of_work() as uow:
+        set_email_own_changes(uow, clock(), auth.principal(), wanted)
+    flash(
+        "You will also get e-mails about changes you make yourself."
+        if wanted
+        else "You will get e-mails only about changes an organization or this service makes.",
+        "success",
+    )
+    return redirect(url_for("pages_account.organizations"), 303)
 
 
 @bp.post("/account/invitations/<invitation_id>/accept")

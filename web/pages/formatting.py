@@ -33,6 +33,11 @@ ACTION_LABELS = {
     "read_membership": "Record opened",
     "set_privacy_profile": "Privacy profile changed",
     "set_external_user_leave_allowed": "Leave setting changed",
+    "open_removal_request": "Asked to be removed",
+    "approve_removal_request": "Removal request approved",
+    "decline_removal_request": "Removal request declined",
+    "removal_request_overdue": "Removal request past its deadline",
+    "close_removal_request": "Removal request closed",
 }
 
 REASON_LABELS = {
@@ -43,6 +48,12 @@ REASON_LABELS = {
     "forbidden": "not an admin of this organization",
     "restore-window-closed": "the restore period had ended",
     "privacy-profile-required": "the organization had no privacy profile yet",
+    "removed-by-organization": "the organization removed the member",
+    "left": "the member left on their own",
+    "membership-ended": "the membership ended",
+    "leave-allowed": "the member could leave on their own",
+    "removal-request-open": "a request was already open",
+    "removal-request-closed": "the request was already answered or closed",
 }
 
 _TICKS = re.compile(r"`([^`]+)`")

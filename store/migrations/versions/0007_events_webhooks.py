@@ -5,7 +5,8 @@ Revises: 0006
 Create Date: 2026-11-30
 
 - ``events``: one row per lifecycle transition or organization change, written in the
-  change's own transaction (the outbox).
+  change's own transaction (the outbox). ``event_id`` has no unique index: it is unique
+  by construction (128 random bits), and the sweep writes thousands per batch.
 - ``webhook_endpoints``: where an organization's apps are told of events, with the
   secret that signs each delivery.
 - ``webhook_deliveries``: one event to one endpoint, with its attempts and the time of
@@ -42,7 +43,6 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_events_event_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
@@ -100,6 +100,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "state IN ('pending', 'delivered', 'failed')", name=op.f("ck_webhook_deliveries_state")
         ),
@@ -141,6 +144,8 @@ def upgrade() -> None:
         sa.Column("confirmed_via", sa.String(length=16), nullable=True),
         sa.Column("confirmed_by", sa.String(length=64), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("rows_removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "confirmed_via IS NULL OR confirmed_via IN ('url', 'delivery', 'manual')",
             name=op.f("ck_removal_app_confirmations_confirmed_via"),
@@ -161,10 +166,14 @@ def upgrade() -> None:
             ["membership_id"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_removal_app_confirmations_token_hash"), ["token_hash"], unique=True
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("removal_app_confirmations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_removal_app_confirmations_token_hash"))
         batch_op.drop_index(batch_op.f("ix_removal_app_confirmations_membership_id"))
 
     op.drop_table("removal_app_confirmations")
