@@ -80,6 +80,46 @@ IF_MATCH = {
 
 EMPTY_MEANS_ABSENT = "An empty value is the same as leaving the parameter out."
 
+# Where a response leads (OpenAPI links, by operationId): a member's accepted leave to the
+# organization's deleted users and to restoring that very membership (once the worker has
+# carried the leave out), the deleted users to restoring one, a restore back to leaving.
+LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("leaveOrganization", "202"): {
+        "ListDeletedUsersOfTheOrganizationLeft": {
+            "operationId": "listDeletedUsers",
+            "parameters": {"org": "$response.body#/organizationId"},
+            "description": "Once the leave is carried out, the organization's admin finds "
+            "the membership among its deleted users.",
+        },
+        "RestoreTheMembershipLeft": {
+            "operationId": "restoreDeletedUser",
+            "parameters": {
+                "org": "$response.body#/organizationId",
+                "membership_id": "$response.body#/id",
+            },
+            "description": "The organization's admin restores the membership left, within "
+            "the retention period.",
+        },
+    },
+    ("listDeletedUsers", "200"): {
+        "RestoreTheFirstDeletedUser": {
+            "operationId": "restoreDeletedUser",
+            "parameters": {
+                "org": "$request.path.org",
+                "membership_id": "$response.body#/items/0/id",
+            },
+            "description": "Restore a membership of the page.",
+        },
+    },
+    ("restoreDeletedUser", "200"): {
+        "LeaveTheRestoredOrganization": {
+            "operationId": "leaveOrganization",
+            "parameters": {"org": "$response.body#/organizationId"},
+            "description": "The restored member may leave again.",
+        },
+    },
+}
+
 
 def _name_schemas_once(spec: dict[Any, Any]) -> None:
     """Give every nested model its own name: ``Outer.Inner`` becomes ``Inner``, with every
@@ -171,12 +211,25 @@ def _restore_custom_method_paths(paths: dict[str, Any]) -> None:
             paths[re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)] = paths.pop(mangled)
 
 
+def _add_links(paths: dict[str, Any]) -> None:
+    """Put ``LINKS`` on the responses they start from (an operation that is not in the
+    document, or a response it does not have, gets none)."""
+    for item in paths.values():
+        for method in _METHODS:
+            operation = item.get(method) or {}
+            for (operation_id, status), links in LINKS.items():
+                response = operation.get("responses", {}).get(status)
+                if operation.get("operationId") == operation_id and response is not None:
+                    response.setdefault("links", {}).update(links)
+
+
 def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Complete the generated document (an APIFlask ``spec_processor``)."""
     if isinstance(spec, str):  # only with SPEC_FORMAT yaml, which this app does not use
         return spec
     _restore_custom_method_paths(spec.get("paths", {}))
     _name_schemas_once(spec)
+    _add_links(spec.get("paths", {}))
     # APIFlask lists one tag per blueprint (a tag shared by two blueprints comes twice);
     # the document lists the fixed tags once each, with their descriptions.
     spec["tags"] = [dict(tag) for tag in TAGS]

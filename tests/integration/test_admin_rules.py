@@ -523,3 +523,51 @@ def test_settings_changes_are_audited_on_their_organization_with_what_was_set(
             "allowed",
         ),
     ]
+
+
+def test_showing_a_membership_counts_its_own_data_and_lists_its_own_audit_trail_in_order(
+    world: World,
+) -> None:
+    from memberships import reading
+    from memberships.errors import NotFound
+
+    # Given ann (120 data rows) and pat (30) guests of open, and ann removed and restored
+    ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
+    gadmin = world.principal("gadmin")
+    world.soft_delete()
+    world.clock.advance(timedelta(seconds=1))
+    with world.uow() as uow:
+        admin.restore(uow, world.clock, gadmin, "open.example", ann)
+    # When the admin shows each of them
+    with world.uow() as uow:
+        shown = {
+            user: reading.show_membership(
+                uow, world.clock, gadmin, "open.example", f"{user}@mail.example"
+            )
+            for user in ("ann", "pat")
+        }
+        trail = {
+            m: [
+                e.id
+                for e in uow.session.scalars(
+                    select(AuditEvent).where(AuditEvent.membership_id == m).order_by(AuditEvent.id)
+                )
+            ]
+            for m in (ann, pat)
+        }
+    # Then each shows its own membership, its own count of data rows, and its own audit
+    # rows, oldest first
+    assert (shown["ann"]["membership"].id, shown["pat"]["membership"].id) == (ann, pat)
+    assert (shown["ann"]["member_data_rows"], shown["pat"]["member_data_rows"]) == (120, 30)
+    for user, membership_id in (("ann", ann), ("pat", pat)):
+        assert [e.id for e in shown[user]["audit"]] == trail[membership_id]
+    assert [e.action for e in shown["ann"]["audit"]][-2:] == ["remove", "restore"]
+    # (a membership without data rows shows none)
+    with world.uow() as uow:
+        bare = reading.show_membership(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", "ann@mail.example"
+        )
+    assert (bare["membership"].id, bare["member_data_rows"]) == (world.membership("bare", "ann"), 0)
+    # And a user without a membership there is not shown someone else's
+    with world.uow() as uow, pytest.raises(NotFound):
+        reading.show_membership(uow, world.clock, gadmin, "open.example", "cadmin@mail.example")

@@ -4,8 +4,10 @@ removal in bounded batches, and the tombstone that is all a purge leaves."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import String, Text, func, select
@@ -26,6 +28,7 @@ from memberships.removal import (
 from memberships.views import to_dict
 from store.data_removal import TableRemover
 from store.models import AuditEvent, Base, Grant, MemberData, Membership
+from store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import World
@@ -388,6 +391,12 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
     soft_deleted = world.soft_delete("closed")
     active = world.membership("bare", "ann")
+    # (and data of a membership outside the chunk: ann's 5 rows in bare, which must neither
+    # be erased nor keep the chunk from finishing)
+    with world.uow() as uow:
+        provisioning.add_member_data(
+            uow, world.clock, SYSTEM, world.orgs["bare"], world.users["ann"], 5
+        )
     others = {m: (_row(world, m).state, _row(world, m).version) for m in (soft_deleted, active)}
     # When a worker runs the chunk batch by batch (50 rows per transaction)
     seen = _chunk_until_done(world, [ann, pat, soft_deleted, active])
@@ -408,8 +417,9 @@ def test_a_chunk_is_erased_in_bounded_batches_and_each_membership_purged_once(
         assert _count(world, Grant, membership_id) == 0
         assert _count(world, MemberData, membership_id) == 0
         assert _finishes(world, membership_id) == [("worker", "allowed", "purged")]
-    # And the others were left exactly as they were
+    # And the others were left exactly as they were, their data too
     assert {m: (_row(world, m).state, _row(world, m).version) for m in others} == others
+    assert _count(world, MemberData, active) == 5
 
 
 def test_progress_is_recorded_per_membership_after_each_chunk_batch(world: World) -> None:
@@ -485,7 +495,25 @@ def test_a_remover_that_still_reports_data_blocks_only_its_memberships_finish(
                 AuditEvent.membership_id == pat, AuditEvent.outcome == "denied"
             )
         )
-        assert denial is not None and denial.reason == "transition-not-allowed"
+        assert denial is not None
+        # (every field of the denied entry: on the membership's organization, by the worker)
+        assert (
+            denial.organization_id,
+            denial.actor,
+            denial.action,
+            denial.from_state,
+            denial.to_state,
+            denial.reason,
+            denial.occurred_at,
+        ) == (
+            world.orgs["open"],
+            "worker",
+            "finish_removal",
+            "purge-pending",
+            None,
+            "transition-not-allowed",
+            world.clock(),
+        )
     # And once the store lets go, the next delivery finishes him
     assert _chunk_until_done(world, [ann, pat])[-1].purged == (pat,)
 
@@ -564,3 +592,64 @@ def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: Wo
     assert shape(by_row) == shape(by_chunk)
     assert _row(world, by_row).purged_at is not None
     assert _row(world, by_chunk).purged_at == world.clock()
+
+
+def test_a_batch_records_progress_on_its_own_membership_only(world: World) -> None:
+    # Given ann and pat both purge-pending
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    pat_before = (_row(world, pat).removed_rows, _row(world, pat).last_progress_at)
+    # When one batch erases ann's rows
+    at = world.clock.advance(timedelta(seconds=1))
+    with world.uow() as uow:
+        progress = remove_data_batch(uow, world.clock, ann)
+    # Then her progress is recorded, and pat's is as it was
+    assert progress.removed_now == BATCH
+    assert (_row(world, ann).removed_rows, _row(world, ann).last_progress_at) == (BATCH, at)
+    assert (_row(world, pat).removed_rows, _row(world, pat).last_progress_at) == pat_before
+
+
+@dataclass(frozen=True)
+class UndeletableTable(TableRemover):
+    """One of this service's tables whose rows cannot be deleted this time (a lock, a
+    trigger): they stay, and the table's own check reports them."""
+
+    def remove_many(
+        self, session: Session, membership_ids: Sequence[str], limit: int
+    ) -> Mapping[str, int]:
+        return {}
+
+    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
+        return 0
+
+
+def test_rows_left_in_a_table_block_the_finish_of_exactly_the_memberships_that_have_them(
+    world: World, session_factory: Any, policy: Any
+) -> None:
+    # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending, ann's 5 data
+    # rows in bare outside the chunk, and member data that cannot be deleted this time
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    with world.uow() as uow:
+        provisioning.add_member_data(
+            uow, world.clock, SYSTEM, world.orgs["bare"], world.users["ann"], 5
+        )
+    removers = (TableRemover("grants", Grant), UndeletableTable("member-data", MemberData))
+    # When a batch over the chunk runs for request "tick-42"
+    world.clock.advance(timedelta(seconds=1))
+    with (
+        UnitOfWork(session_factory, None, policy, request_id="tick-42") as uow,
+        pytest.raises(TransitionNotAllowed) as refused,
+    ):
+        remove_chunk_batch(uow, world.clock, [ann, pat], removers)
+    # Then neither is finished, and the refusal names exactly the two and the table
+    assert refused.value.extra["membership_ids"] == sorted([ann, pat])
+    assert refused.value.extra["remaining"] == ["member-data"]
+    assert [_row(world, m).state for m in (ann, pat)] == ["purge-pending"] * 2
+    assert _count(world, Grant, ann) == 0
+    # And each has one denied finish in the audit log, for that request
+    with world.uow() as uow:
+        denials = uow.session.execute(
+            select(AuditEvent.membership_id, AuditEvent.request_id).where(
+                AuditEvent.action == "finish_removal", AuditEvent.outcome == "denied"
+            )
+        ).all()
+    assert sorted(denials) == sorted([(ann, "tick-42"), (pat, "tick-42")])

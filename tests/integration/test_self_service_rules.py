@@ -105,6 +105,33 @@ def test_the_home_organization_is_listed_first_and_never_leavable(world: World) 
     ]
 
 
+def test_the_others_are_listed_by_name_whatever_the_case_of_its_letters(world: World) -> None:
+    # Given ann also a guest of "ab corp" and "A_C Corp": by name regardless of case, "a_c"
+    # comes before "ab" ("_" sorts before the letters); compared in capitals, "AB" would
+    # come before "A_C" (capitals sort before "_")
+    for domain, name in (("ab.example", "ab corp"), ("ac.example", "A_C Corp")):
+        with world.uow() as uow:
+            org = provisioning.create_organization(
+                uow, world.clock, SYSTEM, domain, name, None, None
+            )
+        with world.uow() as uow:
+            provisioning.add_guest(
+                uow, world.clock, SYSTEM, org.id, world.users["ann"], "b2b-collaboration"
+            )
+    # When she lists her organizations
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, world.principal("ann"))
+    # Then after home they come by name, compared without regard to case
+    assert [e.organization.display_name for e in entries] == [
+        "Home",
+        "A_C Corp",
+        "ab corp",
+        "Bare",
+        "Closed",
+        "Open",
+    ]
+
+
 def test_a_personal_account_lists_its_organizations_without_a_home(world: World) -> None:
     # Given pat, a personal account without a home organization, guest of open
     # When pat lists organizations

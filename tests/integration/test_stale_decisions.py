@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, event, select, text
 from memberships import admin, sweep
 from memberships.errors import Conflict
 from memberships.principal import SYSTEM
-from memberships.removal import remove_chunk_batch
+from memberships.removal import remove_chunk_batch, remove_data_batch
 from store.models import AuditEvent, Membership
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -232,3 +232,36 @@ def test_the_sweep_leaves_a_membership_whose_version_moved_on_after_it_was_claim
     assert second.expired == 1
     assert _state_and_version(world, membership_id)[0] == "purge-pending"
     assert _allowed(world, membership_id, "expire_retention") == 1
+
+
+def test_a_batch_records_no_progress_on_a_membership_finished_since_it_was_read(
+    world: World, engine: Engine
+) -> None:
+    # Given pat (direct connect) removed: purge-pending, 30 data rows, no progress yet
+    pat = world.membership("open", "pat")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], pat)
+    assert _removed_rows(world, pat) == 0
+
+    def finish_elsewhere(conn: Connection) -> None:
+        conn.execute(text("UPDATE memberships SET state = 'purged' WHERE id = :id"), {"id": pat})
+
+    # When a batch erases his rows and, before it records its progress, another writer
+    # has finished him
+    world.clock.advance(timedelta(seconds=1))
+    with (
+        before_the_first_update_of_memberships(engine, finish_elsewhere) as seen,
+        world.uow() as uow,
+    ):
+        remove_data_batch(uow, world.clock, pat)
+    assert seen
+    # Then no progress is added to the finished membership
+    assert _state_and_version(world, pat)[0] == "purged"
+    assert _removed_rows(world, pat) == 0
+
+
+def _removed_rows(world: World, membership_id: str) -> int:
+    with world.uow() as uow:
+        row = uow.session.get(Membership, membership_id)
+        assert row is not None
+        return row.removed_rows
