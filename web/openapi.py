@@ -252,9 +252,10 @@ def process_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
             if secured:
                 operation["security"] = [{BEARER: []}]
                 _add(operation, 401, ["authentication-required", "invalid-token"])
-                _add(operation, 429, ["rate-limited"])
             else:
                 operation["security"] = []
+            if path.startswith("/v1/"):  # limited per caller, or per address without a token
+                _add(operation, 429, ["rate-limited"])
             has_input = "requestBody" in operation or any(
                 p.get("in") == "query" for p in operation.get("parameters", [])
             )

@@ -127,6 +127,11 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app):
     engine.dispose()
 
 
+# The operations a connected app calls with a single-use capability URL
+# (docs/webhooks.md, "Connected apps confirm removal"): the only /v1/ ones without bearer auth.
+CAPABILITY_URLS = {("/v1/removal-confirmations/{token}", "post")}
+
+
 def test_the_openapi_document_describes_every_operation_with_problems_and_bearer_auth(
     anonymous,
 ):
@@ -161,7 +166,11 @@ def test_the_openapi_document_describes_every_operation_with_problems_and_bearer
     } <= api_operations
     for path, method, operation in operations:
         responses = operation["responses"]
-        if path.startswith("/v1/"):
+        if (path, method) in CAPABILITY_URLS:
+            # The unguessable token in the path is the credential: no bearer token
+            assert operation["security"] == [], (path, method)
+            assert "404" in responses and "429" in responses
+        elif path.startswith("/v1/"):
             assert operation["security"] == [{"bearerAuth": []}], (path, method)
             assert "401" in responses and "429" in responses
         for status, response in responses.items():
