@@ -88,6 +88,8 @@ def test_every_message_the_web_process_sends_passes_through_the_enqueue_middlewa
         "leaves": 4,
         "removals": 3,
         "timers": 0,
+        "mail": 0,
+        "webhooks": 0,
     }
     metrics = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

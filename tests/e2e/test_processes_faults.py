@@ -249,7 +249,13 @@ def test_an_operator_retries_a_dead_letter_and_the_worker_carries_it_out(backend
         queues = json.loads(stack.lifecycle("queues", "--json"))
         assert queues["broker"] == stack.broker_kind
         dead = {q["name"]: q["deadLetters"] for q in queues["queues"]}
-        assert dead == {"leaves": 0, "removals": 1, "timers": 0, "mail": 0}
+        assert dead == {
+            "leaves": 0,
+            "removals": 1,
+            "timers": 0,
+            "mail": 0,
+            "webhooks": 0,
+        }
         # And a purge drops the other dead letter
         assert json.loads(stack.lifecycle("dead-letters", "--purge", "--json")) == {"purged": 1}
         assert json.loads(stack.lifecycle("dead-letters", "--json")) == []

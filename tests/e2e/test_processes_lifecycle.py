@@ -231,7 +231,13 @@ def test_operators_see_the_worker_and_the_timers_through_the_lifecycle_commands(
     queues = json.loads(stack.lifecycle("queues", "--json"))
     assert queues["broker"] == stack.broker_kind
     assert len(queues["workers"]) == 1
-    assert set(queues["workers"][0]["queues"]) == {"leaves", "removals", "timers", "mail"}
+    assert set(queues["workers"][0]["queues"]) == {
+        "leaves",
+        "removals",
+        "timers",
+        "mail",
+        "webhooks",
+    }
     # And once purged, nothing is due, overdue or stalled
     stack.wait_for_state(membership, "purged", timeout=20)
     after = json.loads(stack.lifecycle("timers", "--json"))
