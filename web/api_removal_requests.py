@@ -7,27 +7,23 @@ operations (they are used nowhere else).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal
 
-from flask import g, request
+from flask import g
 from pydantic import Field
 
 from memberships import removal_requests
 from memberships.removal_requests import MAX_MESSAGE, MAX_REASON, RemovalRequestView
 from memberships.views import Page
-from web.errors import ProblemError
 from web.openapi import problems
-from web.schemas import Input, OrganizationRef, Output, PageQuery, no_body
+from web.schemas import Input, OrganizationRef, Output, PageQuery, no_body, optional_body
 from web.services import principal, services
 from web.v1 import blueprint
 
 me = blueprint("removal_requests_me", __name__, tag="Self-service")
 bp = blueprint("removal_requests", __name__, tag="Organization admin")
 
-View = TypeVar("View", bound=Callable[..., Any])
 
 ORG = "`{org}` is the organization's id (a GUID) or its domain name."
 
@@ -159,32 +155,9 @@ class RemovalRequestPage(Output):
 # ---- the member --------------------------------------------------------------------------
 
 
-def _optional_body(view: View) -> View:
-    """``@me.input(RemovalRequestIn)`` for a body that may be left out entirely (what curl
-    sends without ``-d``): no body is the same as ``{}``. A body that is there is parsed
-    and validated as every body is."""
-    validated = me.input(RemovalRequestIn, arg_name="body")(view)
-
-    @wraps(validated)  # also copies what APIFlask noted for the document
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if not request.get_data(cache=True):
-            return view(*args, body=RemovalRequestIn(), **kwargs)
-        # APIFlask reads `null` as `{}`; here it is refused like any non-object.
-        if not isinstance(request.get_json(force=True), dict):
-            raise ProblemError(
-                "invalid-input",
-                'Send a JSON object, {} or {"message": "…"}, or no body at all.',
-                errors=[
-                    {
-                        "location": "json",
-                        "field": "_schema",
-                        "message": "Input should be a JSON object",
-                    }
-                ],
-            )
-        return validated(*args, **kwargs)
-
-    return cast(View, checked)
+_optional_body = optional_body(
+    me, RemovalRequestIn, 'Send a JSON object, {} or {"message": "…"}, or no body at all.'
+)
 
 
 @me.post("/me/organizations/<org>/removal-requests")

@@ -104,34 +104,26 @@ class NoBody(Input):
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def no_body(bp: APIBlueprint) -> Callable[[View], View]:
-    """``@bp.input`` for an operation that takes no body (put it where that would go).
-
-    No body at all (what curl sends) or ``{}`` is accepted. Anything else is refused
-    the way every body is, before the view runs: malformed JSON is ``400
-    malformed-json``; a field (every field is unknown here) is ``422 invalid-input``
-    naming it; JSON that is not an object (``[]``, ``3``, ``"x"``, ``null``) is ``422
-    invalid-input`` too. The OpenAPI document shows ``NoBody`` as an optional body.
-    """
+def optional_body(bp: APIBlueprint, schema: type[BaseModel], hint: str) -> Callable[[View], View]:
+    """``@bp.input(schema, arg_name="body")`` for a body that may be left out entirely
+    (what curl sends without ``-d``): no body is the same as ``{}`` (the view gets
+    ``schema()``). A body that is there is parsed and validated by APIFlask as every body
+    is (``400 malformed-json``, ``422 invalid-input`` naming a field) and documented by
+    it; JSON that is not an object (``[]``, ``3``, ``"x"``, ``null``) is ``422
+    invalid-input`` with ``hint`` as its detail."""
 
     def decorator(view: View) -> View:
-        @wraps(view)
-        def without_body(*args: Any, body: NoBody, **kwargs: Any) -> Any:
-            return view(*args, **kwargs)  # NoBody holds nothing to pass on
-
-        # A body is parsed and validated by APIFlask, as every body is (400 malformed-json
-        # from ApiRequest, 422 invalid-input for a field), and documented by it.
-        validated = bp.input(NoBody, arg_name="body")(without_body)
+        validated = bp.input(schema, arg_name="body")(view)
 
         @wraps(validated)  # also copies what APIFlask noted for the document
         def checked(*args: Any, **kwargs: Any) -> Any:
             if not request.get_data(cache=True):
-                return view(*args, **kwargs)  # APIFlask would call no body malformed
+                return view(*args, body=schema(), **kwargs)  # APIFlask: "malformed"
             # APIFlask reads `null` as `{}`; here it is refused like any non-object.
             if not isinstance(request.get_json(force=True), dict):
                 raise ProblemError(
                     "invalid-input",
-                    "This operation takes no body: send none, or an empty JSON object {}.",
+                    hint,
                     errors=[
                         {
                             "location": "json",
@@ -143,6 +135,25 @@ def no_body(bp: APIBlueprint) -> Callable[[View], View]:
             return validated(*args, **kwargs)
 
         return cast(View, checked)
+
+    return decorator
+
+
+def no_body(bp: APIBlueprint) -> Callable[[View], View]:
+    """``@bp.input`` for an operation that takes no body (put it where that would go).
+
+    No body at all (what curl sends) or ``{}`` is accepted; anything else is refused as
+    ``optional_body`` refuses it (every field is unknown here). The OpenAPI document
+    shows ``NoBody`` as an optional body.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def without_body(*args: Any, body: NoBody, **kwargs: Any) -> Any:
+            return view(*args, **kwargs)  # NoBody holds nothing to pass on
+
+        hint = "This operation takes no body: send none, or an empty JSON object {}."
+        return optional_body(bp, NoBody, hint)(cast(View, without_body))
 
     return decorator
 
