@@ -29,6 +29,7 @@ median. Targets (issue 6): the sweep at ≥ 20,000 transitions/s end to end and 
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
@@ -331,14 +332,8 @@ def verify_swept(engine: Engine, n: int) -> dict[str, float]:
 # ---- the run ---------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = arguments(__doc__.splitlines()[0], n=1_000_000)
-    parser.add_argument(
-        "--schedulers",
-        type=int,
-        default=2,
-        help="also measure this many scheduler processes at once (1 to skip; default 2)",
-    )
+def sweep_options(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--concurrency``: the sweep's settings, the service's defaults."""
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -351,6 +346,17 @@ def main() -> None:
         default=Settings().sweep_concurrency,
         help="SWEEP_CONCURRENCY of each scheduler (default: the service's, %(default)s)",
     )
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0], n=1_000_000)
+    parser.add_argument(
+        "--schedulers",
+        type=int,
+        default=2,
+        help="also measure this many scheduler processes at once (1 to skip; default 2)",
+    )
+    sweep_options(parser)
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         raise SystemExit("bench.sweep measures PostgreSQL: give a postgresql:// --database-url")

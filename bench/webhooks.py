@@ -37,10 +37,9 @@ from unittest import mock
 
 from sqlalchemy import Engine, create_engine, text
 
-from bench.sweep import database_copy, seed
+from bench.sweep import database_copy, seed, sweep_options
 from bench.webhook_deliveries import deliveries_per_second
 from memberships.clock import utc_now
-from settings import Settings
 from store.database import make_engine, make_session_factory
 from store.unit_of_work import NullDispatcher, Policy, UnitOfWork
 from tests.support.harness import (
@@ -73,18 +72,7 @@ def arguments() -> argparse.ArgumentParser:
         help="PostgreSQL server to create a scratch database on "
         "(default: $BENCH_DATABASE_URL, else %(default)s)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=Settings().sweep_batch_size,
-        help="SWEEP_BATCH_SIZE (default: the service's, %(default)s)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=Settings().sweep_concurrency,
-        help="SWEEP_CONCURRENCY (default: the service's, %(default)s)",
-    )
+    sweep_options(parser)
     parser.add_argument(
         "--deliveries",
         type=int,
