@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipKind, MembershipState
 from store.models import Membership
+from store.repository import Repository
 from store.transitions import Claimed
 from store.webhook_deliveries import waiting_on_apps
 
@@ -111,3 +112,7 @@ def lock_membership(session: Session, membership_id: str) -> bool:
         select(Membership.id).where(Membership.id == membership_id).with_for_update()
     )
     return found is not None
+
+
+class BatchOperations(Repository):
+    """The sweep's claims and batch statements (``uow.batches``)."""

@@ -21,6 +21,7 @@ from statemachines.membership import MembershipState
 from store import notices
 from store.database import is_postgresql
 from store.models import Grant, IdempotencyKey, Invitation, MemberData, Membership, User
+from store.repository import Repository
 from store.transitions import Claimed
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -237,3 +238,7 @@ def forget_departed(session: Session, now: datetime, departed: Sequence[Departed
             .values(email=None, display_name=None)
             .execution_options(synchronize_session=False)
         )
+
+
+class DataRemoval(Repository):
+    """The staged removal of a member's data (``uow.data_removal``)."""

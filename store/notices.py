@@ -48,7 +48,8 @@ from sqlalchemy.orm import Session
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
 from store.models import NOTICE_KINDS, MailMessage, Membership, Notice, User, UTCDateTime
-from store.unit_of_work import UNIT_OF_WORK, UnitOfWork
+from store.repository import Repository
+from store.session_keys import UNIT_OF_WORK
 
 if TYPE_CHECKING:
     from store.transitions import Transition
@@ -273,7 +274,7 @@ def _queue_mail(session: Session, notice_ids: Sequence[int], now: datetime) -> N
     """The outbox rows of the notices just written, when mail is on; their ids sent to
     the mail worker after the commit."""
     uow = session.info.get(UNIT_OF_WORK)
-    if not notice_ids or not isinstance(uow, UnitOfWork) or not uow.policy.send_mail:
+    if not notice_ids or uow is None or not uow.policy.send_mail:
         return
     n = Notice.__table__.c
     u = User.__table__.c
@@ -459,3 +460,7 @@ def forget_notices_of_purged(session: Session, before: datetime, limit: int) -> 
             delete(Notice).where(Notice.id.in_(ids)).execution_options(synchronize_session=False)
         )
     return len(ids)
+
+
+class Notices(Repository):
+    """The member's notices and the mail outbox (``uow.notices``)."""

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from statemachines.membership import MembershipState, transition_table
 from store.database import is_postgresql
 from store.models import Event, Membership, Organization, UTCDateTime, WebhookDelivery
+from store.repository import Repository
 
 if TYPE_CHECKING:
     from store.transitions import Transition
@@ -335,3 +336,7 @@ def record_event(
         },
     )
     return event_id
+
+
+class Outbox(Repository):
+    """The events outbox (``uow.outbox``)."""

@@ -21,6 +21,7 @@ from store.models import (
     RoleAssignment,
     User,
 )
+from store.repository import Repository
 
 
 def _is_guid(text: str) -> bool:
@@ -284,3 +285,15 @@ def audit_trail(session: Session, membership_id: str) -> Sequence[AuditEvent]:
     return session.scalars(
         select(AuditEvent).where(AuditEvent.membership_id == membership_id).order_by(AuditEvent.id)
     ).all()
+
+
+class Directory(Repository):
+    """Organizations, users and their roles (``uow.directory``)."""
+
+
+class Memberships(Repository):
+    """Memberships and their grants (``uow.memberships``)."""
+
+
+class AuditLog(Repository):
+    """The audit log: appending and reading it (``uow.audit``)."""

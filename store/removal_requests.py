@@ -33,6 +33,7 @@ from statemachines.membership import MembershipState
 from store import outbox
 from store.database import is_postgresql
 from store.models import AuditEvent, Event, Organization, RemovalRequest
+from store.repository import Repository
 
 if TYPE_CHECKING:
     from store.transitions import Transition
@@ -300,3 +301,7 @@ def mark_overdue(session: Session, ids: Sequence[str], now: datetime) -> set[str
         .values(overdue_at=now),
         ids,
     )
+
+
+class RemovalRequests(Repository):
+    """Removal requests (``uow.removal_requests``)."""

@@ -56,7 +56,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from store import app_confirmations, notices, outbox, removal_requests, webhook_deliveries
 from store.database import is_postgresql
 from store.models import AuditEvent, Membership, UTCDateTime
-from store.unit_of_work import FAN_OUT_WANTED
+from store.repository import Repository
+from store.session_keys import FAN_OUT_WANTED
 
 # What ``compare_and_set`` reads back: every column, by its attribute name.
 _MEMBERSHIP_KEYS = tuple(Membership.__mapper__.column_attrs.keys())
@@ -411,3 +412,7 @@ def record_removal_progress(session: Session, now: datetime, removed: Mapping[st
         .values(removed_rows=table.c.removed_rows + bindparam("b_count"), last_progress_at=now),
         [{"b_id": m, "b_count": n} for m, n in removed.items()],
     )
+
+
+class Transitions(Repository):
+    """The one writer of state changes, on this unit of work's session (``uow.transitions``)."""

@@ -11,16 +11,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.accounts import Accounts
+from store.batch_operations import BatchOperations
+from store.data_removal import DataRemoval
+from store.idempotency import IdempotencyKeys
+from store.invitations import Invitations
+from store.listings import Listings
+from store.notices import Notices
+from store.outbox import Outbox
 from store.policy import Policy as Policy
+from store.provisioning import Provisioning
+from store.queries import AuditLog, Directory, Memberships
+from store.removal_requests import RemovalRequests
+from store.repository import Repository
+from store.session_keys import FAN_OUT_WANTED as FAN_OUT_WANTED
+from store.session_keys import UNIT_OF_WORK as UNIT_OF_WORK
+from store.transitions import Transitions
+from store.webhook_deliveries import WebhookDeliveries
+from store.webhook_endpoints import WebhookEndpoints
 
 log = logging.getLogger(__name__)
 
-UNIT_OF_WORK = "unit_of_work"
-"""The key of ``Session.info`` that holds the unit of work the session belongs to."""
+R = TypeVar("R", bound=Repository)
 
 
 class Dispatcher(Protocol):
@@ -75,14 +91,14 @@ class RecordingDispatcher:
 
 
 FAN_OUT_ACTOR = "fan_out_events"
-FAN_OUT_WANTED = "lifecycle.fan_out_wanted"
-"""Set in ``Session.info`` by a change whose events an endpoint may want: the unit of work
-then sends ``fan_out_events`` after the commit (the sweep fans out anyway, should the
-message be lost)."""
 
 
 class UnitOfWork:
-    """One transaction. Use as a context manager; it rolls back unless ``commit`` was called."""
+    """One transaction. Use as a context manager; it rolls back unless ``commit`` was called.
+
+    The use cases reach the database through the repositories it hands out (below), each
+    made on first use and bound to this transaction's session.
+    """
 
     def __init__(
         self,
@@ -99,6 +115,7 @@ class UnitOfWork:
         self.request_id = request_id
         self._callbacks: list[Callable[[], None]] = []
         self._session: Session | None = None
+        self._repositories: dict[type[Repository], Repository] = {}
 
     @property
     def session(self) -> Session:
@@ -112,6 +129,7 @@ class UnitOfWork:
         # session (``store.notices``: the mail it writes is sent after the commit).
         self._session.info[UNIT_OF_WORK] = self
         self._callbacks = []
+        self._repositories = {}
         return self
 
     def __exit__(
@@ -125,6 +143,77 @@ class UnitOfWork:
         finally:
             self.session.close()
             self._session = None
+            self._repositories = {}
+
+    def _repository(self, kind: type[R]) -> R:
+        found = self._repositories.get(kind)
+        if found is None:
+            found = self._repositories[kind] = kind(self.session)
+        return found  # type: ignore[return-value]
+
+    @property
+    def directory(self) -> Directory:
+        return self._repository(Directory)
+
+    @property
+    def memberships(self) -> Memberships:
+        return self._repository(Memberships)
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._repository(AuditLog)
+
+    @property
+    def transitions(self) -> Transitions:
+        return self._repository(Transitions)
+
+    @property
+    def batches(self) -> BatchOperations:
+        return self._repository(BatchOperations)
+
+    @property
+    def data_removal(self) -> DataRemoval:
+        return self._repository(DataRemoval)
+
+    @property
+    def removal_requests(self) -> RemovalRequests:
+        return self._repository(RemovalRequests)
+
+    @property
+    def notices(self) -> Notices:
+        return self._repository(Notices)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._repository(Outbox)
+
+    @property
+    def webhooks(self) -> WebhookEndpoints:
+        return self._repository(WebhookEndpoints)
+
+    @property
+    def deliveries(self) -> WebhookDeliveries:
+        return self._repository(WebhookDeliveries)
+
+    @property
+    def accounts(self) -> Accounts:
+        return self._repository(Accounts)
+
+    @property
+    def listings(self) -> Listings:
+        return self._repository(Listings)
+
+    @property
+    def idempotency(self) -> IdempotencyKeys:
+        return self._repository(IdempotencyKeys)
+
+    @property
+    def provisioning(self) -> Provisioning:
+        return self._repository(Provisioning)
+
+    @property
+    def invitations(self) -> Invitations:
+        return self._repository(Invitations)
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the next successful commit; dropped on rollback."""

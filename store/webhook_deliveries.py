@@ -30,6 +30,7 @@ from store.models import (
     WebhookEndpoint,
     new_id,
 )
+from store.repository import Repository
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -393,3 +394,8 @@ def count_waiting_on_apps(session: Session, now: datetime) -> tuple[int, int]:
     waiting = session.scalar(base) or 0
     overdue = session.scalar(base.where(and_(Membership.removal_due_by < now))) or 0
     return int(waiting), int(overdue)
+
+
+class WebhookDeliveries(Repository):
+    """Deliveries of events to endpoints and the apps' removal confirmations
+    (``uow.deliveries``)."""
