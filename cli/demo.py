@@ -26,7 +26,6 @@ from memberships.clock import Clock
 from memberships.errors import AlreadyExists
 from memberships.principal import SYSTEM
 from statemachines.membership import MembershipState
-from store import queries
 from store.unit_of_work import UnitOfWork
 
 ORGANIZATIONS = [
@@ -177,11 +176,11 @@ def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> SeedReport:
 def _membership_state(uow: UnitOfWork, org: str, user: str) -> str | None:
     """The state of the user's membership in the organization: the live one, else the
     newest tombstone; ``None`` when there has never been one (or either is missing)."""
-    organization = queries.find_organization(uow.session, org)
-    member = queries.find_user(uow.session, user)
+    organization = uow.directory.find_organization(org)
+    member = uow.directory.find_user(user)
     if organization is None or member is None:
         return None
-    membership = queries.latest_membership(uow.session, member.id, organization.id)
+    membership = uow.memberships.latest_membership(member.id, organization.id)
     return None if membership is None else membership.state
 
 
@@ -214,14 +213,14 @@ def _grant(clock: Clock, org: str, user: str, kind: str, name: str, uow: UnitOfW
 
 
 def _data(clock: Clock, org: str, user: str, count: int, uow: UnitOfWork) -> object:
-    organization = queries.find_organization(uow.session, org)
-    member = queries.find_user(uow.session, user)
+    organization = uow.directory.find_organization(org)
+    member = uow.directory.find_user(user)
     membership = (
-        queries.live_membership(uow.session, member.id, organization.id)
+        uow.memberships.live_membership(member.id, organization.id)
         if organization and member
         else None
     )
-    if membership is not None and queries.count_member_data(uow.session, membership.id):
+    if membership is not None and uow.memberships.count_member_data(membership.id):
         raise AlreadyExists(f"{user} already has data in {org}.")
     return p.add_member_data(uow, clock, SYSTEM, org, user, count)
 

@@ -249,9 +249,9 @@ def data_add(org_ref: str, user_ref: str, count: int) -> None:
     with s.uow() as uow:
         added = provisioning.add_member_data(uow, s.clock, SYSTEM, org_ref, user_ref, count)
         # The use case has just resolved both references and found the membership.
-        org = queries.find_organization(uow.session, org_ref)
-        user = queries.find_user(uow.session, user_ref)
-        membership = queries.live_membership(uow.session, user.id, org.id) if org and user else None
+        org = uow.directory.find_organization(org_ref)
+        user = uow.directory.find_user(user_ref)
+        membership = uow.memberships.live_membership(user.id, org.id) if org and user else None
         if org is None or membership is None:
             raise NotFound(f"{user_ref} is not a member of {org_ref}.")
         emit(

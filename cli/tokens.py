@@ -37,13 +37,13 @@ def _sqlite_user_id(path: str, ref: str) -> str | None:
 
 
 def _engine_user_id(database_url: str, ref: str) -> str | None:
-    from store import queries
     from store.database import make_engine, make_session_factory
+    from store.queries import Directory
 
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:
-            user = queries.find_user(session, ref)
+            user = Directory(session).find_user(ref)
             return user.id if user else None
     finally:
         engine.dispose()

@@ -20,7 +20,6 @@ from memberships.notices import recent_notices
 from memberships.principal import Principal
 from memberships.self_service import get_my_organization, leave_blocker, list_organizations
 from memberships.views import OrganizationEntry, OrganizationView, UserView
-from store import queries
 from store.models import (
     ADMIN_ROLES,
     AuditEvent,
@@ -122,9 +121,9 @@ def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
         administers=tuple(
             OrganizationView.of(o)
             for o in administered
-            if not queries.is_disabled(uow.session, user.id, o.id)
+            if not uow.directory.is_disabled(user.id, o.id)
         ),
-        is_operator=queries.is_operator(uow.session, user.id),
+        is_operator=uow.directory.is_operator(user.id),
     )
 
 

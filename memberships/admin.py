@@ -27,7 +27,7 @@ from memberships.principal import Principal
 from memberships.validation import valid_email, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView
 from statemachines.membership import refused_for_kind, restore_window_closed
-from store import outbox, queries
+from store import outbox
 from store.models import Membership, Organization
 from store.unit_of_work import UnitOfWork
 
@@ -229,7 +229,7 @@ def restore(
             from_state=membership.state,
         )
     apply_event(uow, now, principal, membership, "restore", expected_version=expected_version)
-    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))
     uow.commit()
     return MembershipView.of(membership, grants)
 

@@ -11,7 +11,6 @@ from memberships.decisions import apply_event
 from memberships.principal import Principal
 from memberships.views import MembershipView
 from statemachines.membership import MembershipState, retention_expired
-from store import queries
 from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
@@ -19,7 +18,7 @@ WORKER = Principal(id="worker", is_system=True)
 
 
 def _load(uow: UnitOfWork, membership_id: str) -> Membership | None:
-    return queries.membership_by_id(uow.session, membership_id)
+    return uow.memberships.get(membership_id)
 
 
 def complete_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:

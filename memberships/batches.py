@@ -17,7 +17,6 @@ from datetime import datetime
 from memberships.automatic import WORKER
 from memberships.decisions import transition_for
 from statemachines.membership import FOLLOW_UP, transition_table
-from store import transitions
 from store.transitions import Claimed, Moved
 from store.unit_of_work import UnitOfWork
 
@@ -49,7 +48,7 @@ def apply_event_to_batch(
     moved: list[Moved] = []
     for target, claimed in by_target.items():
         transition = transition_for(uow, now, actor, event, from_state, target)
-        moved.extend(transitions.move_rows(uow.session, transition, claimed, progress=progress))
+        moved.extend(uow.transitions.move_rows(transition, claimed, progress=progress))
     follow_up_after_commit(uow, moved)
     return moved
 

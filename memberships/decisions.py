@@ -20,7 +20,6 @@ from memberships.errors import (
 from memberships.errors import TransitionNotAllowed as TransitionNotAllowedError
 from memberships.principal import Principal
 from statemachines.membership import FOLLOW_UP, MembershipKind, entry_fields, target
-from store import queries, transitions
 from store.models import ADMIN_ROLES, Membership, Organization
 from store.transitions import Transition
 from store.unit_of_work import UnitOfWork
@@ -45,11 +44,11 @@ def actor_of(
         return membership.pseudonym
     if organization_id is None:
         return principal.id
-    own = queries.live_membership(uow.session, principal.id, organization_id)
+    own = uow.memberships.live_membership(principal.id, organization_id)
     if (
         own is not None
         and own.kind != MembershipKind.HOME
-        and not queries.roles_of(uow.session, principal.id, organization_id)
+        and not uow.directory.roles_of(principal.id, organization_id)
     ):
         return own.pseudonym
     return principal.id
@@ -71,8 +70,7 @@ def audit(
 ) -> None:
     """Append an entry; ``actor`` overrides how the principal is named (see ``actor_of``)."""
     org_id = organization_id or (membership.organization_id if membership else None)
-    queries.append_audit(
-        uow.session,
+    uow.audit.append(
         occurred_at=now,
         actor=actor or actor_of(uow, principal, org_id, membership),
         action=action,
@@ -110,8 +108,7 @@ def deny(
         membership = uow.session.get(Membership, membership_id) if membership_id else None
         actor = actor_of(uow, principal, organization_id, membership)
     uow.rollback()
-    queries.append_audit(
-        uow.session,
+    uow.audit.append(
         occurred_at=now,
         actor=actor,
         action=action,
@@ -128,7 +125,7 @@ def deny(
 
 
 def organization_or_404(uow: UnitOfWork, ref: str) -> Organization:
-    org = queries.find_organization(uow.session, ref)
+    org = uow.directory.find_organization(ref)
     if org is None:
         raise _no_organization(ref)
     return org
@@ -145,12 +142,12 @@ def admin_organization(
     is there but whose account is disabled (at home, or in that organization) gets
     ``Forbidden``: they know the organization, and now why they can do nothing in it.
     """
-    org = queries.find_organization(uow.session, org_ref)
+    org = uow.directory.find_organization(org_ref)
     if org is None:
         raise _no_organization(org_ref)
-    if principal.is_system or queries.is_admin_of(uow.session, principal.id, org.id):
+    if principal.is_system or uow.directory.is_admin_of(principal.id, org.id):
         return org
-    if set(ADMIN_ROLES) & queries.roles_of(uow.session, principal.id, org.id):
+    if set(ADMIN_ROLES) & uow.directory.roles_of(principal.id, org.id):
         deny(
             uow,
             now,
@@ -188,7 +185,7 @@ def require_operator(
 
     Raises ``Forbidden``; given ``now`` and ``action``, the denial is audited first.
     """
-    if principal.is_system or queries.is_operator(uow.session, principal.id):
+    if principal.is_system or uow.directory.is_operator(principal.id):
         return
     error = Forbidden("This needs the platform operator role.")
     if now is not None and action is not None:
@@ -272,7 +269,7 @@ def apply_event(
         from_state,
         to_state,
     )
-    if not transitions.move_one(uow.session, membership, transition):
+    if not uow.transitions.move_one(membership, transition):
         deny(
             uow,
             now,

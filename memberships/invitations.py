@@ -28,7 +28,6 @@ from memberships.reading import page_by_id
 from memberships.validation import valid_email
 from memberships.views import InvitationView, MembershipView, MyInvitation, OrganizationView, Page
 from statemachines.membership import MembershipKind
-from store import queries
 from store.models import Invitation, Organization, User
 from store.unit_of_work import UnitOfWork
 
@@ -153,7 +152,7 @@ def accept_invitation(
     now = clock()
     user, invitation, org = _my_invitation(uow, principal, invitation_id)
     _require_pending(uow, now, principal, invitation, "accept_invitation", actor=invitation.id)
-    if queries.is_disabled(uow.session, user.id, org.id):
+    if uow.directory.is_disabled(user.id, org.id):
         deny(
             uow,
             now,
@@ -170,7 +169,7 @@ def accept_invitation(
     membership = (
         None
         if user.home_organization_id == org.id
-        else queries.add_membership(uow.session, user, org.id, invitation.kind, now)
+        else uow.memberships.add_membership(user, org.id, invitation.kind, now)
     )
     if membership is None:
         raise AlreadyExists(f"You are already a member of {org.display_name}.")

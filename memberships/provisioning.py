@@ -17,7 +17,6 @@ from memberships.principal import Principal
 from memberships.validation import valid_domain, valid_email, valid_name, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView, UserView
 from statemachines.membership import USABLE_STATES, MembershipKind
-from store import queries
 from store.models import ADMIN_ROLES, ROLES, Grant, MemberData, Membership, Organization, User
 from store.models import RoleAssignment as RoleAssignmentRow
 from store.unit_of_work import UnitOfWork
@@ -26,7 +25,7 @@ GUEST_KINDS = (MembershipKind.B2B_COLLABORATION.value, MembershipKind.B2B_DIRECT
 
 
 def _user_or_404(uow: UnitOfWork, ref: str) -> User:
-    user = queries.find_user(uow.session, ref)
+    user = uow.directory.find_user(ref)
     if user is None:
         raise NotFound(f"No user {ref!r}.")
     return user
@@ -46,7 +45,7 @@ def create_organization(
     now = clock()
     require_operator(uow, principal, now=now, action="create_organization")
     domain = valid_domain(domain)
-    if queries.find_organization(uow.session, domain) is not None:
+    if uow.directory.find_organization(domain) is not None:
         raise AlreadyExists(f"An organization with the domain {domain!r} already exists.")
     has_profile = bool(privacy_contact_email and privacy_statement_url)
     if not external_user_leave_allowed and not has_profile:
@@ -88,7 +87,7 @@ def create_user(
     now = clock()
     require_operator(uow, principal, now=now, action="create_user")
     email = valid_email(email)
-    if queries.find_user(uow.session, email) is not None:
+    if uow.directory.find_user(email) is not None:
         raise AlreadyExists(f"A user with the e-mail {email!r} already exists.")
     home = organization_or_404(uow, home_org_ref) if home_org_ref else None
     user = User(
@@ -139,7 +138,7 @@ def add_guest(
     user = _user_or_404(uow, user_ref)
     if user.home_organization_id == org.id:
         raise InvalidInput(f"{org.domain} is the user's home organization.", field="user")
-    membership = queries.add_membership(uow.session, user, org.id, kind, now, enabled=enabled)
+    membership = uow.memberships.add_membership(user, org.id, kind, now, enabled=enabled)
     if membership is None:
         raise AlreadyExists(f"{user.email} is already a member of {org.domain}.")
     audit(uow, now, principal, "add_guest", membership=membership, to_state=membership.state)
@@ -150,7 +149,7 @@ def add_guest(
 def _usable_membership(uow: UnitOfWork, org_ref: str, user_ref: str) -> Membership:
     org = organization_or_404(uow, org_ref)
     user = _user_or_404(uow, user_ref)
-    membership = queries.live_membership(uow.session, user.id, org.id)
+    membership = uow.memberships.live_membership(user.id, org.id)
     if membership is None:
         raise NotFound(f"{user.email} is not a member of {org.domain}.")
     if membership.state not in USABLE_STATES:
@@ -240,7 +239,7 @@ def grant_role(
     org = organization_or_404(uow, org_ref) if org_ref else None
     user = _user_or_404(uow, user_ref)
     org_id = org.id if org else None
-    if role in queries.roles_of(uow.session, user.id, org_id):
+    if role in uow.directory.roles_of(user.id, org_id):
         raise AlreadyExists(f"{user.email} already has the role {role}.")
     assignment = RoleAssignmentRow(
         user_id=user.id, organization_id=org_id, role=role, created_at=now

@@ -21,7 +21,6 @@ from memberships.principal import Principal
 from memberships.timeline import labelled_trail
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView, Page
 from statemachines.membership import MembershipKind, MembershipState
-from store import queries
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 
@@ -135,7 +134,7 @@ def get_membership(
     """A membership with its grants (none once purged)."""
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
-    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))
     return MembershipView.of(
         membership, grants, removal_confirmations.removal_of(uow.session, membership)
     )
@@ -179,13 +178,13 @@ def show_membership(
     After a purge it shows the tombstone: ids, states and timestamps only.
     """
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
-    user = queries.find_user(uow.session, user_ref)
-    membership = queries.latest_membership(uow.session, user.id, org.id) if user else None
+    user = uow.directory.find_user(user_ref)
+    membership = uow.memberships.latest_membership(user.id, org.id) if user else None
     if membership is None:
         raise NotFound(f"No membership of {user_ref!r} in {org.domain}.")
-    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))
     return {
         "membership": MembershipView.of(membership, grants),
-        "member_data_rows": queries.count_member_data(uow.session, membership.id),
-        "audit": [AuditEventView.of(e) for e in queries.audit_trail(uow.session, membership.id)],
+        "member_data_rows": uow.memberships.count_member_data(membership.id),
+        "audit": [AuditEventView.of(e) for e in uow.audit.trail(membership.id)],
     }

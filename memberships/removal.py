@@ -44,7 +44,7 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from statemachines.membership import MembershipState
-from store import data_removal, queries, transitions, webhook_deliveries
+from store import data_removal, webhook_deliveries
 from store.data_removal import TABLE_REMOVERS
 from store.unit_of_work import UnitOfWork
 
@@ -116,7 +116,7 @@ def remove_data_batch(
     Idempotent: a membership that is not ``purge-pending`` is left as it is.
     """
     now = clock()
-    membership = queries.membership_by_id(uow.session, membership_id)
+    membership = uow.memberships.get(membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return RemovalProgress(
             membership_id,
@@ -157,7 +157,7 @@ def finish_removal(
     gone) while an app has not confirmed: the removal waits on it.
     """
     now = clock()
-    membership = queries.membership_by_id(uow.session, membership_id)
+    membership = uow.memberships.get(membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return True
     left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
@@ -285,11 +285,10 @@ def remove_chunk_batch(
         finished = set(purged) | {row.id for row in ready}
         # (Those waiting on apps are not finished: their progress is recorded here.)
         rest = {m: n for m, n in removed.items() if m not in finished}
-        transitions.record_removal_progress(uow.session, now, rest)
+        uow.transitions.record_removal_progress(now, rest)
         if blocked:
             refused = [(row.organization_id, row.id) for row in claimed if row.id in blocked]
-            queries.append_denials(
-                uow.session,
+            uow.audit.append_denials(
                 refused,
                 occurred_at=now,
                 actor=WORKER.id,
@@ -299,7 +298,7 @@ def remove_chunk_batch(
                 request_id=uow.request_id,
             )
     elif total:
-        transitions.record_removal_progress(uow.session, now, removed)
+        uow.transitions.record_removal_progress(now, removed)
     uow.commit()
     if blocked:
         names = sorted({name for found in blocked.values() for name in found})

@@ -38,7 +38,6 @@ from memberships.errors import AlreadyExists, InvalidInput, NotFound
 from memberships.principal import Principal
 from memberships.removal import BUILT_IN_REMOVERS
 from statemachines.membership import MembershipState
-from store import queries
 from store.models import Membership, RemovalAppConfirmation
 from store.unit_of_work import UnitOfWork
 
@@ -148,7 +147,7 @@ def confirm_by_token(uow: UnitOfWork, clock: Clock, token: str) -> AppConfirmati
     )
     if row is None or row.confirmed_at is not None:
         raise gone
-    membership = queries.membership_by_id(uow.session, row.membership_id)
+    membership = uow.memberships.get(row.membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING.value:
         raise gone
     _confirmed_by_app(uow, row, membership, now, "url")
@@ -162,8 +161,7 @@ def _confirmed_by_app(
     """The app itself confirmed (``via`` its confirmUrl or its delivery's answer): the
     confirmation, and an audit row naming the app as the actor."""
     _confirm(uow, row, now, via)
-    queries.append_audit(
-        uow.session,
+    uow.audit.append(
         occurred_at=now,
         actor=f"webhook:{row.webhook_id}",
         action="confirm_removal",
@@ -182,7 +180,7 @@ def confirm_by_delivery(uow: UnitOfWork, now: datetime, confirmation_id: str) ->
     row = uow.session.get(RemovalAppConfirmation, confirmation_id, populate_existing=True)
     if row is None or row.confirmed_at is not None:
         return False
-    membership = queries.membership_by_id(uow.session, row.membership_id)
+    membership = uow.memberships.get(row.membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING.value:
         return False
     _confirmed_by_app(uow, row, membership, now, "delivery")

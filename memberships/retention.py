@@ -24,7 +24,7 @@ from memberships.batches import apply_event_to_batch, follow_up_after_commit
 from memberships.clock import Clock
 from memberships.decisions import transition_for
 from statemachines.membership import MembershipState, targets_of
-from store import batch_operations, transitions
+from store import batch_operations
 from store.database import is_postgresql
 from store.transitions import Claimed, Moved
 from store.unit_of_work import UnitOfWork
@@ -60,7 +60,7 @@ def _expire_batch_on_postgresql(
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
         transition = transition_for(uow, now, WORKER.id, EXPIRE, SOFT_DELETED, target)
         claim = batch_operations.due_retention(now, kinds, limit, due_from)
-        these = transitions.move_claimed(uow.session, transition, claim)
+        these = uow.transitions.move_claimed(transition, claim)
         full = full or len(these) >= limit
         moved.extend(these)
     follow_up_after_commit(uow, moved)

@@ -25,7 +25,6 @@ from statemachines.membership import (
     MembershipKind,
     refused_for_kind,
 )
-from store import queries
 from store.models import Membership, Organization, User
 from store.unit_of_work import UnitOfWork
 
@@ -90,12 +89,12 @@ def _caller_membership(
     """The caller, the organization ``org_ref`` names and the caller's live membership of
     it: one joined query when they exist (the usual case); the lookups one by one when it
     finds nothing, so that the right ``NotFound`` is raised."""
-    found = queries.live_membership_of(uow.session, principal.id, org_ref)
+    found = uow.memberships.live_membership_of(principal.id, org_ref)
     if found is not None:
         return found
     user = _caller(uow, principal)
-    org = queries.find_organization(uow.session, org_ref)
-    membership = queries.live_membership(uow.session, user.id, org.id) if org else None
+    org = uow.directory.find_organization(org_ref)
+    membership = uow.memberships.live_membership(user.id, org.id) if org else None
     if org is None or membership is None:
         raise NotFound(f"You are not a member of {org_ref!r}.")
     return user, org, membership

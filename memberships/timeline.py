@@ -18,7 +18,6 @@ from memberships.decisions import admin_organization, membership_in, organizatio
 from memberships.principal import SYSTEM, Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
-from store import queries
 from store.models import Membership, User
 from store.unit_of_work import UnitOfWork
 
@@ -56,8 +55,8 @@ class MembershipDetails:
 
 def _remaining_rows(uow: UnitOfWork, membership_id: str) -> int:
     """Grants and member data still held: what the built-in removers have left to erase."""
-    grants = len(queries.grants_of(uow.session, membership_id))
-    return grants + queries.count_member_data(uow.session, membership_id)
+    grants = len(uow.memberships.grants_of(membership_id))
+    return grants + uow.memberships.count_member_data(membership_id)
 
 
 def _actor_label(uow: UnitOfWork, actor: str, membership: Membership) -> str:
@@ -75,7 +74,7 @@ def labelled_trail(uow: UnitOfWork, membership: Membership) -> list[AuditEventVi
     purged, their pseudonym)."""
     labels: dict[str, str] = {}
     trail = []
-    for event in queries.audit_trail(uow.session, membership.id):
+    for event in uow.audit.trail(membership.id):
         if event.actor not in labels:
             labels[event.actor] = _actor_label(uow, event.actor, membership)
         trail.append(replace(AuditEventView.of(event), actor_label=labels[event.actor]))
@@ -89,12 +88,12 @@ def membership_details(
     of the organization nor a platform operator, who may read any record: the Operations
     page links its timers here)."""
     now = clock()
-    if "operator" in queries.roles_of(uow.session, principal.id, None):
+    if "operator" in uow.directory.roles_of(principal.id, None):
         org = organization_or_404(uow, org_ref)
     else:
         org = admin_organization(uow, now, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
-    grants = tuple(GrantView.of(g) for g in queries.grants_of(uow.session, membership.id))
+    grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))
     timeline = [
         TimelineEntry(event, event.actor_label or event.actor)
         for event in labelled_trail(uow, membership)

@@ -9,7 +9,6 @@ from functools import cache
 
 from sqlalchemy import Select, String, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from store.models import (
     ADMIN_ROLES,
@@ -32,85 +31,6 @@ def _is_guid(text: str) -> bool:
     return True
 
 
-def find_organization(session: Session, ref: str) -> Organization | None:
-    """An organization by its id (a GUID) or its domain name (case-insensitive)."""
-    ref = (ref or "").strip()
-    if _is_guid(ref):
-        found = session.get(Organization, ref.lower())
-        if found is not None:
-            return found
-    return session.scalar(select(Organization).where(Organization.domain == ref.lower()))
-
-
-def find_user(session: Session, ref: str) -> User | None:
-    """A user by id or e-mail (case-insensitive)."""
-    ref = (ref or "").strip()
-    if _is_guid(ref):
-        found = session.get(User, ref.lower())
-        if found is not None:
-            return found
-    return session.scalar(select(User).where(User.email == ref.lower()))
-
-
-def live_membership(session: Session, user_id: str, organization_id: str) -> Membership | None:
-    """The membership that is not purged yet (at most one exists)."""
-    return session.scalar(
-        select(Membership).where(
-            Membership.user_id == user_id,
-            Membership.organization_id == organization_id,
-            Membership.state != "purged",
-        )
-    )
-
-
-def add_membership(
-    session: Session,
-    user: User,
-    organization_id: str,
-    kind: str,
-    now: datetime,
-    *,
-    enabled: bool = True,
-) -> Membership | None:
-    """A new ``active`` membership of ``user`` in the organization, flushed; ``None`` when
-    the user already has one there that is not purged (also when a concurrent insert won the
-    unique index: the session must then be rolled back, which the caller's refusal does)."""
-    if live_membership(session, user.id, organization_id) is not None:
-        return None
-    membership = Membership(
-        user_id=user.id,
-        organization_id=organization_id,
-        kind=kind,
-        enabled=enabled,
-        email=user.email,
-        display_name=user.display_name,
-        created_at=now,
-    )
-    session.add(membership)
-    try:
-        session.flush()
-    except IntegrityError:
-        return None
-    return membership
-
-
-def live_membership_of(
-    session: Session, user_id: str, organization_ref: str
-) -> tuple[User, Organization, Membership] | None:
-    """The user, the organization (by id or domain, as ``find_organization``) and the
-    user's live membership of it, in one query; ``None`` when that finds no row.
-
-    A GUID is matched on the organization's id only (as ``find_organization`` tries it
-    first), so ``None`` does not prove there is no such membership: a caller that must
-    tell why falls back to the single lookups.
-    """
-    ref = (organization_ref or "").strip().lower()
-    row = session.execute(
-        _live_membership_of_statement(by_id=_is_guid(ref)), {"user_id": user_id, "ref": ref}
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
-
-
 @cache
 def _live_membership_of_statement(*, by_id: bool) -> Select[User, Organization, Membership]:
     """Built once per kind of reference, then reused with bound values."""
@@ -128,172 +48,248 @@ def _live_membership_of_statement(*, by_id: bool) -> Select[User, Organization, 
     )
 
 
-def latest_membership(session: Session, user_id: str, organization_id: str) -> Membership | None:
-    """The live membership, else the newest tombstone."""
-    return live_membership(session, user_id, organization_id) or session.scalar(
-        select(Membership)
-        .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
-        .order_by(Membership.created_at.desc())
-        .limit(1)
-    )
-
-
-def roles_of(session: Session, user_id: str, organization_id: str | None) -> set[str]:
-    where = (
-        RoleAssignment.organization_id.is_(None)
-        if organization_id is None
-        else RoleAssignment.organization_id == organization_id
-    )
-    return set(
-        session.scalars(select(RoleAssignment.role).where(RoleAssignment.user_id == user_id, where))
-    )
-
-
-def is_disabled(session: Session, user_id: str, organization_id: str | None = None) -> bool:
-    """Whether the account is disabled at home (the user, or their home membership), or in
-    ``organization_id`` (their membership there). An unknown user counts as disabled."""
-    user = session.get(User, user_id)
-    if user is None or not user.enabled:
-        return True
-    places = {o for o in (user.home_organization_id, organization_id) if o is not None}
-    if not places:
-        return False
-    found = session.scalar(
-        select(Membership.id)
-        .where(
-            Membership.user_id == user_id,
-            Membership.organization_id.in_(places),
-            Membership.state != "purged",
-            Membership.enabled.is_(False),
-        )
-        .limit(1)
-    )
-    return found is not None
-
-
-def acting_roles(session: Session, user_id: str, organization_id: str | None) -> set[str]:
-    """The roles that give powers now: none at all while the account is disabled (at home,
-    or in ``organization_id`` where the role is held)."""
-    roles = roles_of(session, user_id, organization_id)
-    if roles and is_disabled(session, user_id, organization_id):
-        return set()
-    return roles
-
-
-def is_admin_of(session: Session, user_id: str, organization_id: str) -> bool:
-    """An admin role in that organization, held by an account that is not disabled."""
-    return bool(acting_roles(session, user_id, organization_id) & set(ADMIN_ROLES))
-
-
-def is_operator(session: Session, user_id: str) -> bool:
-    """The platform ``operator`` role, held by an account that is not disabled."""
-    return "operator" in acting_roles(session, user_id, None)
-
-
-def append_audit(
-    session: Session,
-    *,
-    occurred_at: datetime,
-    actor: str,
-    action: str,
-    outcome: str = "allowed",
-    organization_id: str | None = None,
-    membership_id: str | None = None,
-    from_state: str | None = None,
-    to_state: str | None = None,
-    reason: str | None = None,
-    request_id: str | None = None,
-) -> None:
-    """Append one entry to the audit log: one INSERT, without the ORM's flush around it
-    (the hot path of every decision)."""
-    session.execute(
-        _AUDIT_INSERT,
-        {
-            "occurred_at": occurred_at,
-            "actor": actor,
-            "action": action,
-            "outcome": outcome,
-            "organization_id": organization_id,
-            "membership_id": membership_id,
-            "from_state": from_state,
-            "to_state": to_state,
-            "reason": reason,
-            "request_id": request_id,
-        },
-    )
-
-
-def append_denials(
-    session: Session,
-    refused: Sequence[tuple[str, str]],
-    *,
-    occurred_at: datetime,
-    actor: str,
-    action: str,
-    from_state: str,
-    reason: str,
-    request_id: str | None,
-) -> None:
-    """Append one denied entry per (organization id, membership id) in ``refused``: one
-    bulk INSERT."""
-    session.execute(
-        insert(AuditEvent),
-        [
-            {
-                "occurred_at": occurred_at,
-                "organization_id": organization_id,
-                "membership_id": membership_id,
-                "actor": actor,
-                "action": action,
-                "outcome": "denied",
-                "from_state": from_state,
-                "to_state": None,
-                "reason": reason,
-                "request_id": request_id,
-            }
-            for organization_id, membership_id in refused
-        ],
-    )
-
-
-def membership_by_id(session: Session, membership_id: str) -> Membership | None:
-    """A membership by its id, from the session's identity map when it holds it."""
-    return session.get(Membership, membership_id)
-
-
 _AUDIT_INSERT = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
-
-
-def grants_of(session: Session, membership_id: str) -> Sequence[Grant]:
-    return session.scalars(
-        select(Grant).where(Grant.membership_id == membership_id).order_by(Grant.kind, Grant.name)
-    ).all()
-
-
-def count_member_data(session: Session, membership_id: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(MemberData)
-            .where(MemberData.membership_id == membership_id)
-        )
-        or 0
-    )
-
-
-def audit_trail(session: Session, membership_id: str) -> Sequence[AuditEvent]:
-    return session.scalars(
-        select(AuditEvent).where(AuditEvent.membership_id == membership_id).order_by(AuditEvent.id)
-    ).all()
 
 
 class Directory(Repository):
     """Organizations, users and their roles (``uow.directory``)."""
 
+    def user(self, user_id: str) -> User | None:
+        """The user with this id."""
+        return self.session.get(User, user_id)
+
+    def organization(self, organization_id: str) -> Organization | None:
+        """The organization with this id."""
+        return self.session.get(Organization, organization_id)
+
+    def find_organization(self, ref: str) -> Organization | None:
+        """An organization by its id (a GUID) or its domain name (case-insensitive)."""
+        ref = (ref or "").strip()
+        if _is_guid(ref):
+            found = self.session.get(Organization, ref.lower())
+            if found is not None:
+                return found
+        return self.session.scalar(select(Organization).where(Organization.domain == ref.lower()))
+
+    def find_user(self, ref: str) -> User | None:
+        """A user by id or e-mail (case-insensitive)."""
+        ref = (ref or "").strip()
+        if _is_guid(ref):
+            found = self.session.get(User, ref.lower())
+            if found is not None:
+                return found
+        return self.session.scalar(select(User).where(User.email == ref.lower()))
+
+    def roles_of(self, user_id: str, organization_id: str | None) -> set[str]:
+        where = (
+            RoleAssignment.organization_id.is_(None)
+            if organization_id is None
+            else RoleAssignment.organization_id == organization_id
+        )
+        return set(
+            self.session.scalars(
+                select(RoleAssignment.role).where(RoleAssignment.user_id == user_id, where)
+            )
+        )
+
+    def is_disabled(self, user_id: str, organization_id: str | None = None) -> bool:
+        """Whether the account is disabled at home (the user, or their home membership), or in
+        ``organization_id`` (their membership there). An unknown user counts as disabled."""
+        user = self.session.get(User, user_id)
+        if user is None or not user.enabled:
+            return True
+        places = {o for o in (user.home_organization_id, organization_id) if o is not None}
+        if not places:
+            return False
+        found = self.session.scalar(
+            select(Membership.id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.organization_id.in_(places),
+                Membership.state != "purged",
+                Membership.enabled.is_(False),
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    def acting_roles(self, user_id: str, organization_id: str | None) -> set[str]:
+        """The roles that give powers now: none at all while the account is disabled (at home,
+        or in ``organization_id`` where the role is held)."""
+        roles = self.roles_of(user_id, organization_id)
+        if roles and self.is_disabled(user_id, organization_id):
+            return set()
+        return roles
+
+    def is_admin_of(self, user_id: str, organization_id: str) -> bool:
+        """An admin role in that organization, held by an account that is not disabled."""
+        return bool(self.acting_roles(user_id, organization_id) & set(ADMIN_ROLES))
+
+    def is_operator(self, user_id: str) -> bool:
+        """The platform ``operator`` role, held by an account that is not disabled."""
+        return "operator" in self.acting_roles(user_id, None)
+
 
 class Memberships(Repository):
     """Memberships and their grants (``uow.memberships``)."""
 
+    def live_membership(self, user_id: str, organization_id: str) -> Membership | None:
+        """The membership that is not purged yet (at most one exists)."""
+        return self.session.scalar(
+            select(Membership).where(
+                Membership.user_id == user_id,
+                Membership.organization_id == organization_id,
+                Membership.state != "purged",
+            )
+        )
+
+    def add_membership(
+        self,
+        user: User,
+        organization_id: str,
+        kind: str,
+        now: datetime,
+        *,
+        enabled: bool = True,
+    ) -> Membership | None:
+        """A new ``active`` membership of ``user`` in the organization, flushed; ``None`` when
+        the user already has one there that is not purged (also when a concurrent insert won the
+        unique index: the session must then be rolled back, which the caller's refusal does)."""
+        if self.live_membership(user.id, organization_id) is not None:
+            return None
+        membership = Membership(
+            user_id=user.id,
+            organization_id=organization_id,
+            kind=kind,
+            enabled=enabled,
+            email=user.email,
+            display_name=user.display_name,
+            created_at=now,
+        )
+        self.session.add(membership)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            return None
+        return membership
+
+    def live_membership_of(
+        self, user_id: str, organization_ref: str
+    ) -> tuple[User, Organization, Membership] | None:
+        """The user, the organization (by id or domain, as ``find_organization``) and the
+        user's live membership of it, in one query; ``None`` when that finds no row.
+
+        A GUID is matched on the organization's id only (as ``find_organization`` tries it
+        first), so ``None`` does not prove there is no such membership: a caller that must
+        tell why falls back to the single lookups.
+        """
+        ref = (organization_ref or "").strip().lower()
+        row = self.session.execute(
+            _live_membership_of_statement(by_id=_is_guid(ref)), {"user_id": user_id, "ref": ref}
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def latest_membership(self, user_id: str, organization_id: str) -> Membership | None:
+        """The live membership, else the newest tombstone."""
+        return self.live_membership(user_id, organization_id) or self.session.scalar(
+            select(Membership)
+            .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
+            .order_by(Membership.created_at.desc())
+            .limit(1)
+        )
+
+    def get(self, membership_id: str) -> Membership | None:
+        """A membership by its id, from the session's identity map when it holds it."""
+        return self.session.get(Membership, membership_id)
+
+    def grants_of(self, membership_id: str) -> Sequence[Grant]:
+        return self.session.scalars(
+            select(Grant)
+            .where(Grant.membership_id == membership_id)
+            .order_by(Grant.kind, Grant.name)
+        ).all()
+
+    def count_member_data(self, membership_id: str) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(MemberData)
+                .where(MemberData.membership_id == membership_id)
+            )
+            or 0
+        )
+
 
 class AuditLog(Repository):
     """The audit log: appending and reading it (``uow.audit``)."""
+
+    def append(
+        self,
+        *,
+        occurred_at: datetime,
+        actor: str,
+        action: str,
+        outcome: str = "allowed",
+        organization_id: str | None = None,
+        membership_id: str | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Append one entry to the audit log: one INSERT, without the ORM's flush around it
+        (the hot path of every decision)."""
+        self.session.execute(
+            _AUDIT_INSERT,
+            {
+                "occurred_at": occurred_at,
+                "actor": actor,
+                "action": action,
+                "outcome": outcome,
+                "organization_id": organization_id,
+                "membership_id": membership_id,
+                "from_state": from_state,
+                "to_state": to_state,
+                "reason": reason,
+                "request_id": request_id,
+            },
+        )
+
+    def append_denials(
+        self,
+        refused: Sequence[tuple[str, str]],
+        *,
+        occurred_at: datetime,
+        actor: str,
+        action: str,
+        from_state: str,
+        reason: str,
+        request_id: str | None,
+    ) -> None:
+        """Append one denied entry per (organization id, membership id) in ``refused``: one
+        bulk INSERT."""
+        self.session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "occurred_at": occurred_at,
+                    "organization_id": organization_id,
+                    "membership_id": membership_id,
+                    "actor": actor,
+                    "action": action,
+                    "outcome": "denied",
+                    "from_state": from_state,
+                    "to_state": None,
+                    "reason": reason,
+                    "request_id": request_id,
+                }
+                for organization_id, membership_id in refused
+            ],
+        )
+
+    def trail(self, membership_id: str) -> Sequence[AuditEvent]:
+        return self.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.membership_id == membership_id)
+            .order_by(AuditEvent.id)
+        ).all()

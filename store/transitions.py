@@ -416,3 +416,25 @@ def record_removal_progress(session: Session, now: datetime, removed: Mapping[st
 
 class Transitions(Repository):
     """The one writer of state changes, on this unit of work's session (``uow.transitions``)."""
+
+    def move_one(self, membership: Membership, transition: Transition) -> bool:
+        """``transition`` for one loaded membership (``move_one``)."""
+        return move_one(self.session, membership, transition)
+
+    def move_rows(
+        self,
+        transition: Transition,
+        rows: Sequence[Claimed],
+        *,
+        progress: Mapping[str, int] | None = None,
+    ) -> list[Moved]:
+        """``transition`` for claimed rows still at their claimed version (``move_rows``)."""
+        return move_rows(self.session, transition, rows, progress=progress)
+
+    def move_claimed(self, transition: Transition, claim: Select[Any]) -> list[Moved]:
+        """PostgreSQL: claim, move and audit in one statement (``move_claimed``)."""
+        return move_claimed(self.session, transition, claim)
+
+    def record_removal_progress(self, now: datetime, removed: Mapping[str, int]) -> None:
+        """Add removed data rows and touch ``last_progress_at`` (``record_removal_progress``)."""
+        record_removal_progress(self.session, now, removed)

@@ -114,9 +114,7 @@ def test_removing_a_direct_connect_guest_starts_data_removal_at_once(api, world,
 def test_a_home_account_cannot_be_removed_as_a_guest(api, world):
     # Given gadmin's own home membership in open
     with world.uow() as uow:
-        from store import queries
-
-        home = queries.live_membership(uow.session, world.users["gadmin"], world.orgs["open"])
+        home = uow.memberships.live_membership(world.users["gadmin"], world.orgs["open"])
         assert home is not None
         home_id = home.id
     problem(api("gadmin").delete(f"{OPEN}/memberships/{home_id}"), 403, "home-organization")

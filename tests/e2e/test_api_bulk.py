@@ -12,7 +12,6 @@ from api_helpers import PROBLEM_PREFIX, problem
 
 from memberships import admin
 from memberships.views import AuditEventView
-from store import queries
 
 OPEN = "/v1/organizations/open.example"
 
@@ -26,7 +25,7 @@ def _remove(world, user: str) -> str:
 
 def _trail(world, membership_id: str) -> list[AuditEventView]:
     with world.uow() as uow:
-        return [AuditEventView.of(e) for e in queries.audit_trail(uow.session, membership_id)]
+        return [AuditEventView.of(e) for e in uow.audit.trail(membership_id)]
 
 
 def test_bulk_restore_restores_each_deleted_user_and_reports_the_others(api, world):
@@ -61,7 +60,7 @@ def test_bulk_remove_removes_each_guest_and_refuses_the_home_membership(api, wor
     # Given ann and pat (direct connect) are guests of open; gadmin's own is a home one
     ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
     with world.uow() as uow:
-        home = queries.live_membership(uow.session, world.users["gadmin"], world.orgs["open"]).id
+        home = uow.memberships.live_membership(world.users["gadmin"], world.orgs["open"]).id
     # When the admin removes the three
     response = api("gadmin").post(f"{OPEN}/memberships:remove", json={"ids": [ann, pat, home]})
     # Then ann is soft-deleted, pat's data removal starts, the home membership is refused
@@ -92,5 +91,5 @@ def test_bulk_operations_take_1_to_500_ids_and_need_the_admin_role(api, world):
     # organization did not exist (admin paths reveal no organization's existence)
     problem(api("ann").post(f"{OPEN}/memberships:remove", json={"ids": [ann]}), 404, "not-found")
     with world.uow() as uow:
-        assert queries.find_user(uow.session, "ann@mail.example") is not None
+        assert uow.directory.find_user("ann@mail.example") is not None
     assert [e.action for e in _trail(world, ann)][-1] != "remove"

@@ -10,7 +10,6 @@ from api_helpers import Caller, problem, token_for
 
 from cli.demo import seed
 from memberships import automatic, removal
-from store import queries
 
 
 def test_the_documented_walkthrough_holds_on_the_demo_data(client, uow_factory, clock):
@@ -18,7 +17,7 @@ def test_the_documented_walkthrough_holds_on_the_demo_data(client, uow_factory, 
     seed(uow_factory, clock)
     with uow_factory() as uow:
         ids = {
-            email: queries.find_user(uow.session, email).id  # type: ignore[union-attr]
+            email: uow.directory.find_user(email).id  # type: ignore[union-attr]
             for email in ("alice@woodgrove.example", "admin@contoso.example")
         }
     alice = Caller(client, {"Authorization": f"Bearer {token_for(ids['alice@woodgrove.example'])}"})

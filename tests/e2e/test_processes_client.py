@@ -20,7 +20,7 @@ from test_api_contract import load_generator
 from test_processes_harness import Stack, free_port, private_database, redis_server, wait_for
 
 from bench.http import answers, web_argv
-from store import queries
+from store.queries import Directory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -73,7 +73,7 @@ def client_package(served, tmp_path_factory):
 
 def _token(stack: Stack, email: str) -> str:
     with stack.session_factory() as session:
-        return token_for(queries.find_user(session, email).id)  # type: ignore[union-attr]
+        return token_for(Directory(session).find_user(email).id)  # type: ignore[union-attr]
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:

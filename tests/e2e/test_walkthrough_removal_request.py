@@ -12,12 +12,11 @@ from api_helpers import Caller, problem, token_for
 from pages_helpers import Visitor, text_of
 
 from cli.demo import seed
-from store import queries
 
 
 def _ids(uow_factory: Any, *emails: str) -> dict[str, str]:
     with uow_factory() as uow:
-        return {e: queries.find_user(uow.session, e).id for e in emails}  # type: ignore[union-attr]
+        return {e: uow.directory.find_user(e).id for e in emails}  # type: ignore[union-attr]
 
 
 ALICE, FABRIKAM = "alice@woodgrove.example", "idp-admin@fabrikam.example"

@@ -20,7 +20,6 @@ from memberships.errors import (
     TransitionNotAllowed,
 )
 from memberships.principal import Principal
-from store import queries
 from store.models import AuditEvent, Grant, MemberData, Membership, Organization
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
@@ -260,7 +259,7 @@ def test_admin_operations_need_an_admin_role_in_that_organization(world: World, 
         assert refused.value.code == "not-found", operation
         [denial] = world.audit_after(before)
         with world.uow() as uow:
-            own = queries.live_membership(uow.session, world.users[actor], world.orgs["open"])
+            own = uow.memberships.live_membership(world.users[actor], world.orgs["open"])
             pseudonym = own.pseudonym if own is not None else None
         assert (denial.actor, denial.action, denial.outcome, denial.reason) == (
             pseudonym or world.users[actor],

@@ -23,7 +23,6 @@ from memberships.principal import SYSTEM, Principal
 from memberships.removal import remove_all_data
 from settings import Settings
 from statemachines import docs
-from store import queries
 from store.database import make_engine
 from store.models import Base, Membership
 
@@ -65,7 +64,7 @@ def _row_counts(services: Services) -> dict[str, int]:
 
 def _user_id(services: Services, email: str) -> str:
     with services.uow() as uow:
-        user = queries.find_user(uow.session, email)
+        user = uow.directory.find_user(email)
         assert user is not None, email
         return user.id
 
@@ -81,10 +80,10 @@ def _organizations_of(services: Services, email: str) -> list[tuple[str, bool, s
 
 def _roles(services: Services, email: str, domain: str | None) -> set[str]:
     with services.uow() as uow:
-        user = queries.find_user(uow.session, email)
-        org = queries.find_organization(uow.session, domain) if domain else None
+        user = uow.directory.find_user(email)
+        org = uow.directory.find_organization(domain) if domain else None
         assert user is not None and (org is not None or domain is None)
-        return queries.roles_of(uow.session, user.id, org.id if org else None)
+        return uow.directory.roles_of(user.id, org.id if org else None)
 
 
 def test_seed_demo_covers_every_situation_and_can_run_twice(services: Services) -> None:
@@ -194,8 +193,8 @@ def _move_alice_out_of_contoso(services: Services, clock: FakeClock, state: str)
 def _membership_states(services: Services, email: str, domain: str) -> list[str]:
     """The states of every membership (tombstones too) of the user in the organization."""
     with services.uow() as uow:
-        user = queries.find_user(uow.session, email)
-        org = queries.find_organization(uow.session, domain)
+        user = uow.directory.find_user(email)
+        org = uow.directory.find_organization(domain)
         assert user is not None and org is not None
         return list(
             uow.session.scalars(

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from memberships import provisioning
 from memberships.clock import Clock
 from memberships.principal import SYSTEM
-from store import queries, transitions
+from store import transitions
 from store.database import make_engine
 from store.migrate import alembic_config, current, downgrade, upgrade
 from store.models import AuditEvent, Base, Membership, Organization
+from store.queries import AuditLog
 from store.unit_of_work import UnitOfWork
 
 
@@ -96,8 +97,7 @@ def test_the_audit_log_refuses_updates_and_deletes(world: World, engine: Engine)
 def test_the_audit_log_accepts_new_entries(world: World, engine: Engine) -> None:
     # Given the audit log, When a new entry is appended through the store
     with Session(engine) as session, session.begin():
-        queries.append_audit(
-            session,
+        AuditLog(session).append(
             occurred_at=world.clock(),
             actor="system",
             action="check",
