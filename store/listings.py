@@ -9,11 +9,14 @@ encoding, their checks) belong to the use cases; the repositories take the decod
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from statemachines.membership import MembershipState
+from store import webhook_deliveries
 from store.models import AuditEvent, Membership
 from store.repository import Repository
 
@@ -75,3 +78,86 @@ class Listings(Repository):
             )
         ).all()
         return [(row_id, name, email) for row_id, name, email in rows]
+
+    def count_by_state(self) -> Sequence[tuple[str, int]]:
+        """(state, number of memberships) for each stored state that has any."""
+        rows = self.session.execute(
+            select(Membership.state, func.count()).group_by(Membership.state)
+        ).all()
+        return [(state, int(count)) for state, count in rows]
+
+    def _count(self, *where: ColumnElement[bool]) -> int:
+        return int(
+            self.session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0
+        )
+
+    def count_overdue_purges(self, now: datetime) -> int:
+        """Soft-deleted memberships whose ``purge_due_at`` has come (not yet swept)."""
+        return self._count(
+            Membership.state == MembershipState.SOFT_DELETED.value,
+            Membership.purge_due_at <= now,
+        )
+
+    def count_overdue_removals(self, now: datetime) -> int:
+        """Purge-pending memberships past their ``removal_due_by``."""
+        return self._count(
+            Membership.state == MembershipState.PURGE_PENDING.value,
+            Membership.removal_due_by < now,
+        )
+
+    def count_stalled(self, state: str, stalled_before: datetime) -> int:
+        """Memberships in ``state`` with no progress since ``stalled_before`` (or none ever)."""
+        return self._count(
+            Membership.state == state,
+            or_(
+                Membership.last_progress_at.is_(None), Membership.last_progress_at < stalled_before
+            ),
+        )
+
+    def count_failing(self, states: Collection[str]) -> int:
+        """Memberships in one of ``states`` with at least one recorded failed attempt."""
+        return self._count(Membership.state.in_(states), Membership.attempts > 0)
+
+    def count_waiting_on_apps(self, now: datetime) -> tuple[int, int]:
+        """Purge-pending memberships waiting on an app's confirmation: all, and those past
+        ``removal_due_by`` (``store.webhook_deliveries.count_waiting_on_apps``)."""
+        return webhook_deliveries.count_waiting_on_apps(self.session, now)
+
+    def next_due_purges(self, limit: int) -> Sequence[Membership]:
+        """The ``limit`` soft-deleted memberships whose ``purge_due_at`` comes first."""
+        return self.session.scalars(
+            select(Membership)
+            .where(Membership.state == MembershipState.SOFT_DELETED.value)
+            .order_by(Membership.purge_due_at, Membership.id)
+            .limit(limit)
+        ).all()
+
+    def overdue_removals(self, now: datetime, limit: int) -> Sequence[Membership]:
+        """The ``limit`` purge-pending memberships longest past their ``removal_due_by``."""
+        return self.session.scalars(
+            select(Membership)
+            .where(
+                Membership.state == MembershipState.PURGE_PENDING.value,
+                Membership.removal_due_by < now,
+            )
+            .order_by(Membership.removal_due_by, Membership.id)
+            .limit(limit)
+        ).all()
+
+    def oldest_leave_pending(self) -> Membership | None:
+        """The leave-pending membership whose leave was asked for first."""
+        return self.session.scalar(
+            select(Membership)
+            .where(Membership.state == MembershipState.LEAVE_PENDING.value)
+            .order_by(Membership.leave_requested_at, Membership.id)
+            .limit(1)
+        )
+
+    def count_allowed_by_action(self, actions: Collection[str]) -> Sequence[tuple[str, int]]:
+        """(action, number of allowed audit events) for each of ``actions`` ever audited."""
+        rows = self.session.execute(
+            select(AuditEvent.action, func.count())
+            .where(AuditEvent.outcome == "allowed", AuditEvent.action.in_(actions))
+            .group_by(AuditEvent.action)
+        ).all()
+        return [(action, int(count)) for action, count in rows]
