@@ -18,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-
 from memberships.clock import Clock
 from memberships.errors import LifecycleError
 from memberships.principal import Principal
@@ -53,14 +50,6 @@ class StoredResponse:
     body: str
 
 
-def _row(uow: UnitOfWork, principal: Principal, key: str) -> IdempotencyKey | None:
-    return uow.session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.principal_id == principal.id, IdempotencyKey.key == key
-        )
-    )
-
-
 def claim_key(
     uow: UnitOfWork, clock: Clock, principal: Principal, key: str, request_hash: str
 ) -> StoredResponse | None:
@@ -71,13 +60,12 @@ def claim_key(
     ``request_hash``) or ``IdempotencyKeyInUse`` (the first request is still running).
     """
     now = clock()
-    row = _row(uow, principal, key)
+    row = uow.idempotency.of(principal.id, key)
     if row is not None and row.expires_at <= now:
-        uow.session.delete(row)
-        uow.session.flush()
+        uow.idempotency.forget(row)
         row = None
     if row is None:
-        uow.session.add(
+        claimed = uow.idempotency.claim(
             IdempotencyKey(
                 principal_id=principal.id,
                 key=key,
@@ -87,14 +75,13 @@ def claim_key(
                 expires_at=now + KEY_LIFETIME,
             )
         )
-        try:
-            uow.commit()
-        except IntegrityError:
+        if not claimed:
             # Another request claimed the same key between our read and our insert.
             uow.rollback()
             raise IdempotencyKeyInUse(
                 "Another request with this Idempotency-Key is in progress; retry shortly."
-            ) from None
+            )
+        uow.commit()
         return None
     if row.request_hash != request_hash:
         raise IdempotencyKeyReused(
@@ -110,13 +97,7 @@ def claim_key(
             "The first request with this Idempotency-Key is still in progress; retry shortly."
         )
     # The first request was abandoned (its process died): take the claim over, once.
-    taken = uow.session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.id == row.id, IdempotencyKey.locked_until == row.locked_until)
-        .values(locked_until=now + CLAIM_TIMEOUT)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    if not uow.idempotency.take_over(row.id, row.locked_until, now + CLAIM_TIMEOUT):
         raise IdempotencyKeyInUse("Another retry took this Idempotency-Key over; retry shortly.")
     uow.commit()
     return None
@@ -134,47 +115,28 @@ def remember_response(
     ``membership_id`` names the membership the response describes, so that data
     removal can erase the stored copy of its personal fields.
     """
-    uow.session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.principal_id == principal.id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.status_code.is_(None),
-        )
-        .values(
-            status_code=response.status_code,
-            response_headers=json.dumps(response.headers, sort_keys=True),
-            response_body=response.body,
-            membership_id=membership_id,
-            locked_until=None,
-        )
-        .execution_options(synchronize_session=False)
+    uow.idempotency.store_response(
+        principal.id,
+        key,
+        status_code=response.status_code,
+        response_headers=json.dumps(response.headers, sort_keys=True),
+        response_body=response.body,
+        membership_id=membership_id,
     )
     uow.commit()
 
 
 def release_key(uow: UnitOfWork, principal: Principal, key: str) -> None:
     """Give up a claim whose request failed unexpectedly, so a retry runs it afresh."""
-    uow.session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.principal_id == principal.id,
-            IdempotencyKey.key == key,
-            IdempotencyKey.status_code.is_(None),
-        )
-    )
+    uow.idempotency.release(principal.id, key)
     uow.commit()
 
 
 def forget_expired_keys(uow: UnitOfWork, clock: Clock, limit: int = 1000) -> int:
     """Delete up to ``limit`` expired keys (a periodic sweep calls this); returns how many."""
-    ids = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= clock()).limit(limit)
-    result = uow.session.execute(
-        delete(IdempotencyKey)
-        .where(IdempotencyKey.id.in_(ids.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
+    forgotten = uow.idempotency.forget_expired(clock(), limit)
     uow.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # DELETE result
+    return forgotten
 
 
 # At most this many batches of expired idempotency keys are deleted per tick, so a

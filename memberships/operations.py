@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
-
 from memberships.clock import Clock
 from memberships.decisions import require_operator
 from memberships.principal import Principal
 from memberships.removal_requests import count_overdue, overdue_list
 from statemachines.membership import EVENTS, IN_PROGRESS, MembershipState
-from store.models import AuditEvent, Membership
+from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 
@@ -93,15 +91,8 @@ def _entry(m: Membership, due_at: datetime | None) -> TimerEntry:
 def count_by_state(uow: UnitOfWork) -> dict[str, int]:
     """Memberships per stored state, every state present (zero included)."""
     counts = {state.value: 0 for state in MembershipState}
-    rows = uow.session.execute(
-        select(Membership.state, func.count()).group_by(Membership.state)
-    ).all()
-    counts.update({state: int(count) for state, count in rows})
+    counts.update(uow.listings.count_by_state())
     return counts
-
-
-def _count(uow: UnitOfWork, *where: ColumnElement[bool]) -> int:
-    return int(uow.session.scalar(select(func.count()).select_from(Membership).where(*where)) or 0)
 
 
 def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
@@ -111,16 +102,8 @@ def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
     waiting, waiting_overdue = uow.deliveries.count_waiting_on_apps(now)
     return {
         "overdue_removal_requests": count_overdue(uow, now),
-        "overdue_purges": _count(
-            uow,
-            Membership.state == MembershipState.SOFT_DELETED.value,
-            Membership.purge_due_at <= now,
-        ),
-        "overdue_removals": _count(
-            uow,
-            Membership.state == MembershipState.PURGE_PENDING.value,
-            Membership.removal_due_by < now,
-        ),
+        "overdue_purges": uow.listings.count_overdue_purges(now),
+        "overdue_removals": uow.listings.count_overdue_removals(now),
         "waiting_on_apps": waiting,
         "waiting_on_apps_overdue": waiting_overdue,
     }
@@ -131,16 +114,10 @@ def stalled_and_failing(uow: UnitOfWork, now: datetime) -> dict[str, int]:
     in-progress work with recorded failures (``failing``)."""
     stalled_before = now - uow.policy.redrive_after
     counts = {
-        f"stalled:{state}": _count(
-            uow,
-            Membership.state == state,
-            or_(
-                Membership.last_progress_at.is_(None), Membership.last_progress_at < stalled_before
-            ),
-        )
+        f"stalled:{state}": uow.listings.count_stalled(state, stalled_before)
         for state in IN_PROGRESS
     }
-    counts["failing"] = _count(uow, Membership.state.in_(IN_PROGRESS), Membership.attempts > 0)
+    counts["failing"] = uow.listings.count_failing(IN_PROGRESS)
     return counts
 
 
@@ -155,27 +132,9 @@ def timers_report(
     require_operator(uow, principal)
     now = clock()
     work = stalled_and_failing(uow, now)
-    next_due = uow.session.scalars(
-        select(Membership)
-        .where(Membership.state == MembershipState.SOFT_DELETED.value)
-        .order_by(Membership.purge_due_at, Membership.id)
-        .limit(limit)
-    ).all()
-    overdue = uow.session.scalars(
-        select(Membership)
-        .where(
-            Membership.state == MembershipState.PURGE_PENDING.value,
-            Membership.removal_due_by < now,
-        )
-        .order_by(Membership.removal_due_by, Membership.id)
-        .limit(limit)
-    ).all()
-    oldest_leave = uow.session.scalar(
-        select(Membership)
-        .where(Membership.state == MembershipState.LEAVE_PENDING.value)
-        .order_by(Membership.leave_requested_at, Membership.id)
-        .limit(1)
-    )
+    next_due = uow.listings.next_due_purges(limit)
+    overdue = uow.listings.overdue_removals(now, limit)
+    oldest_leave = uow.listings.oldest_leave_pending()
     gauges = due_and_overdue(uow, now)
     overdue_requests = overdue_list(uow, now, limit)
     return TimersReport(
@@ -207,10 +166,5 @@ def transitions_by_event(uow: UnitOfWork) -> dict[str, int]:
     any number of web and worker processes (and survives their restarts).
     """
     counts = dict.fromkeys(EVENTS, 0)
-    rows = uow.session.execute(
-        select(AuditEvent.action, func.count())
-        .where(AuditEvent.outcome == "allowed", AuditEvent.action.in_(EVENTS))
-        .group_by(AuditEvent.action)
-    ).all()
-    counts.update({action: int(count) for action, count in rows})
+    counts.update(uow.listings.count_allowed_by_action(EVENTS))
     return counts

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from sqlalchemy import select
 
 from memberships import removal_confirmations
 from memberships.clock import Clock
@@ -21,7 +19,6 @@ from memberships.principal import Principal
 from memberships.timeline import labelled_trail
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView, Page
 from statemachines.membership import MembershipKind, MembershipState
-from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 
 MAX_PAGE = 200
@@ -76,16 +73,18 @@ def list_memberships(
     limit: int = 50,
 ) -> Page:
     org = _admin_org(uow, clock, principal, org_ref, "list_memberships")
-    query = select(Membership).where(Membership.organization_id == org.id)
-    if state:
-        if state not in {s.value for s in MembershipState}:
-            raise InvalidInput(f"state: {state!r} is not a membership state", field="state")
-        query = query.where(Membership.state == state)
-    if kind:
-        if kind not in {k.value for k in MembershipKind}:
-            raise InvalidInput(f"kind: {kind!r} is not a membership kind", field="kind")
-        query = query.where(Membership.kind == kind)
-    return _page_of_memberships(uow, query, cursor, limit)
+    if state and state not in {s.value for s in MembershipState}:
+        raise InvalidInput(f"state: {state!r} is not a membership state", field="state")
+    if kind and kind not in {k.value for k in MembershipKind}:
+        raise InvalidInput(f"kind: {kind!r} is not a membership kind", field="kind")
+    return page_of(
+        cursor,
+        limit,
+        lambda after, n: uow.listings.memberships_page(
+            org.id, state=state, kind=kind, after=after, limit=n
+        ),
+        MembershipView.of,
+    )
 
 
 def list_deleted_users(
@@ -99,11 +98,29 @@ def list_deleted_users(
 ) -> Page:
     """Soft-deleted memberships: restorable until their ``purge_due_at``."""
     org = _admin_org(uow, clock, principal, org_ref, "list_deleted_users")
-    query = select(Membership).where(
-        Membership.organization_id == org.id,
-        Membership.state == MembershipState.SOFT_DELETED.value,
+    return page_of(
+        cursor,
+        limit,
+        lambda after, n: uow.listings.memberships_page(
+            org.id, state=MembershipState.SOFT_DELETED.value, after=after, limit=n
+        ),
+        MembershipView.of,
     )
-    return _page_of_memberships(uow, query, cursor, limit)
+
+
+def page_of(
+    cursor: str | None,
+    limit: int,
+    rows_after: Callable[[str | None, int], Sequence[Any]],
+    view: Callable[[Any], Any],
+) -> Page:
+    """One page of rows in id order after the cursor's id: ``rows_after(after, limit)``
+    returns up to ``limit + 1`` rows (a repository's page, one row more), each with an
+    ``id``; the extra row means a next page, whose cursor is the last shown row's id."""
+    limit = page_limit(limit)
+    rows = rows_after(decode_cursor(cursor), limit)
+    items = tuple(view(row) for row in rows[:limit])
+    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
 
 def page_by_id(
@@ -114,18 +131,15 @@ def page_by_id(
     limit: int,
     view: Callable[[Any], Any],
 ) -> Page:
-    """One page of ``query``'s rows in ``id_column`` order, after the cursor's id."""
-    limit = page_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(id_column > after)
-    rows = uow.session.scalars(query.order_by(id_column).limit(limit + 1)).all()
-    items = tuple(view(row) for row in rows[:limit])
-    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
-
-
-def _page_of_memberships(uow: UnitOfWork, query: Any, cursor: str | None, limit: int) -> Page:
-    return page_by_id(uow, query, Membership.id, cursor, limit, MembershipView.of)
+    """One page of ``query``'s rows in ``id_column`` order, after the cursor's id (for the
+    lists that still hand over their statement; the others give ``page_of`` a repository's
+    page)."""
+    return page_of(
+        cursor,
+        limit,
+        lambda after, n: uow.listings.rows_after_id(query, id_column, after, n),
+        view,
+    )
 
 
 def get_membership(
@@ -156,16 +170,21 @@ def list_audit_events(
     limit: int = 50,
 ) -> Page:
     org = _admin_org(uow, clock, principal, org_ref, "list_audit_events")
-    limit = page_limit(limit)
-    after = decode_cursor(cursor)
-    query = select(AuditEvent).where(AuditEvent.organization_id == org.id)
-    if after is not None:
-        if not after.isdigit() or len(after) > _MAX_ID_DIGITS:
-            raise InvalidInput("cursor: not a cursor this service gave out", field="cursor")
-        query = query.where(AuditEvent.id > int(after))
-    rows = uow.session.scalars(query.order_by(AuditEvent.id).limit(limit + 1)).all()
-    items = tuple(AuditEventView.of(e) for e in rows[:limit])
-    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+    return page_of(
+        cursor,
+        limit,
+        lambda after, n: uow.listings.audit_page(org.id, after=_audit_id(after), limit=n),
+        AuditEventView.of,
+    )
+
+
+def _audit_id(after: str | None) -> int | None:
+    """The audit event id a decoded cursor stands for: digits, and no more than an id has."""
+    if after is None:
+        return None
+    if not after.isdigit() or len(after) > _MAX_ID_DIGITS:
+        raise InvalidInput("cursor: not a cursor this service gave out", field="cursor")
+    return int(after)
 
 
 def show_membership(

@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from memberships.admin import purge, remove, restore
 from memberships.clock import Clock
 from memberships.decisions import admin_organization
 from memberships.errors import Forbidden, InvalidInput, LifecycleError
 from memberships.principal import Principal
 from memberships.views import MembershipView
-from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 MAX_SELECTION = 500
@@ -89,10 +86,6 @@ def decide_selected(
 
 
 def _labels(uow: UnitOfWork, organization_id: str, ids: Sequence[str]) -> dict[str, str]:
-    rows = uow.session.execute(
-        select(Membership.id, Membership.display_name, Membership.email).where(
-            Membership.organization_id == organization_id, Membership.id.in_(list(ids))
-        )
-    ).all()
+    rows = uow.listings.names_of(organization_id, ids)
     found = {row_id: name or email for row_id, name, email in rows}
     return {row_id: label for row_id, label in found.items() if label}

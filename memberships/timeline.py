@@ -18,7 +18,7 @@ from memberships.decisions import admin_organization, membership_in, organizatio
 from memberships.principal import SYSTEM, Principal
 from memberships.views import AuditEventView, GrantView, MembershipView, OrganizationView
 from statemachines.membership import MembershipState
-from store.models import Membership, User
+from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 
@@ -64,7 +64,7 @@ def _actor_label(uow: UnitOfWork, actor: str, membership: Membership) -> str:
         return "the member"
     if actor in (WORKER.id, SYSTEM.id):
         return "the service"
-    user = uow.session.get(User, actor)
+    user = uow.directory.user(actor)
     return user.email if user is not None and user.email else actor
 
 

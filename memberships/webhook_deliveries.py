@@ -10,9 +10,9 @@ from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
+from memberships.reading import page_of
 from memberships.views import Page
 from memberships.webhook_delivery import DELIVER_ACTOR
-from memberships.webhook_endpoints import page_after
 from store.models import Event, Organization, WebhookDelivery, WebhookEndpoint
 from store.unit_of_work import UnitOfWork
 
@@ -75,7 +75,7 @@ def list_deliveries(
     events: dict[int, Event] = {}
 
     def rows_after(after: str | None, n: int) -> Sequence[WebhookDelivery]:
-        return uow.deliveries.page_of_endpoint(endpoint.id, after, n)
+        return uow.deliveries.page_of_endpoint(endpoint.id, after, n + 1)
 
     def view(delivery: WebhookDelivery) -> DeliveryView:
         event = events.get(delivery.event_id) or uow.deliveries.event_of(delivery)
@@ -83,7 +83,7 @@ def list_deliveries(
         events[delivery.event_id] = event
         return _view(delivery, event)
 
-    return page_after(rows_after, cursor, limit, view)
+    return page_of(cursor, limit, rows_after, view)
 
 
 def recent_deliveries(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
-from memberships.reading import decode_cursor, encode_cursor, page_limit
+from memberships.reading import page_of
 from memberships.views import Page
 from memberships.webhook_urls import check_webhook_url
 from store.models import Organization, WebhookEndpoint
@@ -71,20 +71,6 @@ class WebhookEndpointView:
             updated_at=endpoint.updated_at,
             secret=secret,
         )
-
-
-def page_after(
-    rows_after: Callable[[str | None, int], Sequence[Any]],
-    cursor: str | None,
-    limit: int,
-    view: Callable[[Any], Any],
-) -> Page:
-    """One page of rows in id order after the cursor's id: ``rows_after(after, n)`` gives at
-    most ``n`` rows (one more than the page is asked for, to tell whether another follows)."""
-    limit = page_limit(limit)
-    rows = rows_after(decode_cursor(cursor), limit + 1)
-    items = tuple(view(row) for row in rows[:limit])
-    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
 
 def new_secret() -> str:
@@ -187,9 +173,9 @@ def list_webhooks(
     org = admin_organization(uow, clock(), principal, org_ref, "list_webhooks")
 
     def rows_after(after: str | None, n: int) -> Sequence[WebhookEndpoint]:
-        return uow.webhooks.page_of_organization(org.id, after, n)
+        return uow.webhooks.page_of_organization(org.id, after, n + 1)
 
-    return page_after(rows_after, cursor, limit, WebhookEndpointView.of)
+    return page_of(cursor, limit, rows_after, WebhookEndpointView.of)
 
 
 def get_webhook(
