@@ -389,6 +389,42 @@ def test_nothing_is_sent_or_kept_when_the_unit_of_work_rolls_back(world: World) 
     assert world.db.audit == []
 
 
+def test_a_refusal_keeps_nothing_the_unit_of_work_had_begun(world: World) -> None:
+    # Given an admin of the home organization who has removed pat's membership of open,
+    # not yet committed
+    world.db.add_role(world.gadmin, world.home, "global-administrator", created_at=START)
+    uow = world.uow()
+    with uow:
+        admin.remove_membership(uow, world.now, me(world.gadmin), world.open, world.pat_open)
+        # When, in the same unit of work, a removal of ann's home membership is refused
+        with pytest.raises(HomeOrganization):
+            admin.remove_membership(
+                uow, world.now, me(world.gadmin), world.home, world.home_membership(world.ann)
+            )
+    # Then the first removal is gone with the refusal's rollback; only the refusal is kept
+    assert world.db.memberships[world.pat_open.id].state == "active"
+    assert [(e.action, e.outcome) for e in world.db.audit] == [("remove", "denied")]
+    assert uow.dispatcher.sent == []
+
+
+# --- the Organizations list ---------------------------------------------------------------
+
+
+def test_the_organizations_list_shows_home_first_then_the_others_by_name(world: World) -> None:
+    # Given ann's home membership, her membership of open, and her membership of closed,
+    # removed
+    world.ann_closed.state = "soft-deleted"
+    # When she lists her organizations
+    with world.uow() as uow:
+        entries = self_service.list_organizations(uow, me(world.ann))
+    # Then home comes first, then open; the removed one is not listed
+    assert [(e.organization.domain, e.can_leave) for e in entries] == [
+        ("home.example", False),
+        ("open.example", True),
+    ]
+    assert entries[0].leave_blocked_reason == "home-organization"
+
+
 # --- settings -----------------------------------------------------------------------------
 
 
