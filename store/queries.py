@@ -223,15 +223,11 @@ class Memberships(Repository):
     def listed_with_organizations(self, user_id: str) -> Sequence[tuple[Membership, Organization]]:
         """The user's memberships in a listed state (``LISTED_STATES``), each with its
         organization, in one query."""
-        return (
-            self.session.execute(
-                select(Membership, Organization)
-                .join(Organization, Organization.id == Membership.organization_id)
-                .where(Membership.user_id == user_id, Membership.state.in_(LISTED_STATES))
-            )
-            .tuples()
-            .all()
-        )
+        return self.session.execute(
+            select(Membership, Organization)
+            .join(Organization, Organization.id == Membership.organization_id)
+            .where(Membership.user_id == user_id, Membership.state.in_(LISTED_STATES))
+        ).all()
 
     def latest_membership(self, user_id: str, organization_id: str) -> Membership | None:
         """The live membership, else the newest tombstone."""
