@@ -22,7 +22,7 @@ from memberships.clock import Clock
 from memberships.failures import MAX_ERROR_LENGTH
 from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
 from memberships.views import MembershipView
-from store import batch_operations, data_removal, webhook_deliveries
+from store import batch_operations, data_removal
 from store.unit_of_work import UnitOfWork
 
 
@@ -77,7 +77,7 @@ def held_elsewhere(uow: UnitOfWork, membership_ids: Sequence[str]) -> list[str]:
     if not membership_ids:
         return []
     found = data_removal.still_purge_pending(uow.session, membership_ids)
-    waiting = webhook_deliveries.open_confirmations(uow.session, found)
+    waiting = uow.deliveries.open_confirmations(found)
     return [m for m in found if m not in waiting]
 
 

@@ -16,7 +16,6 @@ from memberships.decisions import require_operator
 from memberships.principal import Principal
 from memberships.removal_requests import count_overdue, overdue_list
 from statemachines.membership import EVENTS, IN_PROGRESS, MembershipState
-from store import webhook_deliveries
 from store.models import AuditEvent, Membership
 from store.unit_of_work import UnitOfWork
 
@@ -109,7 +108,7 @@ def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
     """The timer gauges: purges past due (not yet swept), removals past their window, and
     removals waiting on connected apps (all, and past their window), and removal requests
     past their deadline."""
-    waiting, waiting_overdue = webhook_deliveries.count_waiting_on_apps(uow.session, now)
+    waiting, waiting_overdue = uow.deliveries.count_waiting_on_apps(now)
     return {
         "overdue_removal_requests": count_overdue(uow, now),
         "overdue_purges": _count(

@@ -135,9 +135,7 @@ def get_membership(
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     membership = membership_in(uow, org, membership_id)
     grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))
-    return MembershipView.of(
-        membership, grants, removal_confirmations.removal_of(uow.session, membership)
-    )
+    return MembershipView.of(membership, grants, removal_confirmations.removal_of(uow, membership))
 
 
 def membership_history(

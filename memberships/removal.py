@@ -44,7 +44,7 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from statemachines.membership import MembershipState
-from store import data_removal, webhook_deliveries
+from store import data_removal
 from store.data_removal import TABLE_REMOVERS
 from store.unit_of_work import UnitOfWork
 
@@ -172,8 +172,8 @@ def finish_removal(
             membership_id=membership.id,
             from_state=membership.state,
         )
-    if webhook_deliveries.open_confirmations(uow.session, [membership_id]):
-        webhook_deliveries.mark_rows_removed(uow.session, [membership_id], now)
+    if uow.deliveries.open_confirmations([membership_id]):
+        uow.deliveries.mark_rows_removed([membership_id], now)
         uow.commit()
         return False
     departed = data_removal.Departed(
@@ -264,11 +264,11 @@ def remove_chunk_batch(
         for remover in removers:
             for membership_id in _remaining_many(remover, uow.session, ids):
                 blocked.setdefault(membership_id, []).append(remover.name)
-        unconfirmed = webhook_deliveries.open_confirmations(
-            uow.session, [row.id for row in claimed if row.id not in blocked]
+        unconfirmed = uow.deliveries.open_confirmations(
+            [row.id for row in claimed if row.id not in blocked]
         )
         waiting = tuple(row.id for row in claimed if row.id in unconfirmed)
-        webhook_deliveries.mark_rows_removed(uow.session, waiting, now)
+        uow.deliveries.mark_rows_removed(waiting, now)
         ready = [row for row in claimed if row.id not in blocked and row.id not in unconfirmed]
         # The finish records the last batch's progress of the memberships it moves in the
         # same UPDATE (one write per membership, in the transaction that touches the most

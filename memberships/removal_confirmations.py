@@ -29,9 +29,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit, membership_in
 from memberships.errors import AlreadyExists, InvalidInput, NotFound
@@ -79,30 +76,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def open_confirmation(
-    session: Session, membership_id: str, webhook_id: str
-) -> RemovalAppConfirmation | None:
-    """The open confirmation of ``webhook_id`` for a purge-pending membership, if any."""
-    return session.scalar(
-        select(RemovalAppConfirmation)
-        .join(Membership, Membership.id == RemovalAppConfirmation.membership_id)
-        .where(
-            RemovalAppConfirmation.membership_id == membership_id,
-            RemovalAppConfirmation.webhook_id == webhook_id,
-            RemovalAppConfirmation.confirmed_at.is_(None),
-            Membership.state == MembershipState.PURGE_PENDING.value,
-        )
-    )
-
-
 def issue_confirm_url(
     uow: UnitOfWork, confirmation: RemovalAppConfirmation, public_base_url: str
 ) -> str:
     """A new single-use confirmUrl for ``confirmation`` (its hash replaces the last one's;
     the caller commits)."""
     token = secrets.token_urlsafe(32)
-    confirmation.token_hash = token_hash(token)
-    uow.session.flush()
+    uow.deliveries.replace_token(confirmation, token_hash(token))
     return f"{public_base_url.rstrip('/')}{CONFIRM_PATH}{token}"
 
 
@@ -120,16 +100,7 @@ def _confirm(
     row.confirmed_by = by
     row.note = note
     row.token_hash = None
-    uow.session.flush()
-    still_open = uow.session.scalar(
-        select(func.count())
-        .select_from(RemovalAppConfirmation)
-        .where(
-            RemovalAppConfirmation.membership_id == row.membership_id,
-            RemovalAppConfirmation.confirmed_at.is_(None),
-        )
-    )
-    if not still_open:
+    if not uow.deliveries.count_open_confirmations(row.membership_id):
         uow.send_after_commit(REMOVE_DATA, row.membership_id)
 
 
@@ -140,11 +111,7 @@ def confirm_by_token(uow: UnitOfWork, clock: Clock, token: str) -> AppConfirmati
     gone = NotFound("This confirmation link is not valid: unknown, replaced or already used.")
     if not token or len(token) > 200:
         raise gone
-    row = uow.session.scalar(
-        select(RemovalAppConfirmation)
-        .where(RemovalAppConfirmation.token_hash == token_hash(token))
-        .with_for_update()
-    )
+    row = uow.deliveries.confirmation_with_token(token_hash(token))
     if row is None or row.confirmed_at is not None:
         raise gone
     membership = uow.memberships.get(row.membership_id)
@@ -177,7 +144,7 @@ def _confirmed_by_app(
 
 def confirm_by_delivery(uow: UnitOfWork, now: datetime, confirmation_id: str) -> bool:
     """The app answered its delivery with ``{"removed": true}`` (the caller commits)."""
-    row = uow.session.get(RemovalAppConfirmation, confirmation_id, populate_existing=True)
+    row = uow.deliveries.reload_confirmation(confirmation_id)
     if row is None or row.confirmed_at is not None:
         return False
     membership = uow.memberships.get(row.membership_id)
@@ -208,14 +175,7 @@ def confirm_manually(
     if len(note) > MAX_NOTE:
         raise InvalidInput(f"note: at most {MAX_NOTE} characters", field="note")
     membership = membership_in(uow, org, membership_id)
-    row = uow.session.scalar(
-        select(RemovalAppConfirmation)
-        .where(
-            RemovalAppConfirmation.membership_id == membership.id,
-            RemovalAppConfirmation.webhook_id == (webhook_id or "").strip().lower(),
-        )
-        .with_for_update()
-    )
+    row = uow.deliveries.confirmation_of(membership.id, (webhook_id or "").strip().lower())
     if row is None:
         raise NotFound(f"No app {webhook_id!r} has to confirm the removal of this membership.")
     if row.confirmed_at is not None:
@@ -241,7 +201,7 @@ def confirm_manually(
     return AppConfirmationView.of(row)
 
 
-def removal_of(session: Session, membership: Membership) -> RemovalView | None:
+def removal_of(uow: UnitOfWork, membership: Membership) -> RemovalView | None:
     """The removal's progress, once removal started (purge-pending or purged)."""
     if membership.state not in (
         MembershipState.PURGE_PENDING.value,
@@ -251,23 +211,14 @@ def removal_of(session: Session, membership: Membership) -> RemovalView | None:
     left = 0
     if membership.state == MembershipState.PURGE_PENDING.value:
         for remover in BUILT_IN_REMOVERS:
-            left += _count_left(session, remover, membership.id)
-    apps = session.scalars(
-        select(RemovalAppConfirmation)
-        .where(RemovalAppConfirmation.membership_id == membership.id)
-        .order_by(RemovalAppConfirmation.created_at, RemovalAppConfirmation.webhook_id)
-    ).all()
+            left += _count_left(uow, remover, membership.id)
+    apps = uow.deliveries.confirmations_of(membership.id)
     removed = membership.removed_rows or 0
     return RemovalView(removed, removed + left, tuple(AppConfirmationView.of(a) for a in apps))
 
 
-def _count_left(session: Session, remover: object, membership_id: str) -> int:
+def _count_left(uow: UnitOfWork, remover: object, membership_id: str) -> int:
     model = getattr(remover, "model", None)
     if model is None:
         return 0
-    return int(
-        session.scalar(
-            select(func.count()).select_from(model).where(model.membership_id == membership_id)
-        )
-        or 0
-    )
+    return uow.memberships.count_rows_of(model, membership_id)

@@ -111,7 +111,7 @@ def membership_details(
     return MembershipDetails(
         organization=OrganizationView.of(org),
         membership=MembershipView.of(
-            membership, grants, removal_confirmations.removal_of(uow.session, membership)
+            membership, grants, removal_confirmations.removal_of(uow, membership)
         ),
         timeline=tuple(timeline),
         removal=removal,

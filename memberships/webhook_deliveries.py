@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import select
 
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
-from memberships.reading import page_by_id
 from memberships.views import Page
 from memberships.webhook_delivery import DELIVER_ACTOR
-from store import webhook_deliveries as statements
+from memberships.webhook_endpoints import page_after
 from store.models import Event, Organization, WebhookDelivery, WebhookEndpoint
 from store.unit_of_work import UnitOfWork
 
@@ -55,7 +53,7 @@ def _view(delivery: WebhookDelivery, event: Event) -> DeliveryView:
 
 
 def _endpoint_in(uow: UnitOfWork, org: Organization, webhook_id: str) -> WebhookEndpoint:
-    endpoint = uow.session.get(WebhookEndpoint, (webhook_id or "").strip().lower())
+    endpoint = uow.webhooks.get((webhook_id or "").strip().lower())
     if endpoint is None or endpoint.organization_id != org.id:
         raise NotFound(f"No webhook {webhook_id!r} in {org.domain}.")
     return endpoint
@@ -74,16 +72,18 @@ def list_deliveries(
     """The endpoint's deliveries, cursor-paginated (in id order, like every list)."""
     org = admin_organization(uow, clock(), principal, org_ref, "list_webhook_deliveries")
     endpoint = _endpoint_in(uow, org, webhook_id)
-    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
     events: dict[int, Event] = {}
 
+    def rows_after(after: str | None, n: int) -> Sequence[WebhookDelivery]:
+        return uow.deliveries.page_of_endpoint(endpoint.id, after, n)
+
     def view(delivery: WebhookDelivery) -> DeliveryView:
-        event = events.get(delivery.event_id) or uow.session.get(Event, delivery.event_id)
+        event = events.get(delivery.event_id) or uow.deliveries.event_of(delivery)
         assert event is not None  # a foreign key
         events[delivery.event_id] = event
         return _view(delivery, event)
 
-    return page_by_id(uow, query, WebhookDelivery.id, cursor, limit, view)
+    return page_after(rows_after, cursor, limit, view)
 
 
 def recent_deliveries(
@@ -92,13 +92,7 @@ def recent_deliveries(
     """The endpoint and its latest deliveries, newest first (the admin's page)."""
     org = admin_organization(uow, clock(), principal, org_ref, "list_webhook_deliveries")
     endpoint = _endpoint_in(uow, org, webhook_id)
-    rows = uow.session.execute(
-        select(WebhookDelivery, Event)
-        .join(Event, Event.id == WebhookDelivery.event_id)
-        .where(WebhookDelivery.endpoint_id == endpoint.id)
-        .order_by(WebhookDelivery.created_at.desc(), Event.id.desc())
-        .limit(RECENT)
-    ).all()
+    rows = uow.deliveries.recent_of_endpoint(endpoint.id, RECENT)
     return endpoint, [_view(d, e) for d, e in rows]
 
 
@@ -115,7 +109,7 @@ def retry_delivery(
     ``webhook_id``, the delivery is looked for among every endpoint of the organization."""
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "retry_webhook_delivery")
-    delivery = uow.session.get(WebhookDelivery, (delivery_id or "").strip().lower())
+    delivery = uow.deliveries.get((delivery_id or "").strip().lower())
     if delivery is None and webhook_id is None:
         raise NotFound(f"No delivery {delivery_id!r} in {org.domain}.")
     endpoint = _endpoint_in(uow, org, webhook_id or (delivery.endpoint_id if delivery else ""))
@@ -131,11 +125,11 @@ def retry_delivery(
             "The webhook is disabled: enable it first, then send the delivery again.",
             field="webhookId",
         )
-    statements.send_again_now(uow.session, delivery.id, now)
+    uow.deliveries.send_again_now(delivery.id, now)
     audit(uow, now, principal, "retry_webhook_delivery", organization_id=org.id, reason=delivery.id)
     uow.send_after_commit(DELIVER_ACTOR, delivery.id)
     uow.commit()
-    uow.session.refresh(delivery)
-    event = uow.session.get(Event, delivery.event_id)
+    uow.deliveries.refresh(delivery)
+    event = uow.deliveries.event_of(delivery)
     assert event is not None
     return _view(delivery, event)

@@ -44,9 +44,9 @@ from memberships import removal_confirmations
 from memberships.clock import Clock
 from memberships.errors import InvalidInput
 from memberships.webhook_urls import CheckedUrl, check_webhook_url
-from store import webhook_deliveries as statements
-from store.models import Event, RemovalAppConfirmation, WebhookDelivery, WebhookEndpoint
+from store.models import Event, RemovalAppConfirmation, WebhookEndpoint
 from store.unit_of_work import UnitOfWork
+from store.webhook_deliveries import DELIVERED, FAILED, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def fan_out(
     limit = uow.policy.sweep_batch_size
     events = deliveries = 0
     while should_continue():
-        claimed, ids = statements.fan_out_batch(uow.session, clock(), limit)
+        claimed, ids = uow.deliveries.fan_out_batch(clock(), limit)
         if not claimed:
             uow.rollback()
             break
@@ -186,7 +186,7 @@ def redrive_due(
     sent = 0
     while should_continue():
         now = clock()
-        ids = statements.claim_due(uow.session, now, now - uow.policy.redrive_after, limit)
+        ids = uow.deliveries.claim_due(now, now - uow.policy.redrive_after, limit)
         if not ids:
             uow.rollback()
             break
@@ -234,29 +234,28 @@ def deliver(
     """One attempt of a pending, due delivery; ``None`` when there is none to make (not
     pending, not due, or another worker holds it)."""
     now = clock()
-    if not statements.claim_attempt(uow.session, delivery_id, now, now + HOLD):
+    if not uow.deliveries.claim_attempt(delivery_id, now, now + HOLD):
         uow.rollback()
         return None
-    delivery = uow.session.get(WebhookDelivery, delivery_id)
+    delivery = uow.deliveries.get(delivery_id)
     assert delivery is not None  # just claimed
-    endpoint = uow.session.get(WebhookEndpoint, delivery.endpoint_id)
-    event = uow.session.get(Event, delivery.event_id)
+    endpoint = uow.webhooks.get(delivery.endpoint_id)
+    event = uow.deliveries.event_of(delivery)
     assert endpoint is not None and event is not None  # foreign keys
     attempt = delivery.attempts
     if not endpoint.enabled:
         reason = f"The endpoint is disabled: {endpoint.disabled_reason or 'by an admin'}."
-        statements.record_attempt(
-            uow.session,
+        uow.deliveries.record_attempt(
             delivery_id,
             attempt,
-            state=statements.FAILED,
+            state=FAILED,
             next_attempt_at=None,
             status_code=None,
             error=reason,
             delivered_at=None,
         )
         uow.commit()
-        return Attempt(delivery_id, attempt, statements.FAILED, error=reason)
+        return Attempt(delivery_id, attempt, FAILED, error=reason)
     confirmation = _confirmation_for(uow, event, endpoint)
     body = _body(uow, event, confirmation, config, now)
     headers = {
@@ -314,7 +313,7 @@ def _confirmation_for(
 ) -> RemovalAppConfirmation | None:
     if event.type != PURGE_PENDING_EVENT or not event.membership_id:
         return None
-    return removal_confirmations.open_confirmation(uow.session, event.membership_id, endpoint.id)
+    return uow.deliveries.open_confirmation(event.membership_id, endpoint.id)
 
 
 def _body(
@@ -361,19 +360,18 @@ def _delivered(
     confirmation: RemovalAppConfirmation | None,
     headers: Mapping[str, str],
 ) -> Attempt:
-    recorded = statements.record_attempt(
-        uow.session,
+    recorded = uow.deliveries.record_attempt(
         delivery_id,
         attempt,
-        state=statements.DELIVERED,
+        state=DELIVERED,
         next_attempt_at=None,
         status_code=status,
         error=None,
         delivered_at=now,
     )
-    delivery = uow.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+    delivery = uow.deliveries.reload(delivery_id)
     if delivery is not None:
-        endpoint = uow.session.get(WebhookEndpoint, delivery.endpoint_id, populate_existing=True)
+        endpoint = uow.webhooks.reload(delivery.endpoint_id)
         if endpoint is not None and endpoint.failing_since is not None:
             endpoint.failing_since = None
             endpoint.updated_at = now
@@ -384,7 +382,7 @@ def _delivered(
     return Attempt(
         delivery_id,
         attempt,
-        statements.DELIVERED,
+        DELIVERED,
         status,
         confirmed_removal=confirmed,
         headers=headers,
@@ -404,9 +402,8 @@ def _failed(
 ) -> Attempt:
     policy = uow.policy
     give_up = now - first_attempt_at >= policy.webhook_retry_for
-    state = statements.FAILED if give_up else statements.PENDING
-    statements.record_attempt(
-        uow.session,
+    state = FAILED if give_up else PENDING
+    uow.deliveries.record_attempt(
         delivery_id,
         attempt,
         state=state,
@@ -416,7 +413,7 @@ def _failed(
         delivered_at=None,
     )
     disabled = False
-    endpoint = uow.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
+    endpoint = uow.webhooks.reload(endpoint_id)
     if endpoint is not None and endpoint.enabled:
         if endpoint.failing_since is None:
             endpoint.failing_since = now
@@ -429,9 +426,8 @@ def _failed(
                 f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC); the last error: {error}"
             )[:MAX_ERROR]
             endpoint.updated_at = now
-            uow.session.flush()
-            statements.fail_pending_of_endpoint(
-                uow.session, endpoint.id, f"The endpoint was disabled: {endpoint.disabled_reason}"
+            uow.deliveries.fail_pending_of_endpoint(
+                endpoint.id, f"The endpoint was disabled: {endpoint.disabled_reason}"
             )
             log.warning(
                 "webhook endpoint disabled",

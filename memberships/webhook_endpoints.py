@@ -15,18 +15,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import select
 
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit
 from memberships.errors import InvalidInput, NotFound
 from memberships.principal import Principal
-from memberships.reading import page_by_id
+from memberships.reading import decode_cursor, encode_cursor, page_limit
 from memberships.views import Page
 from memberships.webhook_urls import check_webhook_url
 from store.models import Organization, WebhookEndpoint
@@ -73,6 +71,20 @@ class WebhookEndpointView:
             updated_at=endpoint.updated_at,
             secret=secret,
         )
+
+
+def page_after(
+    rows_after: Callable[[str | None, int], Sequence[Any]],
+    cursor: str | None,
+    limit: int,
+    view: Callable[[Any], Any],
+) -> Page:
+    """One page of rows in id order after the cursor's id: ``rows_after(after, n)`` gives at
+    most ``n`` rows (one more than the page is asked for, to tell whether another follows)."""
+    limit = page_limit(limit)
+    rows = rows_after(decode_cursor(cursor), limit + 1)
+    items = tuple(view(row) for row in rows[:limit])
+    return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
 
 def new_secret() -> str:
@@ -156,8 +168,7 @@ def create_webhook(
         created_at=now,
         updated_at=now,
     )
-    uow.session.add(endpoint)
-    uow.session.flush()
+    uow.webhooks.add(endpoint)
     audit(uow, now, principal, "create_webhook", organization_id=org.id, reason=endpoint.id)
     uow.commit()
     return WebhookEndpointView.of(endpoint, secret=endpoint.secret)
@@ -174,8 +185,11 @@ def list_webhooks(
 ) -> Page:
     """The organization's endpoints, oldest first (by id), cursor-paginated."""
     org = admin_organization(uow, clock(), principal, org_ref, "list_webhooks")
-    query = select(WebhookEndpoint).where(WebhookEndpoint.organization_id == org.id)
-    return page_by_id(uow, query, WebhookEndpoint.id, cursor, limit, WebhookEndpointView.of)
+
+    def rows_after(after: str | None, n: int) -> Sequence[WebhookEndpoint]:
+        return uow.webhooks.page_of_organization(org.id, after, n)
+
+    return page_after(rows_after, cursor, limit, WebhookEndpointView.of)
 
 
 def get_webhook(
@@ -187,7 +201,7 @@ def get_webhook(
 
 def endpoint_in(uow: UnitOfWork, org: Organization, webhook_id: str) -> WebhookEndpoint:
     """The organization's endpoint ``webhook_id``; ``NotFound`` for another's or none."""
-    endpoint = uow.session.get(WebhookEndpoint, (webhook_id or "").strip().lower())
+    endpoint = uow.webhooks.get((webhook_id or "").strip().lower())
     if endpoint is None or endpoint.organization_id != org.id:
         raise NotFound(f"No webhook endpoint {webhook_id!r} in {org.domain}.")
     return endpoint
@@ -242,7 +256,7 @@ def delete_webhook(
     org = admin_organization(uow, now, principal, org_ref, "delete_webhook")
     endpoint = endpoint_in(uow, org, webhook_id)
     view = WebhookEndpointView.of(endpoint)
-    uow.session.delete(endpoint)
+    uow.webhooks.delete(endpoint)
     audit(uow, now, principal, "delete_webhook", organization_id=org.id, reason=view.id)
     uow.commit()
     return view

@@ -25,7 +25,6 @@ from memberships.webhook_delivery import (
     fan_out,
     redrive_due,
 )
-from store import webhook_deliveries as statements
 from store.models import Event, WebhookDelivery, WebhookEndpoint
 from tests.support.receiver import Reply, running
 
@@ -192,7 +191,7 @@ def test_a_failing_receiver_is_retried_with_back_off_under_the_same_id(
         second_wait = only_delivery(world).next_attempt_at - world.clock()  # type: ignore[operator]
         assert timedelta(seconds=10) <= second_wait <= timedelta(seconds=20)
         with world.uow() as uow:
-            assert statements.claim_due(uow.session, world.clock(), world.clock(), 10) == []
+            assert uow.deliveries.claim_due(world.clock(), world.clock(), 10) == []
         world.clock.advance(second_wait)
         with world.uow() as uow:
             third = deliver(uow, world.clock, delivery_id, DEV)
@@ -334,16 +333,14 @@ def test_two_workers_never_take_the_same_attempt(world: World) -> None:
     delivery_id = only_delivery(world).id
     now = world.clock()
     with world.uow() as uow:
-        assert statements.claim_attempt(uow.session, delivery_id, now, now + timedelta(minutes=1))
+        assert uow.deliveries.claim_attempt(delivery_id, now, now + timedelta(minutes=1))
         uow.commit()
     with world.uow() as uow:
-        assert not statements.claim_attempt(
-            uow.session, delivery_id, now, now + timedelta(minutes=1)
-        )
+        assert not uow.deliveries.claim_attempt(delivery_id, now, now + timedelta(minutes=1))
     # A worker killed mid-attempt: the attempt is due again once its hold has passed
     world.clock.advance(timedelta(minutes=2))
     with world.uow() as uow:
-        assert statements.claim_due(uow.session, world.clock(), world.clock(), 10) == [delivery_id]
+        assert uow.deliveries.claim_due(world.clock(), world.clock(), 10) == [delivery_id]
 
 
 def test_a_change_asks_for_the_fan_out_after_its_commit_only_where_an_endpoint_exists(
