@@ -12,22 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, select
-
 from memberships.clock import Clock
 from memberships.errors import NotFound
 from memberships.notices import recent_notices
 from memberships.principal import Principal
 from memberships.self_service import get_my_organization, leave_blocker, list_organizations
 from memberships.views import OrganizationEntry, OrganizationView, UserView
-from store.models import (
-    ADMIN_ROLES,
-    AuditEvent,
-    Membership,
-    Organization,
-    RoleAssignment,
-    User,
-)
+from store.models import User
 from store.unit_of_work import UnitOfWork
 
 SIGN_IN_LIST_LIMIT = 200
@@ -105,16 +96,10 @@ class RecentChange:
 def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
     """The signed-in user's account. Raises ``NotFound`` when the user no longer exists,
     so a session that outlived its user ends instead of acting on nobody's behalf."""
-    user = uow.session.get(User, principal.id)
+    user = uow.directory.user(principal.id)
     if user is None:
         raise NotFound("The signed-in user is not known to this service.")
-    administered = uow.session.scalars(
-        select(Organization)
-        .join(RoleAssignment, RoleAssignment.organization_id == Organization.id)
-        .where(RoleAssignment.user_id == user.id, RoleAssignment.role.in_(ADMIN_ROLES))
-        .order_by(Organization.display_name, Organization.id)
-        .distinct()
-    ).all()
+    administered = uow.directory.organizations_administered_by(user.id)
     # A disabled account keeps its roles on record but opens nothing with them.
     return AccountView(
         user=UserView.of(user),
@@ -127,21 +112,6 @@ def account_of(uow: UnitOfWork, principal: Principal) -> AccountView:
     )
 
 
-def _can_sign_in_as() -> Select[User]:
-    """Users the development sign-in offers: enabled, not disabled at home, not erased."""
-    disabled_at_home = (
-        select(Membership.id)
-        .where(
-            Membership.user_id == User.id,
-            Membership.organization_id == User.home_organization_id,
-            Membership.state != "purged",
-            Membership.enabled.is_(False),
-        )
-        .exists()
-    )
-    return select(User).where(User.enabled.is_(True), User.email.is_not(None), ~disabled_at_home)
-
-
 def users_to_sign_in_as(uow: UnitOfWork) -> list[UserView]:
     """Every user who may sign in, by e-mail: only the development sign-in page lists them.
 
@@ -149,16 +119,13 @@ def users_to_sign_in_as(uow: UnitOfWork) -> list[UserView]:
     capped so that a large directory cannot turn the page into a dump. Disabled
     accounts and erased users are not listed.
     """
-    rows = uow.session.scalars(
-        _can_sign_in_as().order_by(User.email).limit(SIGN_IN_LIST_LIMIT)
-    ).all()
+    rows = uow.accounts.users_to_sign_in_as(SIGN_IN_LIST_LIMIT)
     return [UserView.of(u) for u in rows]
 
 
 def may_sign_in_as(uow: UnitOfWork, user_id: str) -> bool:
     """Whether the development sign-in accepts ``user_id`` (what it would list)."""
-    found = uow.session.scalar(_can_sign_in_as().where(User.id == (user_id or "").strip()))
-    return found is not None
+    return uow.accounts.may_sign_in_as((user_id or "").strip())
 
 
 def organizations_overview(
@@ -175,7 +142,7 @@ def organizations_overview(
             focus = get_my_organization(uow, principal, tenant_ref)
         except NotFound:
             not_a_member = tenant_ref
-    user = uow.session.get(User, principal.id)
+    user = uow.directory.user(principal.id)
     blocked = _blocked_reasons(uow, user, [*entries, *([focus] if focus else [])])
     removed = focus is not None and _removed_by_organization(uow, focus.membership.id)
     ask = set(blocked) | ({focus.organization.id} if focus and removed else set())
@@ -200,8 +167,8 @@ def _blocked_reasons(
     for entry in entries:
         if user is None or entry.can_leave or entry.membership.state not in ("active", "restored"):
             continue
-        membership = uow.session.get(Membership, entry.membership.id)
-        org = uow.session.get(Organization, entry.organization.id)
+        membership = uow.memberships.get(entry.membership.id)
+        org = uow.directory.organization(entry.organization.id)
         blocker = leave_blocker(user, membership, org) if membership and org else None
         if blocker is not None:
             reasons[entry.organization.id] = blocker.detail
@@ -213,18 +180,7 @@ def admin_contacts(uow: UnitOfWork, organization_ids: Iterable[str]) -> dict[str
     wanted = sorted(set(organization_ids))
     if not wanted:
         return {}
-    rows = uow.session.execute(
-        select(RoleAssignment.organization_id, User.email)
-        .join(User, User.id == RoleAssignment.user_id)
-        .where(
-            RoleAssignment.organization_id.in_(wanted),
-            RoleAssignment.role.in_(ADMIN_ROLES),
-            User.enabled.is_(True),
-            User.email.is_not(None),
-        )
-        .order_by(User.email)
-        .distinct()
-    ).all()
+    rows = uow.directory.admin_emails_of(wanted)
     found: dict[str, list[str]] = {org_id: [] for org_id in wanted}
     for org_id, email in rows:
         if org_id is not None and email and len(found[org_id]) < ADMIN_CONTACTS_LIMIT:
@@ -234,15 +190,8 @@ def admin_contacts(uow: UnitOfWork, organization_ids: Iterable[str]) -> dict[str
 
 def _removed_by_organization(uow: UnitOfWork, membership_id: str) -> bool:
     """Whether the membership's last move into Deleted users was an admin's removal."""
-    last = uow.session.scalar(
-        select(AuditEvent.action)
-        .where(
-            AuditEvent.membership_id == membership_id,
-            AuditEvent.outcome == "allowed",
-            AuditEvent.action.in_(("remove", "complete_leave", "request_leave")),
-        )
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
+    last = uow.audit.last_allowed_action(
+        membership_id, ("remove", "complete_leave", "request_leave")
     )
     return last == "remove"
 

@@ -131,8 +131,7 @@ def record_settings_change(
     changed = [name for name in after if after[name] != before[name]]
     if not changed:
         return
-    outbox.record_event(
-        uow.session,
+    uow.outbox.record_event(
         type=outbox.ORGANIZATION_SETTINGS_CHANGED,
         organization_id=org.id,
         membership_id=None,

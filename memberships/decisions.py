@@ -105,7 +105,7 @@ def deny(
     refusal to the caller's rate limit.
     """
     if actor is None:
-        membership = uow.session.get(Membership, membership_id) if membership_id else None
+        membership = uow.memberships.get(membership_id) if membership_id else None
         actor = actor_of(uow, principal, organization_id, membership)
     uow.rollback()
     uow.audit.append(
@@ -194,7 +194,7 @@ def require_operator(
 
 
 def membership_in(uow: UnitOfWork, org: Organization, membership_id: str) -> Membership:
-    membership = uow.session.get(Membership, (membership_id or "").lower())
+    membership = uow.memberships.get((membership_id or "").lower())
     if membership is None or membership.organization_id != org.id:
         raise NotFound(f"No membership {membership_id!r} in {org.domain}.")
     return membership

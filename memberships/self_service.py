@@ -6,8 +6,6 @@ the principal's user id, so another member's membership is simply not found.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import (
@@ -21,7 +19,6 @@ from memberships.principal import Principal
 from memberships.views import MembershipView, OrganizationEntry, OrganizationView
 from statemachines.membership import (
     LEAVABLE_STATES,
-    LISTED_STATES,
     MembershipKind,
     refused_for_kind,
 )
@@ -77,7 +74,7 @@ def _entry(user: User, membership: Membership, org: Organization) -> Organizatio
 
 
 def _caller(uow: UnitOfWork, principal: Principal) -> User:
-    user = uow.session.get(User, principal.id)
+    user = uow.directory.user(principal.id)
     if user is None:
         raise NotFound("The signed-in user is not known to this service.")
     return user
@@ -103,11 +100,7 @@ def _caller_membership(
 def list_organizations(uow: UnitOfWork, principal: Principal) -> list[OrganizationEntry]:
     """The caller's organizations: the home organization first, then the others by name."""
     user = _caller(uow, principal)
-    rows = uow.session.execute(
-        select(Membership, Organization)
-        .join(Organization, Organization.id == Membership.organization_id)
-        .where(Membership.user_id == user.id, Membership.state.in_(LISTED_STATES))
-    ).all()
+    rows = uow.memberships.listed_with_organizations(user.id)
     entries = [_entry(user, m, o) for m, o in rows]
     entries.sort(
         key=lambda e: (not e.is_home, e.organization.display_name.lower(), e.organization.id)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, String, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from statemachines.membership import LISTED_STATES
 from store.models import (
     ADMIN_ROLES,
     AuditEvent,
@@ -92,6 +93,36 @@ class Directory(Repository):
                 select(RoleAssignment.role).where(RoleAssignment.user_id == user_id, where)
             )
         )
+
+    def organizations_administered_by(self, user_id: str) -> Sequence[Organization]:
+        """The organizations where the user holds an admin role (whether or not the account is
+        disabled), by display name."""
+        return self.session.scalars(
+            select(Organization)
+            .join(RoleAssignment, RoleAssignment.organization_id == Organization.id)
+            .where(RoleAssignment.user_id == user_id, RoleAssignment.role.in_(ADMIN_ROLES))
+            .order_by(Organization.display_name, Organization.id)
+            .distinct()
+        ).all()
+
+    def admin_emails_of(
+        self, organization_ids: Sequence[str]
+    ) -> list[tuple[str | None, str | None]]:
+        """(organization id, e-mail) of every enabled admin with an e-mail address in those
+        organizations, by e-mail, each pair once."""
+        rows = self.session.execute(
+            select(RoleAssignment.organization_id, User.email)
+            .join(User, User.id == RoleAssignment.user_id)
+            .where(
+                RoleAssignment.organization_id.in_(organization_ids),
+                RoleAssignment.role.in_(ADMIN_ROLES),
+                User.enabled.is_(True),
+                User.email.is_not(None),
+            )
+            .order_by(User.email)
+            .distinct()
+        ).all()
+        return [(org_id, email) for org_id, email in rows]
 
     def is_disabled(self, user_id: str, organization_id: str | None = None) -> bool:
         """Whether the account is disabled at home (the user, or their home membership), or in
@@ -189,6 +220,15 @@ class Memberships(Repository):
             _live_membership_of_statement(by_id=_is_guid(ref)), {"user_id": user_id, "ref": ref}
         ).first()
         return None if row is None else (row[0], row[1], row[2])
+
+    def listed_with_organizations(self, user_id: str) -> Sequence[tuple[Membership, Organization]]:
+        """The user's memberships in a listed state (``LISTED_STATES``), each with its
+        organization, in one query."""
+        return self.session.execute(
+            select(Membership, Organization)
+            .join(Organization, Organization.id == Membership.organization_id)
+            .where(Membership.user_id == user_id, Membership.state.in_(LISTED_STATES))
+        ).all()
 
     def latest_membership(self, user_id: str, organization_id: str) -> Membership | None:
         """The live membership, else the newest tombstone."""
@@ -296,6 +336,19 @@ class AuditLog(Repository):
                 }
                 for organization_id, membership_id in refused
             ],
+        )
+
+    def last_allowed_action(self, membership_id: str, actions: Sequence[str]) -> str | None:
+        """The action of the membership's newest allowed entry among ``actions``, if any."""
+        return self.session.scalar(
+            select(AuditEvent.action)
+            .where(
+                AuditEvent.membership_id == membership_id,
+                AuditEvent.outcome == "allowed",
+                AuditEvent.action.in_(actions),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
         )
 
     def trail(self, membership_id: str) -> Sequence[AuditEvent]:
