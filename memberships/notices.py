@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from memberships.clock import Clock
 from memberships.decisions import audit
 from memberships.errors import NotFound
 from memberships.principal import Principal
 from memberships.views import OrganizationView
 from store import notices as store_notices
-from store.models import MailMessage, Notice, Organization, User
+from store.models import MailMessage, User
 from store.unit_of_work import Dispatcher, UnitOfWork
 
 RECENT_DAYS = 30
@@ -85,13 +83,7 @@ def recent_notices(uow: UnitOfWork, principal: Principal, now: datetime) -> list
     """The caller's notices of the last ``RECENT_DAYS`` days, newest first: what changed
     in their memberships, a purge included (the notice outlives the tombstone's link)."""
     since = now - timedelta(days=RECENT_DAYS)
-    rows = uow.session.execute(
-        select(Notice, Organization)
-        .join(Organization, Organization.id == Notice.organization_id)
-        .where(Notice.user_id == principal.id, Notice.occurred_at >= since)
-        .order_by(Notice.occurred_at.desc(), Notice.id.desc())
-        .limit(RECENT_LIMIT)
-    ).all()
+    rows = uow.notices.recent_of(principal.id, since, RECENT_LIMIT)
     return [
         NoticeView(
             id=notice.id,
@@ -116,7 +108,7 @@ class MailPreferences:
 
 
 def _user(uow: UnitOfWork, principal: Principal) -> User:
-    user = uow.session.get(User, principal.id)
+    user = uow.directory.user(principal.id)
     if user is None:
         raise NotFound("The signed-in user is not known to this service.")
     return user
@@ -237,9 +229,9 @@ def deliver_mail(
     with open_uow() as uow:
         for raw in mail_ids:
             mail_id = int(raw)
-            if not store_notices.claim_mail(uow.session, mail_id, now, now + MAIL_LEASE):
+            if not uow.notices.claim_mail(mail_id, now, now + MAIL_LEASE):
                 continue
-            row = uow.session.get(MailMessage, mail_id)
+            row = uow.notices.mail(mail_id)
             if row is None:  # pragma: no cover - the claim found it
                 continue
             if row.subject is None:
@@ -264,29 +256,25 @@ def deliver_mail(
     with open_uow() as uow:
         for mail_id, _, outgoing in claimed:
             if outgoing is None:
-                store_notices.finish_mail(
-                    uow.session, mail_id, done, sent=False, error="no address to send to"
-                )
+                uow.notices.finish_mail(mail_id, done, sent=False, error="no address to send to")
                 outcome["failed"] += 1
         for (mail_id, attempts, _), error in zip(ready, results, strict=True):
             if error is None:
-                store_notices.finish_mail(uow.session, mail_id, done, sent=True, error=None)
+                uow.notices.finish_mail(mail_id, done, sent=True, error=None)
                 outcome["sent"] += 1
             elif error.permanent or attempts >= MAX_MAIL_ATTEMPTS:
-                store_notices.finish_mail(uow.session, mail_id, done, sent=False, error=str(error))
+                uow.notices.finish_mail(mail_id, done, sent=False, error=str(error))
                 outcome["failed"] += 1
             else:
-                store_notices.retry_mail_later(
-                    uow.session, mail_id, done + backoff(attempts), str(error)
-                )
+                uow.notices.retry_mail_later(mail_id, done + backoff(attempts), str(error))
                 outcome["retrying"] += 1
         uow.commit()
     return MailOutcome(skipped=skipped, **outcome)
 
 
 def _content_of(uow: UnitOfWork, row: MailMessage, public_base_url: str | None) -> NoticeContent:
-    notice = uow.session.get(Notice, row.notice_id) if row.notice_id is not None else None
-    org = uow.session.get(Organization, row.organization_id)
+    notice = uow.notices.notice(row.notice_id) if row.notice_id is not None else None
+    org = uow.directory.organization(row.organization_id)
     if org is None:  # pragma: no cover - organizations are never deleted
         raise NotFound(f"No organization {row.organization_id!r}.")
     return NoticeContent(
@@ -311,7 +299,7 @@ def redrive_mail(uow: UnitOfWork, clock: Clock) -> int:
     total = 0
     while True:
         now = clock()
-        ids = store_notices.claim_due_mail(uow.session, now, now - uow.policy.redrive_after, limit)
+        ids = uow.notices.claim_due_mail(now, now - uow.policy.redrive_after, limit)
         if not ids:
             uow.rollback()
             return total
@@ -333,7 +321,7 @@ def forget_old_notices(uow: UnitOfWork, clock: Clock) -> int:
     before = clock() - timedelta(days=RECENT_DAYS)
     total = 0
     while True:
-        deleted = store_notices.forget_notices_of_purged(uow.session, before, limit)
+        deleted = uow.notices.forget_notices_of_purged(before, limit)
         uow.commit()
         total += deleted
         if deleted < limit:

@@ -26,17 +26,15 @@ the sweep's re-drive takes such a membership again once nothing is open.
 Removers are pluggable, one per data store: a deployment adds its own by
 passing them in (``workers`` builds the list at its composition point). A
 remover may also erase for many memberships at once (``ChunkRemover``); one that
-cannot is called membership by membership inside the same bounded batch.
+cannot is called membership by membership inside the same bounded batch. What a remover
+is, and the statements of the removal, are in ``store.data_removal`` (``uow.data_removal``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-from sqlalchemy.orm import Session
 
 from memberships.automatic import WORKER
 from memberships.batches import apply_event_to_batch
@@ -44,45 +42,12 @@ from memberships.clock import Clock
 from memberships.decisions import apply_event, deny
 from memberships.errors import TransitionNotAllowed
 from statemachines.membership import MembershipState
-from store import data_removal
-from store.data_removal import TABLE_REMOVERS
+from store.data_removal import TABLE_REMOVERS, Departed
+from store.data_removal import ChunkRemover as ChunkRemover
+from store.data_removal import Remover as Remover
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
-
-
-class Remover(Protocol):
-    """Erases one data store's records of a membership, at most ``limit`` per call."""
-
-    @property
-    def name(self) -> str:
-        """Names the data store in progress reports and errors."""
-        ...
-
-    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
-        """Delete up to ``limit`` records; return how many were deleted (0: none left)."""
-        ...
-
-    def remaining(self, session: Session, membership_id: str) -> int:
-        """How many records are left (used to prove the removal complete)."""
-        ...
-
-
-class ChunkRemover(Remover, Protocol):
-    """A remover that also erases for many memberships with one call (optional: a remover
-    without these methods is called membership by membership)."""
-
-    def remove_many(
-        self, session: Session, membership_ids: Sequence[str], limit: int
-    ) -> Mapping[str, int]:
-        """Delete up to ``limit`` records of these memberships in all; how many per membership
-        (a membership with none deleted may be absent)."""
-        ...
-
-    def remaining_many(self, session: Session, membership_ids: Sequence[str]) -> set[str]:
-        """Those of ``membership_ids`` that still have records."""
-        ...
-
 
 BUILT_IN_REMOVERS: tuple[Remover, ...] = TABLE_REMOVERS
 """The removers of this service's own tables (``store.data_removal``); a deployment adds
@@ -127,13 +92,13 @@ def remove_data_batch(
     limit = uow.policy.removal_batch_size
     removed = 0
     for remover in removers:
-        removed += remover.remove_batch(uow.session, membership_id, limit - removed)
+        removed += uow.data_removal.erase(remover, membership_id, limit - removed)
         if removed >= limit:
             break
     if removed:
-        data_removal.record_progress_of(uow.session, membership_id, removed, now)
+        uow.data_removal.record_progress_of(membership_id, removed, now)
         uow.commit()
-        uow.session.refresh(membership)
+        uow.memberships.refresh(membership)
         return RemovalProgress(membership_id, membership.state, removed, membership.removed_rows)
     if not finish_removal(uow, clock, membership_id, removers):
         return RemovalProgress(
@@ -160,7 +125,7 @@ def finish_removal(
     membership = uow.memberships.get(membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return True
-    left = [r.name for r in removers if r.remaining(uow.session, membership_id)]
+    left = [r.name for r in removers if uow.data_removal.remaining(r, membership_id)]
     if left:
         deny(
             uow,
@@ -176,11 +141,11 @@ def finish_removal(
         uow.deliveries.mark_rows_removed([membership_id], now)
         uow.commit()
         return False
-    departed = data_removal.Departed(
+    departed = Departed(
         membership.id, membership.organization_id, membership.user_id, membership.email
     )
     apply_event(uow, now, WORKER, membership, "finish_removal")
-    data_removal.forget_departed(uow.session, now, [departed])
+    uow.data_removal.forget_departed(now, [departed])
     uow.commit()
     return True
 
@@ -242,7 +207,7 @@ def remove_chunk_batch(
     ``finish_removal`` in the audit log, committed with the rest of the batch.
     """
     now = clock()
-    claimed = data_removal.lock_purge_pending_chunk(uow.session, membership_ids)
+    claimed = uow.data_removal.lock_chunk(membership_ids)
     if not claimed:
         uow.rollback()
         return ChunkProgress((), 0, ())
@@ -253,7 +218,7 @@ def remove_chunk_batch(
         left = limit - sum(removed.values())
         if left <= 0:
             break
-        removed.update(_remove_many(remover, uow.session, ids, left))
+        removed.update(uow.data_removal.erase_chunk(remover, ids, left))
     total = sum(removed.values())
     purged: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
@@ -262,7 +227,7 @@ def remove_chunk_batch(
         # Every remover deleted less than it was allowed: none has rows left for the chunk,
         # unless it reports data it cannot delete, which must block the finish.
         for remover in removers:
-            for membership_id in _remaining_many(remover, uow.session, ids):
+            for membership_id in uow.data_removal.with_data_left(remover, ids):
                 blocked.setdefault(membership_id, []).append(remover.name)
         unconfirmed = uow.deliveries.open_confirmations(
             [row.id for row in claimed if row.id not in blocked]
@@ -273,15 +238,13 @@ def remove_chunk_batch(
         # The finish records the last batch's progress of the memberships it moves in the
         # same UPDATE (one write per membership, in the transaction that touches the most
         # index entries of the whole removal); the others' progress is recorded apart.
-        people = data_removal.departed_of(uow.session, [row.id for row in ready])
+        people = uow.data_removal.departed_of([row.id for row in ready])
         moved = apply_event_to_batch(
             uow, now, "finish_removal", PURGE_PENDING, ready, progress=removed
         )
         purged = tuple(m.id for m in moved)
         gone = set(purged)
-        data_removal.forget_departed(
-            uow.session, now, [p for p in people if p.membership_id in gone]
-        )
+        uow.data_removal.forget_departed(now, [p for p in people if p.membership_id in gone])
         finished = set(purged) | {row.id for row in ready}
         # (Those waiting on apps are not finished: their progress is recorded here.)
         rest = {m: n for m, n in removed.items() if m not in finished}
@@ -308,27 +271,3 @@ def remove_chunk_batch(
             membership_ids=sorted(blocked),
         )
     return ChunkProgress(tuple(ids), total, purged, waiting)
-
-
-def _remove_many(
-    remover: Remover, session: Session, membership_ids: Sequence[str], limit: int
-) -> Mapping[str, int]:
-    many = getattr(remover, "remove_many", None)
-    if many is not None:
-        return many(session, membership_ids, limit)  # type: ignore[no-any-return]
-    removed: dict[str, int] = {}
-    for membership_id in membership_ids:
-        count = remover.remove_batch(session, membership_id, limit)
-        if count:
-            removed[membership_id] = count
-            limit -= count
-            if limit <= 0:
-                break
-    return removed
-
-
-def _remaining_many(remover: Remover, session: Session, membership_ids: Sequence[str]) -> set[str]:
-    many = getattr(remover, "remaining_many", None)
-    if many is not None:
-        return set(many(session, membership_ids))
-    return {m for m in membership_ids if remover.remaining(session, m)}

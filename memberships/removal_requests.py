@@ -27,9 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
-from sqlalchemy.exc import IntegrityError
-
 from memberships.admin import remove_membership
 from memberships.automatic import WORKER
 from memberships.clock import Clock
@@ -48,9 +45,8 @@ from memberships.reading import decode_cursor, encode_cursor, page_limit
 from memberships.self_service import _caller_membership, leave_blocker
 from memberships.views import OrganizationView, Page
 from statemachines.membership import LEAVABLE_STATES
-from store import notices
 from store import removal_requests as store
-from store.models import AuditEvent, Membership, Organization, RemovalRequest
+from store.models import Membership, Organization, RemovalRequest
 from store.unit_of_work import UnitOfWork
 
 MAX_MESSAGE = 2000
@@ -171,7 +167,7 @@ def open_request(
     user, org, membership = _caller_membership(uow, principal, org_ref)
     # Locked and read again: a removal or a leave committed meanwhile is seen here, and
     # one that comes after waits for this request, then closes it.
-    uow.session.refresh(membership, with_for_update=True)
+    uow.memberships.refresh(membership, lock=True)
     ids = {"organization_id": org.id, "membership_id": membership.id}
     if membership.state not in LEAVABLE_STATES:
         deny(
@@ -223,10 +219,8 @@ def open_request(
         created_at=now,
         due_by=now + uow.policy.removal_request_deadline,
     )
-    uow.session.add(request)
-    try:
-        uow.session.flush()
-    except IntegrityError:  # another request of the same member won the unique index
+    if not uow.removal_requests.add(request):
+        # another request of the same member won the unique index
         uow.rollback()
         raise _already_open(org, _open_request_id(uow, membership.id) or "") from None
     audit(
@@ -238,18 +232,14 @@ def open_request(
         from_state=membership.state,
         reason=blocker.code,
     )
-    store.record(uow.session, "opened", _ref(request, org), now)
+    uow.removal_requests.record("opened", _ref(request, org), now)
     view = RemovalRequestView.of(request, org, now)
     uow.commit()
     return view
 
 
 def _open_request_id(uow: UnitOfWork, membership_id: str) -> str | None:
-    return uow.session.scalar(
-        select(RemovalRequest.id).where(
-            RemovalRequest.membership_id == membership_id, RemovalRequest.status == store.OPEN
-        )
-    )
+    return uow.removal_requests.open_request_of(membership_id)
 
 
 def _already_open(org: Organization, request_id: str) -> RemovalRequestOpen:
@@ -263,19 +253,8 @@ def my_requests(uow: UnitOfWork, clock: Clock, principal: Principal) -> list[Rem
     """The caller's removal requests, in every status, newest first (those of purged
     memberships no longer lead to the caller and are not listed)."""
     now = clock()
-    rows = uow.session.execute(
-        select(RemovalRequest, Organization)
-        .join(Membership, Membership.id == RemovalRequest.membership_id)
-        .join(Organization, Organization.id == RemovalRequest.organization_id)
-        .where(Membership.user_id == principal.id)
-        .order_by(RemovalRequest.created_at.desc(), RemovalRequest.id)
-    ).all()
+    rows = uow.removal_requests.of_user(principal.id)
     return [RemovalRequestView.of(r, o, now) for r, o in rows]
-
-
-def _rank() -> ColumnElement[int]:
-    """Open requests first, then the answered and closed ones."""
-    return case((RemovalRequest.status == store.OPEN, 0), else_=1)
 
 
 def list_requests(
@@ -295,39 +274,17 @@ def list_requests(
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "list_removal_requests")
     limit = page_limit(limit)
-    rank = _rank()
-    query = (
-        select(RemovalRequest, Membership, rank.label("rank"))
-        .join(Membership, Membership.id == RemovalRequest.membership_id)
-        .where(RemovalRequest.organization_id == org.id)
+    if status and status != OVERDUE and status not in STATUSES:
+        raise InvalidInput(f"status: {status!r} is not a removal request status", field="status")
+    overdue = status == OVERDUE
+    rows = uow.removal_requests.page_of_organization(
+        org.id,
+        now,
+        status=None if overdue else status,
+        overdue=overdue,
+        after=_decode(cursor),
+        limit=limit + 1,
     )
-    if status:
-        if status == OVERDUE:
-            query = query.where(RemovalRequest.status == store.OPEN, RemovalRequest.due_by <= now)
-        elif status in STATUSES:
-            query = query.where(RemovalRequest.status == status)
-        else:
-            raise InvalidInput(
-                f"status: {status!r} is not a removal request status", field="status"
-            )
-    after = _decode(cursor)
-    if after is not None:
-        r, due, rid = after
-        query = query.where(
-            or_(
-                rank > r,
-                and_(
-                    rank == r,
-                    or_(
-                        RemovalRequest.due_by > due,
-                        and_(RemovalRequest.due_by == due, RemovalRequest.id > rid),
-                    ),
-                ),
-            )
-        )
-    rows = uow.session.execute(
-        query.order_by(rank, RemovalRequest.due_by, RemovalRequest.id).limit(limit + 1)
-    ).all()
     items = tuple(RemovalRequestView.of(r, org, now, m) for r, m, _ in rows[:limit])
     next_cursor = None
     if len(rows) > limit:
@@ -353,10 +310,10 @@ def _decode(cursor: str | None) -> tuple[int, datetime, str] | None:
 def _request_in(
     uow: UnitOfWork, org: Organization, request_id: str
 ) -> tuple[RemovalRequest, Membership]:
-    request = uow.session.get(RemovalRequest, (request_id or "").strip().lower())
+    request = uow.removal_requests.get((request_id or "").strip().lower())
     if request is None or request.organization_id != org.id:
         raise NotFound(f"No removal request {request_id!r} in {org.domain}.")
-    membership = uow.session.get(Membership, request.membership_id)
+    membership = uow.memberships.get(request.membership_id)
     assert membership is not None  # a foreign key
     return request, membership
 
@@ -398,10 +355,9 @@ def _answer(
 ) -> None:
     """Store the answer if the request is still open (compare-and-set); otherwise the
     refusal ``removal-request-closed`` (audited) with what became of it."""
-    answered = store.answer(
-        uow.session, request.id, status=status, now=now, by=principal.id, reason=reason
+    answered = uow.removal_requests.answer(
+        request, status=status, now=now, by=principal.id, reason=reason
     )
-    uow.session.expire(request)
     if not answered:
         _require_open(uow, now, principal, action, request, membership)
 
@@ -422,7 +378,7 @@ def approve(
     # The membership's row first (locked and read again), as every removal takes it first
     # (its compare-and-set), so an admin's removal at the same moment waits here instead
     # of deadlocking on the request's row.
-    uow.session.refresh(membership, with_for_update=True)
+    uow.memberships.refresh(membership, lock=True)
     from_state = membership.state
     # Answered first: the removal's own transition then finds no open request to close.
     _answer(uow, now, principal, store.ACTION_APPROVE, request, membership, store.APPROVED)
@@ -436,9 +392,8 @@ def approve(
         from_state=from_state,
         to_state=membership.state,
     )
-    store.record(uow.session, "approved", _ref(request, org), now)
-    notices.record_notice(
-        uow.session,
+    uow.removal_requests.record("approved", _ref(request, org), now)
+    uow.notices.record_notice(
         membership_id=membership.id,
         kind="removal_request.approved",
         occurred_at=now,
@@ -488,9 +443,8 @@ def decline(
         membership=membership,
         from_state=membership.state,
     )
-    store.record(uow.session, "declined", _ref(request, org), now)
-    notices.record_notice(
-        uow.session,
+    uow.removal_requests.record("declined", _ref(request, org), now)
+    uow.notices.record_notice(
         membership_id=membership.id,
         kind="removal_request.declined",
         occurred_at=now,
@@ -511,11 +465,11 @@ def mark_overdue_requests(
     marked = 0
     while should_continue():
         now = clock()
-        rows = store.claim_overdue(uow.session, now, limit)
+        rows = uow.removal_requests.claim_overdue(now, limit)
         if not rows:
             uow.rollback()
             break
-        marked_now = store.mark_overdue(uow.session, [r.id for r, _ in rows], now)
+        marked_now = uow.removal_requests.mark_overdue([r.id for r, _ in rows], now)
         claimed = len(rows)
         rows = [(r, domain) for r, domain in rows if r.id in marked_now]
         if not rows:
@@ -523,27 +477,11 @@ def mark_overdue_requests(
             if claimed < limit:
                 break
             continue
-        uow.session.execute(
-            insert(AuditEvent),
-            [
-                {
-                    "occurred_at": now,
-                    "actor": WORKER.id,
-                    "action": store.ACTION_OVERDUE,
-                    "outcome": "allowed",
-                    "organization_id": r.organization_id,
-                    "membership_id": r.membership_id,
-                    "reason": None,
-                    "request_id": uow.request_id,
-                }
-                for r, _ in rows
-            ],
-        )
+        uow.removal_requests.audit_overdue([r for r, _ in rows], now, WORKER.id, uow.request_id)
         for request, domain in rows:
             ref = store.RequestRef.of(request, domain)
-            store.record(uow.session, "overdue", ref, now)
-            notices.record_notice(
-                uow.session,
+            uow.removal_requests.record("overdue", ref, now)
+            uow.notices.record_notice(
                 membership_id=request.membership_id,
                 kind="removal_request.overdue",
                 occurred_at=now,
@@ -558,23 +496,10 @@ def mark_overdue_requests(
 
 def count_overdue(uow: UnitOfWork, now: datetime) -> int:
     """Open removal requests past ``due_by``: the organization missed its deadline."""
-    return int(
-        uow.session.scalar(
-            select(func.count())
-            .select_from(RemovalRequest)
-            .where(RemovalRequest.status == store.OPEN, RemovalRequest.due_by <= now)
-        )
-        or 0
-    )
+    return uow.removal_requests.count_overdue(now)
 
 
 def overdue_list(uow: UnitOfWork, now: datetime, limit: int) -> list[RemovalRequestView]:
     """The ``limit`` open requests longest past their deadline (the operators' list)."""
-    rows = uow.session.execute(
-        select(RemovalRequest, Organization)
-        .join(Organization, Organization.id == RemovalRequest.organization_id)
-        .where(RemovalRequest.status == store.OPEN, RemovalRequest.due_by <= now)
-        .order_by(RemovalRequest.due_by, RemovalRequest.id)
-        .limit(limit)
-    ).all()
+    rows = uow.removal_requests.longest_overdue(now, limit)
     return [RemovalRequestView.of(r, o, now) for r, o in rows]

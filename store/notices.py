@@ -47,7 +47,15 @@ from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
 from store.database import is_postgresql
-from store.models import NOTICE_KINDS, MailMessage, Membership, Notice, User, UTCDateTime
+from store.models import (
+    NOTICE_KINDS,
+    MailMessage,
+    Membership,
+    Notice,
+    Organization,
+    User,
+    UTCDateTime,
+)
 from store.repository import Repository
 from store.session_keys import UNIT_OF_WORK
 
@@ -194,39 +202,6 @@ def address_departed(session: Session, departed: Sequence[tuple[str, str, str | 
         _queue_mail(session, notice_ids, occurred_at)
 
 
-def record_notice(
-    session: Session,
-    *,
-    membership_id: str,
-    kind: str,
-    occurred_at: datetime,
-    data: Mapping[str, Any],
-) -> None:
-    """One notice for the member of ``membership_id`` that is not a transition (a
-    removal request answered or overdue), in the caller's transaction, with its mail.
-
-    An approval removes the membership in the same transaction, at the same time: the
-    member then gets one mail, the approval's, which carries the removal's dates (until
-    when the account can be restored, by when the data will be gone); the removal stays
-    a notice of its own on the page."""
-    if kind not in NOTICE_KINDS:
-        raise ValueError(f"no notice kind {kind!r}; known: {', '.join(NOTICE_KINDS)}")
-    data = dict(data)
-    if kind == "removal_request.approved":
-        data = {**_merge_removal_into_approval(session, membership_id, occurred_at), **data}
-    m = Membership.__table__.c
-    rows = select(
-        m.user_id,
-        m.organization_id,
-        m.id,
-        literal(kind, String()),
-        literal(False, Boolean()),
-        literal(occurred_at, UTCDateTime()),
-        literal(json.dumps(data), String()),
-    ).where(m.id == membership_id, m.user_id.is_not(None))
-    _queue_mail(session, _insert_notices(session, rows), occurred_at)
-
-
 def _merge_removal_into_approval(
     session: Session, membership_id: str, occurred_at: datetime
 ) -> dict[str, Any]:
@@ -365,102 +340,153 @@ _ERASED: dict[str, Any] = {
 """What a mail of a purged membership keeps nothing of once it is sent or has failed."""
 
 
-# ---- the outbox, for the mail worker and the sweep ---------------------------------------------
-
-
-def claim_mail(session: Session, mail_id: int, now: datetime, lease_until: datetime) -> bool:
-    """Take a due pending mail for one attempt: one more attempt counted, and the next
-    one not before ``lease_until`` (so a second message about it, or the sweep, leaves it
-    alone while this attempt runs). ``False`` when it is not pending or not due."""
-    result = session.execute(
-        update(MailMessage)
-        .where(
-            MailMessage.id == mail_id,
-            MailMessage.state == "pending",
-            or_(MailMessage.next_attempt_at.is_(None), MailMessage.next_attempt_at <= now),
-        )
-        .values(attempts=MailMessage.attempts + 1, next_attempt_at=lease_until)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-
-
-def finish_mail(
-    session: Session, mail_id: int, now: datetime, *, sent: bool, error: str | None
-) -> None:
-    """A mail sent (``sent``) or given up (``failed``); a purged membership's mail keeps
-    no recipient and no content from then on."""
-    values: dict[str, Any] = {"state": "sent" if sent else "failed", "last_error": error}
-    if sent:
-        values["sent_at"] = now
-    session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == mail_id, MailMessage.state == "pending")
-        .values(**values, next_attempt_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == mail_id, MailMessage.membership_id.is_(None))
-        .values(**_ERASED)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def retry_mail_later(session: Session, mail_id: int, at: datetime, error: str) -> None:
-    """A failed attempt to be tried again at ``at`` (the sweep sends it then)."""
-    session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == mail_id, MailMessage.state == "pending")
-        .values(next_attempt_at=at, queued_at=None, last_error=error)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def claim_due_mail(
-    session: Session, now: datetime, queued_before: datetime, limit: int
-) -> list[str]:
-    """Pending mail due now and not sent to the worker since ``queued_before`` (its
-    message was lost, or its next attempt has come): marked queued now; their ids."""
-    chosen = (
-        select(MailMessage.id)
-        .where(
-            MailMessage.state == "pending",
-            MailMessage.next_attempt_at <= now,
-            or_(MailMessage.queued_at.is_(None), MailMessage.queued_at <= queued_before),
-        )
-        .order_by(MailMessage.next_attempt_at)
-        .limit(limit)
-    )
-    if is_postgresql(session):
-        chosen = chosen.with_for_update(skip_locked=True)
-    ids = [int(i) for i in session.scalars(chosen)]
-    if ids:
-        session.execute(
-            update(MailMessage)
-            .where(MailMessage.id.in_(ids))
-            .values(queued_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return [str(i) for i in ids]
-
-
-def forget_notices_of_purged(session: Session, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` notices older than ``before`` whose membership is purged
-    (``membership_id`` null): once the page no longer shows them, nothing needs them, and
-    the person's link to the organization goes with them. How many."""
-    chosen = (
-        select(Notice.id)
-        .where(Notice.membership_id.is_(None), Notice.occurred_at < before)
-        .limit(limit)
-    )
-    ids = [int(i) for i in session.scalars(chosen)]
-    if ids:
-        session.execute(
-            delete(Notice).where(Notice.id.in_(ids)).execution_options(synchronize_session=False)
-        )
-    return len(ids)
-
-
 class Notices(Repository):
     """The member's notices and the mail outbox (``uow.notices``)."""
+
+    # ---- the member's notices ----------------------------------------------------------------
+
+    def record_notice(
+        self,
+        *,
+        membership_id: str,
+        kind: str,
+        occurred_at: datetime,
+        data: Mapping[str, Any],
+    ) -> None:
+        """One notice for the member of ``membership_id`` that is not a transition (a
+        removal request answered or overdue), in the caller's transaction, with its mail.
+
+        An approval removes the membership in the same transaction, at the same time: the
+        member then gets one mail, the approval's, which carries the removal's dates (until
+        when the account can be restored, by when the data will be gone); the removal stays
+        a notice of its own on the page."""
+        if kind not in NOTICE_KINDS:
+            raise ValueError(f"no notice kind {kind!r}; known: {', '.join(NOTICE_KINDS)}")
+        data = dict(data)
+        if kind == "removal_request.approved":
+            data = {
+                **_merge_removal_into_approval(self.session, membership_id, occurred_at),
+                **data,
+            }
+        m = Membership.__table__.c
+        rows = select(
+            m.user_id,
+            m.organization_id,
+            m.id,
+            literal(kind, String()),
+            literal(False, Boolean()),
+            literal(occurred_at, UTCDateTime()),
+            literal(json.dumps(data), String()),
+        ).where(m.id == membership_id, m.user_id.is_not(None))
+        _queue_mail(self.session, _insert_notices(self.session, rows), occurred_at)
+
+    def recent_of(
+        self, user_id: str, since: datetime, limit: int
+    ) -> list[tuple[Notice, Organization]]:
+        """The user's notices since ``since``, newest first, at most ``limit``, each with its
+        organization."""
+        rows = self.session.execute(
+            select(Notice, Organization)
+            .join(Organization, Organization.id == Notice.organization_id)
+            .where(Notice.user_id == user_id, Notice.occurred_at >= since)
+            .order_by(Notice.occurred_at.desc(), Notice.id.desc())
+            .limit(limit)
+        ).all()
+        return [(notice, org) for notice, org in rows]
+
+    def notice(self, notice_id: int) -> Notice | None:
+        """The notice with this id."""
+        return self.session.get(Notice, notice_id)
+
+    # ---- the outbox, for the mail worker and the sweep ---------------------------------------
+
+    def mail(self, mail_id: int) -> MailMessage | None:
+        """The outbox row with this id."""
+        return self.session.get(MailMessage, mail_id)
+
+    def claim_mail(self, mail_id: int, now: datetime, lease_until: datetime) -> bool:
+        """Take a due pending mail for one attempt: one more attempt counted, and the next
+        one not before ``lease_until`` (so a second message about it, or the sweep, leaves it
+        alone while this attempt runs). ``False`` when it is not pending or not due."""
+        result = self.session.execute(
+            update(MailMessage)
+            .where(
+                MailMessage.id == mail_id,
+                MailMessage.state == "pending",
+                or_(MailMessage.next_attempt_at.is_(None), MailMessage.next_attempt_at <= now),
+            )
+            .values(attempts=MailMessage.attempts + 1, next_attempt_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+    def finish_mail(self, mail_id: int, now: datetime, *, sent: bool, error: str | None) -> None:
+        """A mail sent (``sent``) or given up (``failed``); a purged membership's mail keeps
+        no recipient and no content from then on."""
+        values: dict[str, Any] = {"state": "sent" if sent else "failed", "last_error": error}
+        if sent:
+            values["sent_at"] = now
+        self.session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == mail_id, MailMessage.state == "pending")
+            .values(**values, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == mail_id, MailMessage.membership_id.is_(None))
+            .values(**_ERASED)
+            .execution_options(synchronize_session=False)
+        )
+
+    def retry_mail_later(self, mail_id: int, at: datetime, error: str) -> None:
+        """A failed attempt to be tried again at ``at`` (the sweep sends it then)."""
+        self.session.execute(
+            update(MailMessage)
+            .where(MailMessage.id == mail_id, MailMessage.state == "pending")
+            .values(next_attempt_at=at, queued_at=None, last_error=error)
+            .execution_options(synchronize_session=False)
+        )
+
+    def claim_due_mail(self, now: datetime, queued_before: datetime, limit: int) -> list[str]:
+        """Pending mail due now and not sent to the worker since ``queued_before`` (its
+        message was lost, or its next attempt has come): marked queued now; their ids."""
+        chosen = (
+            select(MailMessage.id)
+            .where(
+                MailMessage.state == "pending",
+                MailMessage.next_attempt_at <= now,
+                or_(MailMessage.queued_at.is_(None), MailMessage.queued_at <= queued_before),
+            )
+            .order_by(MailMessage.next_attempt_at)
+            .limit(limit)
+        )
+        if is_postgresql(self.session):
+            chosen = chosen.with_for_update(skip_locked=True)
+        ids = [int(i) for i in self.session.scalars(chosen)]
+        if ids:
+            self.session.execute(
+                update(MailMessage)
+                .where(MailMessage.id.in_(ids))
+                .values(queued_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return [str(i) for i in ids]
+
+    def forget_notices_of_purged(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` notices older than ``before`` whose membership is purged
+        (``membership_id`` null): once the page no longer shows them, nothing needs them, and
+        the person's link to the organization goes with them. How many."""
+        chosen = (
+            select(Notice.id)
+            .where(Notice.membership_id.is_(None), Notice.occurred_at < before)
+            .limit(limit)
+        )
+        ids = [int(i) for i in self.session.scalars(chosen)]
+        if ids:
+            self.session.execute(
+                delete(Notice)
+                .where(Notice.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+        return len(ids)

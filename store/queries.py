@@ -270,6 +270,14 @@ class Memberships(Repository):
             or 0
         )
 
+    def refresh(self, membership: Membership, *, lock: bool = False) -> None:
+        """Read the loaded membership's row again; ``lock``: and lock it for this transaction
+        (``SELECT … FOR UPDATE``)."""
+        if lock:
+            self.session.refresh(membership, with_for_update=True)
+        else:
+            self.session.refresh(membership)
+
 
 class AuditLog(Repository):
     """The audit log: appending and reading it (``uow.audit``)."""

@@ -25,14 +25,28 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import text as sql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
 from store import outbox
 from store.database import is_postgresql
-from store.models import AuditEvent, Event, Organization, RemovalRequest
+from store.models import AuditEvent, Event, Membership, Organization, RemovalRequest
 from store.repository import Repository
 
 if TYPE_CHECKING:
@@ -201,26 +215,6 @@ def _updated(session: Session, statement: Any, ids: Sequence[str]) -> set[str]:
     return set(ids)
 
 
-def answer(
-    session: Session,
-    request_id: str,
-    *,
-    status: str,
-    now: datetime,
-    by: str,
-    reason: str | None = None,
-) -> bool:
-    """Answer an open request (compare-and-set on ``status = 'open'``): ``False`` when it
-    was answered, closed meanwhile."""
-    result = session.execute(
-        update(RemovalRequest)
-        .where(RemovalRequest.id == request_id, RemovalRequest.status == OPEN)
-        .values(status=status, answered_at=now, answered_by=by, decline_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]  # an UPDATE's result
-
-
 def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
     """The requests' message and decline reason, and the reason in their
     ``removal_request.declined`` events (the outbox's own purge takes ``data.user``)."""
@@ -268,40 +262,189 @@ def _erase_free_text(session: Session, moved: Sequence[str]) -> None:
     )
 
 
-def claim_overdue(session: Session, now: datetime, limit: int) -> list[tuple[RemovalRequest, str]]:
-    """Open requests past ``due_by`` the sweep has not marked overdue yet, oldest due
-    first, each with its organization's domain; locked (``SKIP LOCKED``) on PostgreSQL so
-    two sweepers never take the same one."""
-    statement = (
-        select(RemovalRequest, Organization.domain)
-        .join(Organization, Organization.id == RemovalRequest.organization_id)
-        .where(
-            RemovalRequest.status == OPEN,
-            RemovalRequest.overdue_at.is_(None),
-            RemovalRequest.due_by <= now,
-        )
-        .order_by(RemovalRequest.due_by, RemovalRequest.id)
-        .limit(limit)
-    )
-    if is_postgresql(session):
-        statement = statement.with_for_update(of=RemovalRequest, skip_locked=True)
-    return [(request, domain) for request, domain in session.execute(statement).all()]
-
-
-def mark_overdue(session: Session, ids: Sequence[str], now: datetime) -> set[str]:
-    """Note ``overdue_at`` on those of ``ids`` still open and not yet marked; which."""
-    return _updated(
-        session,
-        update(RemovalRequest)
-        .where(
-            RemovalRequest.id.in_(list(ids)),
-            RemovalRequest.status == OPEN,
-            RemovalRequest.overdue_at.is_(None),
-        )
-        .values(overdue_at=now),
-        ids,
-    )
+def _rank() -> ColumnElement[int]:
+    """Open requests first, then the answered and closed ones."""
+    return case((RemovalRequest.status == OPEN, 0), else_=1)
 
 
 class RemovalRequests(Repository):
     """Removal requests (``uow.removal_requests``)."""
+
+    def get(self, request_id: str) -> RemovalRequest | None:
+        """The removal request with this id."""
+        return self.session.get(RemovalRequest, request_id)
+
+    def open_request_of(self, membership_id: str) -> str | None:
+        """The id of the membership's open request, if it has one."""
+        return self.session.scalar(
+            select(RemovalRequest.id).where(
+                RemovalRequest.membership_id == membership_id, RemovalRequest.status == OPEN
+            )
+        )
+
+    def add(self, request: RemovalRequest) -> bool:
+        """Add a new request and flush it; ``False`` when another open request of the same
+        membership won the unique index (the session must then be rolled back)."""
+        self.session.add(request)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def record(self, type_: str, ref: RequestRef, now: datetime) -> None:
+        """The ``removal_request.<type_>`` event of one request (``record``)."""
+        record(self.session, type_, ref, now)
+
+    def answer(
+        self,
+        request: RemovalRequest,
+        *,
+        status: str,
+        now: datetime,
+        by: str,
+        reason: str | None = None,
+    ) -> bool:
+        """Answer an open request (compare-and-set on ``status = 'open'``): ``False`` when it
+        was answered, closed meanwhile. ``request`` is read again when next used."""
+        result = self.session.execute(
+            update(RemovalRequest)
+            .where(RemovalRequest.id == request.id, RemovalRequest.status == OPEN)
+            .values(status=status, answered_at=now, answered_by=by, decline_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expire(request)
+        return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]  # an UPDATE's result
+
+    def of_user(self, user_id: str) -> list[tuple[RemovalRequest, Organization]]:
+        """The user's requests (through their memberships that are not purged), newest
+        first, each with its organization."""
+        rows = self.session.execute(
+            select(RemovalRequest, Organization)
+            .join(Membership, Membership.id == RemovalRequest.membership_id)
+            .join(Organization, Organization.id == RemovalRequest.organization_id)
+            .where(Membership.user_id == user_id)
+            .order_by(RemovalRequest.created_at.desc(), RemovalRequest.id)
+        ).all()
+        return [(request, org) for request, org in rows]
+
+    def page_of_organization(
+        self,
+        organization_id: str,
+        now: datetime,
+        *,
+        status: str | None,
+        overdue: bool,
+        after: tuple[int, datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[RemovalRequest, Membership, int]]:
+        """Up to ``limit`` of the organization's requests after the (rank, due by, id)
+        ``after``: open ones first (rank 0), by ``due_by``, then the others (rank 1); each
+        with its membership and rank. ``status`` filters; ``overdue``: open and past due."""
+        rank = _rank()
+        query = (
+            select(RemovalRequest, Membership, rank.label("rank"))
+            .join(Membership, Membership.id == RemovalRequest.membership_id)
+            .where(RemovalRequest.organization_id == organization_id)
+        )
+        if overdue:
+            query = query.where(RemovalRequest.status == OPEN, RemovalRequest.due_by <= now)
+        elif status:
+            query = query.where(RemovalRequest.status == status)
+        if after is not None:
+            r, due, rid = after
+            query = query.where(
+                or_(
+                    rank > r,
+                    and_(
+                        rank == r,
+                        or_(
+                            RemovalRequest.due_by > due,
+                            and_(RemovalRequest.due_by == due, RemovalRequest.id > rid),
+                        ),
+                    ),
+                )
+            )
+        rows = self.session.execute(
+            query.order_by(rank, RemovalRequest.due_by, RemovalRequest.id).limit(limit)
+        ).all()
+        return [(request, membership, r) for request, membership, r in rows]
+
+    def claim_overdue(self, now: datetime, limit: int) -> list[tuple[RemovalRequest, str]]:
+        """Open requests past ``due_by`` the sweep has not marked overdue yet, oldest due
+        first, each with its organization's domain; locked (``SKIP LOCKED``) on PostgreSQL so
+        two sweepers never take the same one."""
+        statement = (
+            select(RemovalRequest, Organization.domain)
+            .join(Organization, Organization.id == RemovalRequest.organization_id)
+            .where(
+                RemovalRequest.status == OPEN,
+                RemovalRequest.overdue_at.is_(None),
+                RemovalRequest.due_by <= now,
+            )
+            .order_by(RemovalRequest.due_by, RemovalRequest.id)
+            .limit(limit)
+        )
+        if is_postgresql(self.session):
+            statement = statement.with_for_update(of=RemovalRequest, skip_locked=True)
+        return [(request, domain) for request, domain in self.session.execute(statement).all()]
+
+    def mark_overdue(self, ids: Sequence[str], now: datetime) -> set[str]:
+        """Note ``overdue_at`` on those of ``ids`` still open and not yet marked; which."""
+        return _updated(
+            self.session,
+            update(RemovalRequest)
+            .where(
+                RemovalRequest.id.in_(list(ids)),
+                RemovalRequest.status == OPEN,
+                RemovalRequest.overdue_at.is_(None),
+            )
+            .values(overdue_at=now),
+            ids,
+        )
+
+    def audit_overdue(
+        self, requests: Sequence[RemovalRequest], now: datetime, actor: str, request_id: str | None
+    ) -> None:
+        """The ``removal_request_overdue`` audit entries of ``requests``: one bulk INSERT."""
+        self.session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "occurred_at": now,
+                    "actor": actor,
+                    "action": ACTION_OVERDUE,
+                    "outcome": "allowed",
+                    "organization_id": r.organization_id,
+                    "membership_id": r.membership_id,
+                    "reason": None,
+                    "request_id": request_id,
+                }
+                for r in requests
+            ],
+        )
+
+    def count_overdue(self, now: datetime) -> int:
+        """Open requests past ``due_by``."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(RemovalRequest)
+                .where(RemovalRequest.status == OPEN, RemovalRequest.due_by <= now)
+            )
+            or 0
+        )
+
+    def longest_overdue(
+        self, now: datetime, limit: int
+    ) -> list[tuple[RemovalRequest, Organization]]:
+        """The ``limit`` open requests longest past their deadline, each with its
+        organization."""
+        rows = self.session.execute(
+            select(RemovalRequest, Organization)
+            .join(Organization, Organization.id == RemovalRequest.organization_id)
+            .where(RemovalRequest.status == OPEN, RemovalRequest.due_by <= now)
+            .order_by(RemovalRequest.due_by, RemovalRequest.id)
+            .limit(limit)
+        ).all()
+        return [(request, org) for request, org in rows]

@@ -41,7 +41,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]
 
     found: dict[str, list[dict[str, Any]]] = {"events": [], "notices": []}
     monkeypatch.setattr(outbox, "record_event", lambda session, **kw: found["events"].append(kw))
-    monkeypatch.setattr(notices, "record_notice", lambda session, **kw: found["notices"].append(kw))
+    monkeypatch.setattr(
+        notices.Notices, "record_notice", lambda self, **kw: found["notices"].append(kw)
+    )
     return found
 
 

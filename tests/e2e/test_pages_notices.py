@@ -14,7 +14,6 @@ from api_helpers import problem
 from pages_helpers import Visitor, text_of
 
 from memberships import admin, removal
-from store import notices as store_notices
 
 
 @pytest.fixture
@@ -56,8 +55,7 @@ def test_the_page_shows_a_purge_with_its_date_though_the_tombstone_no_longer_nam
 
 def test_a_declined_removal_request_shows_the_organizations_reason(visitor, world):
     with world.uow() as uow:
-        store_notices.record_notice(
-            uow.session,
+        uow.notices.record_notice(
             membership_id=world.membership("closed", "ann"),
             kind="removal_request.declined",
             occurred_at=world.clock.now,

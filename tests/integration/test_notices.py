@@ -243,8 +243,7 @@ def test_an_admin_acting_on_their_own_guest_membership_is_an_own_change(world):
 def test_a_removal_request_answer_is_a_notice_with_the_organizations_reason(world):
     # When the organization declines ann's request, with a reason she will read
     with world.uow() as uow:
-        store_notices.record_notice(
-            uow.session,
+        uow.notices.record_notice(
             membership_id=world.membership("closed", "ann"),
             kind="removal_request.declined",
             occurred_at=world.clock.now,
@@ -516,8 +515,7 @@ def test_an_approved_removal_request_is_one_mail_with_the_removals_dates(world, 
     membership_id = world.membership("closed", "ann")
     with world.uow() as uow:
         admin.remove(uow, world.clock, world.principal("cadmin"), "closed.example", membership_id)
-        store_notices.record_notice(
-            uow.session,
+        uow.notices.record_notice(
             membership_id=membership_id,
             kind="removal_request.approved",
             occurred_at=world.clock.now,
@@ -538,8 +536,7 @@ def test_an_approved_removal_request_is_one_mail_with_the_removals_dates(world, 
 
 def test_an_unknown_notice_kind_is_refused_before_anything_is_written(world):
     with world.uow() as uow, pytest.raises(ValueError, match="no notice kind"):
-        store_notices.record_notice(
-            uow.session,
+        uow.notices.record_notice(
             membership_id=world.membership("closed", "ann"),
             kind="removal_request.lost",
             occurred_at=world.clock.now,
