@@ -22,13 +22,12 @@ from memberships.clock import Clock
 from memberships.failures import MAX_ERROR_LENGTH
 from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
 from memberships.views import MembershipView
-from store import batch_operations, data_removal, webhook_deliveries
 from store.unit_of_work import UnitOfWork
 
 
 def lock_membership(uow: UnitOfWork, membership_id: str) -> bool:
     """Lock the membership's row for this transaction; ``False`` when there is none."""
-    return batch_operations.lock_membership(uow.session, membership_id)
+    return uow.batches.lock_membership(membership_id)
 
 
 def carry_out_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:
@@ -76,8 +75,8 @@ def held_elsewhere(uow: UnitOfWork, membership_ids: Sequence[str]) -> list[str]:
     or a sweep's claim passing over them), so they were skipped. Read without a lock."""
     if not membership_ids:
         return []
-    found = data_removal.still_purge_pending(uow.session, membership_ids)
-    waiting = webhook_deliveries.open_confirmations(uow.session, found)
+    found = uow.data_removal.still_purge_pending(membership_ids)
+    waiting = uow.deliveries.open_confirmations(found)
     return [m for m in found if m not in waiting]
 
 
@@ -88,8 +87,6 @@ def record_chunk_failure(uow: UnitOfWork, membership_ids: Sequence[str], error: 
     state, no version and no ``last_progress_at``."""
     if not membership_ids:
         return 0
-    recorded = data_removal.record_chunk_failure(
-        uow.session, membership_ids, error[:MAX_ERROR_LENGTH]
-    )
+    recorded = uow.data_removal.record_chunk_failure(membership_ids, error[:MAX_ERROR_LENGTH])
     uow.commit()
     return recorded

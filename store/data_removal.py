@@ -242,3 +242,13 @@ def forget_departed(session: Session, now: datetime, departed: Sequence[Departed
 
 class DataRemoval(Repository):
     """The staged removal of a member's data (``uow.data_removal``)."""
+
+    def still_purge_pending(self, membership_ids: Sequence[str]) -> list[str]:
+        """Those of ``membership_ids`` that are ``purge-pending``, read without a lock
+        (``still_purge_pending``)."""
+        return still_purge_pending(self.session, membership_ids)
+
+    def record_chunk_failure(self, membership_ids: Sequence[str], error: str) -> int:
+        """One more failed attempt and ``error`` on each of ``membership_ids`` still
+        purge-pending; how many (``record_chunk_failure``)."""
+        return record_chunk_failure(self.session, membership_ids, error)

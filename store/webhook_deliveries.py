@@ -399,3 +399,8 @@ def count_waiting_on_apps(session: Session, now: datetime) -> tuple[int, int]:
 class WebhookDeliveries(Repository):
     """Deliveries of events to endpoints and the apps' removal confirmations
     (``uow.deliveries``)."""
+
+    def open_confirmations(self, membership_ids: Sequence[str]) -> set[str]:
+        """Those of ``membership_ids`` with an app that has not confirmed their removal
+        (``open_confirmations``)."""
+        return open_confirmations(self.session, membership_ids)
