@@ -340,3 +340,34 @@ def record_event(
 
 class Outbox(Repository):
     """The events outbox (``uow.outbox``)."""
+
+    def record_event(
+        self,
+        *,
+        type: str,
+        organization_id: str,
+        membership_id: str | None,
+        occurred_at: datetime,
+        data: Mapping[str, Any],
+    ) -> str:
+        """One event that is not a membership transition, in this transaction; its
+        ``event_id`` (``record_event``)."""
+        return record_event(
+            self.session,
+            type=type,
+            organization_id=organization_id,
+            membership_id=membership_id,
+            occurred_at=occurred_at,
+            data=data,
+        )
+
+    def newest_of(self, organization_id: str, limit: int) -> list[Event]:
+        """The organization's last ``limit`` events, newest first."""
+        return list(
+            self.session.scalars(
+                select(Event)
+                .where(Event.organization_id == organization_id)
+                .order_by(Event.id.desc())
+                .limit(limit)
+            )
+        )
