@@ -1,7 +1,7 @@
 """What the events outbox costs the sweep: due retention periods swept with and without
 their events, at scale, on PostgreSQL.
 
-A scratch database is seeded set-based (as ``bench.sweep`` does) with ``--memberships``
+A scratch database is seeded set-based (as ``bench.sweep`` does) with ``--n``
 soft-deleted B2B collaboration memberships past their ``purge_due_at``, spread over a
 few organizations, and three webhook endpoints per organization (one of them an app
 that confirms removals). Each measurement gets a copy of it and runs one sweep in this
@@ -20,7 +20,7 @@ Then ``--deliveries`` webhook deliveries are sent through the real delivery code
 local receiver (``bench.webhook_deliveries``) on the same server: deliveries per second.
 Target (issue 13): the outbox costs the sweep at most 30 % of its rate (ratio ≥ 0.70).
 
-    .venv/bin/python -m bench.webhooks [--memberships 100000] [--runs 1]
+    .venv/bin/python -m bench.webhooks [--n 100000] [--runs 1]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ CONTENDERS = ("without_events", "with_events")
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--memberships",
+        "--n",
         type=int,
         default=20_000,
         help="due memberships to sweep (default %(default)s; the target is stated at 100000)",
@@ -199,7 +199,7 @@ def main() -> None:
     args = arguments().parse_args()
     if not args.database_url.startswith("postgresql"):
         raise SystemExit("bench.webhooks measures PostgreSQL: give a postgresql:// --database-url")
-    n = args.memberships
+    n = args.n
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
     with (
         tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -538,7 +539,7 @@ class RemovalRequest(Base):
 
 # ---- what a member is told (migration 0009) ----------------------------------------------------
 
-NOTICE_KINDS = (
+NoticeKind = Literal[
     "membership.left",
     "membership.removed",
     "membership.restored",
@@ -548,8 +549,10 @@ NOTICE_KINDS = (
     "removal_request.declined",
     "removal_request.overdue",
     "removal_request.closed",
-)
+]
 """What a notice tells its member, one sentence each on the Organizations page and in mail."""
+
+NOTICE_KINDS: tuple[str, ...] = get_args(NoticeKind)
 
 
 class Notice(Base):

@@ -9,29 +9,18 @@ organization or the service are always e-mailed (when the service sends mail at 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, StrictBool
 
 from memberships import notices
+from store.models import NoticeKind
 from web.openapi import problems
 from web.schemas import Input, Output
 from web.services import principal, services
 from web.v1 import blueprint
 
 bp = blueprint("me_notices", __name__, tag="Self-service")
-
-NoticeKind = Literal[
-    "membership.left",
-    "membership.removed",
-    "membership.restored",
-    "membership.removal_started",
-    "membership.purged",
-    "removal_request.approved",
-    "removal_request.declined",
-    "removal_request.overdue",
-    "removal_request.closed",
-]
 
 
 class MyPreferencesIn(Input):

@@ -9,10 +9,11 @@ nothing, or ``{}``, and refuses the rest as any body is refused.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from apiflask import APIBlueprint
 from flask import request
@@ -31,6 +32,11 @@ from memberships.views import (
     Page,
 )
 from web.errors import ProblemError
+
+if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass
+else:
+    ModelMetaclass = type(BaseModel)  # the metaclass of every Pydantic model
 
 MembershipStateName = Literal[
     "active", "leave-pending", "soft-deleted", "restored", "purge-pending", "purged"
@@ -58,7 +64,30 @@ class Input(BaseModel):
     )
 
 
-class Output(BaseModel):
+class _FieldsOfAView(ModelMetaclass):
+    """Lets an output take its fields from the use case's view it shows, so that the API and
+    the pages read one declaration: ``__view__ = SomeView`` gives the model every field of
+    that dataclass (``__view_fields__``: only those), in the view's order and with the
+    view's types; an annotation in the class body replaces the view's type in place (a
+    ``Literal``, a ``Field`` with a description)."""
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        view = namespace.get("__view__")
+        if view is not None:
+            chosen = namespace.get("__view_fields__")
+            own = namespace.get("__annotations__", {})
+            taken = {
+                f.name: own.get(f.name, f.type)
+                for f in dataclasses.fields(view)
+                if chosen is None or f.name in chosen
+            }
+            namespace["__annotations__"] = {**taken, **own}
+        return super().__new__(mcs, name, bases, namespace, **kwargs)
+
+
+class Output(BaseModel, metaclass=_FieldsOfAView):
     model_config = ConfigDict(
         alias_generator=to_camel,
         validate_by_name=True,
@@ -66,6 +95,11 @@ class Output(BaseModel):
         extra="forbid",
         field_title_generator=_title,
     )
+
+    @classmethod
+    def fields_of(cls, view: Any) -> dict[str, Any]:
+        """The values of this model's fields that ``view`` holds, by name."""
+        return {name: getattr(view, name) for name in cls.model_fields if hasattr(view, name)}
 
 
 # ---- inputs -----------------------------------------------------------------------------
@@ -214,31 +248,18 @@ class OrganizationRef(Output):
 class MyMembership(Output):
     """A member's own view of a membership: where it is in its lifecycle."""
 
-    id: str
-    organization_id: str
+    __view__ = MembershipView
+    __view_fields__ = frozenset(
+        {"id", "organization_id", "kind", "state", "version", "leave_requested_at"}
+        | {"soft_deleted_at", "purge_due_at", "purge_started_at", "removal_due_by"}
+    )
     kind: MembershipKindName
     state: MembershipStateName
     version: int = Field(description="Also the `ETag`; send it back in `If-Match`.")
-    leave_requested_at: datetime | None
-    soft_deleted_at: datetime | None
-    purge_due_at: datetime | None
-    purge_started_at: datetime | None
-    removal_due_by: datetime | None
 
     @classmethod
     def of(cls, m: MembershipView) -> MyMembership:
-        return cls(
-            id=m.id,
-            organization_id=m.organization_id,
-            kind=m.kind,  # type: ignore[arg-type]  # validated against the Literal
-            state=m.state,  # type: ignore[arg-type]
-            version=m.version,
-            leave_requested_at=m.leave_requested_at,
-            soft_deleted_at=m.soft_deleted_at,
-            purge_due_at=m.purge_due_at,
-            purge_started_at=m.purge_started_at,
-            removal_due_by=m.removal_due_by,
-        )
+        return cls(**cls.fields_of(m))
 
 
 class MyOrganization(Output):
@@ -321,30 +342,15 @@ class Membership(Output):
     """A membership as its organization's admin sees it. After a purge, a tombstone:
     ``email`` and ``displayName`` are null."""
 
-    id: str
-    user_id: str
-    organization_id: str
+    # The fields of the view the pages show, but its grants and removal (below, with
+    # their API shapes)
+    __view__ = MembershipView
+    __view_fields__ = frozenset(
+        f.name for f in dataclasses.fields(MembershipView) if f.name not in {"grants", "removal"}
+    )
     kind: MembershipKindName
     state: MembershipStateName
     version: int = Field(description="Also the `ETag`; send it back in `If-Match`.")
-    enabled: bool
-    email: str | None
-    display_name: str | None
-    created_at: datetime
-    leave_requested_at: datetime | None
-    soft_deleted_at: datetime | None
-    purge_due_at: datetime | None
-    restored_at: datetime | None
-    purge_started_at: datetime | None
-    removal_due_by: datetime | None
-    purged_at: datetime | None
-    removed_rows: int
-    attempts: int
-    last_error: str | None
-
-    @classmethod
-    def fields_of(cls, m: MembershipView) -> dict[str, Any]:
-        return {name: getattr(m, name) for name in Membership.model_fields if hasattr(m, name)}
 
     @classmethod
     def of(cls, m: MembershipView) -> Membership:
@@ -407,7 +413,7 @@ class MembershipWithGrants(Membership):
     @classmethod
     def of(cls, m: MembershipView) -> MembershipWithGrants:
         return cls(
-            **cls.fields_of(m),
+            **Membership.fields_of(m),
             grants=[Grant.of(g) for g in m.grants],
             removal=Removal.of(m.removal) if m.removal is not None else None,
         )

@@ -104,6 +104,12 @@ class BrokerQueues(Protocol):
     def close(self) -> None: ...
 
 
+def queues_meant(port: BrokerQueues, queue: str | None) -> list[str]:
+    """``queue`` alone, or every queue of ``port`` when none is named (the dead-letter
+    commands' ``--queue``)."""
+    return [queue] if queue else port.queue_names()
+
+
 def broker_queues(
     settings: Settings, broker: Broker | None = None, namespace: str = NAMESPACE
 ) -> BrokerQueues:

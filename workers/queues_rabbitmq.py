@@ -37,6 +37,7 @@ from workers.inspection import (
     QueueStats,
     dead_letter,
     fresh_copy,
+    queues_meant,
     resending_broker,
 )
 from workers.messages import QUEUES
@@ -122,14 +123,11 @@ class RabbitmqQueues:
         with self._answers():
             return max((self._declared(q)[1] for q in self.queue_names()), default=0)
 
-    def _queues(self, queue: str | None) -> list[str]:
-        return [queue] if queue else self.queue_names()
-
     def list_dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Up to ``limit`` dead letters per queue (oldest first there), newest first."""
         letters: list[DeadLetter] = []
         with self._answers():
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 if self._declared(f"{q}.XQ")[0] == 0:
                     continue
                 channel = self._open_channel()
@@ -152,7 +150,7 @@ class RabbitmqQueues:
         count, then acknowledge it on ``q.XQ``. Returns how many."""
         moved = 0
         with self._answers(), resending_broker(self.settings, self._broker) as broker:
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 # Only those dead now: a retried one that dies again at once waits for
                 # the next retry.
                 count, _ = self._declared(f"{q}.XQ")
@@ -170,7 +168,7 @@ class RabbitmqQueues:
         """``BrokerQueues.purge_dead_letters``: purges ``<queue>.XQ``."""
         dropped = 0
         with self._answers():
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 if self._declared(f"{q}.XQ")[0] == 0:
                     continue
                 ok = self._open_channel().queue_purge(f"{q}.XQ")

@@ -31,6 +31,7 @@ from workers.inspection import (
     QueueStats,
     dead_letter,
     fresh_copy,
+    queues_meant,
     resending_broker,
 )
 from workers.messages import QUEUES
@@ -113,14 +114,11 @@ class RedisQueues:
                 )
             )
 
-    def _queues(self, queue: str | None) -> list[str]:
-        return [queue] if queue else self.queue_names()
-
     def list_dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters (of ``queue``, or of every queue), newest first."""
         letters: list[DeadLetter] = []
         with self._answers():
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 xq = f"{self.namespace}:{q}.XQ"
                 entries = cast(
                     list[tuple[bytes, float]],
@@ -147,7 +145,7 @@ class RedisQueues:
             self._answers(),
             resending_broker(self.settings, self._broker, self.namespace) as broker,
         ):
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 xq = f"{self.namespace}:{q}.XQ"
                 dead = cast(dict[bytes, bytes], self.client.hgetall(f"{xq}.msgs"))
                 for member, raw in dead.items():
@@ -163,7 +161,7 @@ class RedisQueues:
         """``BrokerQueues.purge_dead_letters``: deletes the dead-letter keys."""
         dropped = 0
         with self._answers():
-            for q in self._queues(queue):
+            for q in queues_meant(self, queue):
                 xq = f"{self.namespace}:{q}.XQ"
                 with self.client.pipeline(transaction=True) as pipe:
                     pipe.zcard(xq)

@@ -16,9 +16,7 @@ def test_the_webhooks_benchmark_sweeps_with_and_without_events(
     run_benchmark: Callable[..., dict[str, Any]],
 ) -> None:
     # Given N due memberships, When the benchmark runs once in batches of 500
-    figures = run_benchmark(
-        "webhooks", "--memberships", str(N), "--batch-size", "500", "--deliveries", "40"
-    )
+    figures = run_benchmark("webhooks", "--n", str(N), "--batch-size", "500", "--deliveries", "40")
     # Then it reports both sweeps, each of all N rows, in several batches
     assert (figures["benchmark"], figures["memberships"], figures["runs"]) == ("webhooks", N, 1)
     assert figures["endpoints_per_organization"] == 3
