@@ -6,12 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from memberships.clock import Clock
 from memberships.decisions import admin_organization
 from memberships.principal import Principal
-from store.models import Event
 from store.unit_of_work import UnitOfWork
 
 MAX_TAIL = 10_000
@@ -34,9 +31,7 @@ def recent_events(
     """The organization's last ``limit`` events, oldest of them first (as written)."""
     org = admin_organization(uow, clock(), principal, org_ref, "read_events")
     limit = max(1, min(limit, MAX_TAIL))
-    rows = uow.session.scalars(
-        select(Event).where(Event.organization_id == org.id).order_by(Event.id.desc()).limit(limit)
-    ).all()
+    rows = uow.outbox.newest_of(org.id, limit)
     return [
         EventView(e.id, e.event_id, e.type, e.membership_id, e.occurred_at, e.payload)
         for e in reversed(rows)

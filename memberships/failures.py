@@ -10,10 +10,6 @@ failing.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-
-from statemachines.membership import MembershipState
-from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 MAX_ERROR_LENGTH = 2000
@@ -31,15 +27,9 @@ def record_failure(uow: UnitOfWork, membership_id: str, error: str) -> int | Non
     Returns the attempts so far, or ``None`` for an unknown or purged membership
     (a tombstone keeps no error text).
     """
-    result = uow.session.execute(
-        update(Membership)
-        .where(Membership.id == membership_id, Membership.state != MembershipState.PURGED.value)
-        .values(attempts=Membership.attempts + 1, last_error=error[:MAX_ERROR_LENGTH])
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    if not uow.batches.count_failed_attempt(membership_id, error[:MAX_ERROR_LENGTH]):
         uow.rollback()
         return None
-    attempts = uow.session.scalar(select(Membership.attempts).where(Membership.id == membership_id))
+    attempts = uow.batches.attempts_of(membership_id)
     uow.commit()
     return attempts

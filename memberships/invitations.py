@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit, deny
 from memberships.errors import (
@@ -24,15 +22,15 @@ from memberships.errors import (
     NotFound,
 )
 from memberships.principal import Principal
-from memberships.reading import page_by_id
+from memberships.reading import page_of
 from memberships.validation import valid_email
 from memberships.views import InvitationView, MembershipView, MyInvitation, OrganizationView, Page
 from statemachines.membership import MembershipKind
+from store.invitations import PENDING
 from store.models import Invitation, Organization, User
 from store.unit_of_work import UnitOfWork
 
 GUEST_KINDS = (MembershipKind.B2B_COLLABORATION.value, MembershipKind.B2B_DIRECT_CONNECT.value)
-PENDING = "pending"
 
 
 def email_key(email: str) -> str:
@@ -55,16 +53,7 @@ def invite_guest(
         raise InvalidInput(f"kind must be one of {', '.join(GUEST_KINDS)}", field="kind")
     email = email.strip()
     key = valid_email(email, "email")  # checked and normalized: what is matched
-    pending = uow.session.scalar(
-        select(Invitation.id)
-        .where(
-            Invitation.organization_id == org.id,
-            Invitation.email_key == key,
-            Invitation.status == PENDING,
-            Invitation.expires_at > now,
-        )
-        .limit(1)
-    )
+    pending = uow.invitations.pending_to(org.id, key, now)
     if pending is not None:
         raise AlreadyExists(
             f"An invitation to {email} is pending: revoke it first, or wait until it expires.",
@@ -80,8 +69,7 @@ def invite_guest(
         created_at=now,
         expires_at=now + uow.policy.invitation_ttl,
     )
-    uow.session.add(invitation)
-    uow.session.flush()
+    uow.invitations.add(invitation)
     audit(uow, now, principal, "invite_guest", organization_id=org.id, reason=kind)
     uow.commit()
     return InvitationView.of(invitation, now)
@@ -99,8 +87,12 @@ def list_invitations(
     """The organization's invitations in every status, oldest first, cursor-paginated."""
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "list_invitations")
-    query = select(Invitation).where(Invitation.organization_id == org.id)
-    return page_by_id(uow, query, Invitation.id, cursor, limit, lambda i: InvitationView.of(i, now))
+    return page_of(
+        cursor,
+        limit,
+        lambda after, n: uow.invitations.page_of(org.id, after, n),
+        lambda i: InvitationView.of(i, now),
+    )
 
 
 def revoke_invitation(
@@ -109,7 +101,7 @@ def revoke_invitation(
     """Withdraw a pending invitation. Raises ``NotFound`` or ``InvitationClosed`` (audited)."""
     now = clock()
     org = admin_organization(uow, now, principal, org_ref, "revoke_invitation")
-    invitation = uow.session.get(Invitation, (invitation_id or "").strip().lower())
+    invitation = uow.invitations.get((invitation_id or "").strip().lower())
     if invitation is None or invitation.organization_id != org.id:
         raise NotFound(f"No invitation {invitation_id!r} in {org.domain}.")
     _require_pending(uow, now, principal, invitation, "revoke_invitation", actor=None)
@@ -126,16 +118,7 @@ def my_invitations(uow: UnitOfWork, clock: Clock, principal: Principal) -> list[
     user = _caller(uow, principal)
     if not user.email:
         return []
-    rows = uow.session.execute(
-        select(Invitation, Organization)
-        .join(Organization, Organization.id == Invitation.organization_id)
-        .where(
-            Invitation.email_key == email_key(user.email),
-            Invitation.status == PENDING,
-            Invitation.expires_at > now,
-        )
-        .order_by(Invitation.created_at, Invitation.id)
-    ).all()
+    rows = uow.invitations.pending_for(email_key(user.email), now)
     return [MyInvitation(InvitationView.of(i, now), OrganizationView.of(o)) for i, o in rows]
 
 
@@ -212,7 +195,7 @@ def decline_invitation(
 
 
 def _caller(uow: UnitOfWork, principal: Principal) -> User:
-    user = uow.session.get(User, principal.id)
+    user = uow.directory.user(principal.id)
     if user is None:
         raise NotFound("The signed-in user is not known to this service.")
     return user
@@ -223,10 +206,10 @@ def _my_invitation(
 ) -> tuple[User, Invitation, Organization]:
     """The invitation, when it is addressed to the caller's e-mail; else ``NotFound``."""
     user = _caller(uow, principal)
-    invitation = uow.session.get(Invitation, (invitation_id or "").strip().lower())
+    invitation = uow.invitations.get((invitation_id or "").strip().lower())
     if invitation is None or not user.email or invitation.email_key != email_key(user.email):
         raise NotFound(f"You have no invitation {invitation_id!r}.")
-    org = uow.session.get(Organization, invitation.organization_id)
+    org = uow.directory.organization(invitation.organization_id)
     assert org is not None  # a foreign key
     return user, invitation, org
 

@@ -22,13 +22,12 @@ from memberships.clock import Clock
 from memberships.failures import MAX_ERROR_LENGTH
 from memberships.removal import BUILT_IN_REMOVERS, ChunkProgress, RemovalProgress, Remover
 from memberships.views import MembershipView
-from store import batch_operations
 from store.unit_of_work import UnitOfWork
 
 
 def lock_membership(uow: UnitOfWork, membership_id: str) -> bool:
     """Lock the membership's row for this transaction; ``False`` when there is none."""
-    return batch_operations.lock_membership(uow.session, membership_id)
+    return uow.batches.lock_membership(membership_id)
 
 
 def carry_out_leave(uow: UnitOfWork, clock: Clock, membership_id: str) -> MembershipView | None:

@@ -7,9 +7,6 @@ admin invites instead (``memberships.invitations``), and the person accepts.
 
 from __future__ import annotations
 
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
-
 from memberships.clock import Clock
 from memberships.decisions import audit, organization_or_404, require_operator
 from memberships.errors import AlreadyExists, InvalidInput, NotFound, TransitionNotAllowed
@@ -17,7 +14,7 @@ from memberships.principal import Principal
 from memberships.validation import valid_domain, valid_email, valid_name, valid_statement_url
 from memberships.views import GrantView, MembershipView, OrganizationView, UserView
 from statemachines.membership import USABLE_STATES, MembershipKind
-from store.models import ADMIN_ROLES, ROLES, Grant, MemberData, Membership, Organization, User
+from store.models import ADMIN_ROLES, ROLES, Grant, Membership, Organization, User
 from store.models import RoleAssignment as RoleAssignmentRow
 from store.unit_of_work import UnitOfWork
 
@@ -67,8 +64,7 @@ def create_organization(
         external_user_leave_allowed=external_user_leave_allowed,
         created_at=now,
     )
-    uow.session.add(org)
-    uow.session.flush()
+    uow.provisioning.add(org)
     audit(uow, now, principal, "create_organization", organization_id=org.id)
     uow.commit()
     return OrganizationView.of(org)
@@ -97,8 +93,7 @@ def create_user(
         enabled=enabled,
         created_at=now,
     )
-    uow.session.add(user)
-    uow.session.flush()
+    uow.provisioning.add(user)
     if home is not None:
         membership = Membership(
             user_id=user.id,
@@ -109,8 +104,7 @@ def create_user(
             enabled=enabled,
             created_at=now,
         )
-        uow.session.add(membership)
-        uow.session.flush()
+        uow.provisioning.add(membership)
         audit(uow, now, principal, "add_member", membership=membership, to_state=membership.state)
     uow.commit()
     return UserView.of(user)
@@ -178,11 +172,8 @@ def add_grant(
     grant = Grant(
         membership_id=membership.id, kind=kind, name=valid_name(name, kind), granted_at=now
     )
-    uow.session.add(grant)
-    try:
-        uow.session.flush()
-    except IntegrityError:
-        raise AlreadyExists(f"The membership already has the {kind} {name!r}.") from None
+    if not uow.provisioning.add_grant(grant):
+        raise AlreadyExists(f"The membership already has the {kind} {name!r}.")
     audit(uow, now, principal, "add_grant", membership=membership)
     uow.commit()
     return GrantView.of(grant)
@@ -212,8 +203,7 @@ def add_member_data(
         }
         for i in range(1, count + 1)
     ]
-    for start in range(0, len(rows), 5000):
-        uow.session.execute(insert(MemberData), rows[start : start + 5000])
+    uow.provisioning.add_member_data(rows)
     audit(uow, now, principal, "add_member_data", membership=membership)
     uow.commit()
     return count
@@ -244,8 +234,7 @@ def grant_role(
     assignment = RoleAssignmentRow(
         user_id=user.id, organization_id=org_id, role=role, created_at=now
     )
-    uow.session.add(assignment)
-    uow.session.flush()
+    uow.provisioning.add(assignment)
     audit(uow, now, principal, "grant_role", organization_id=org_id, reason=role)
     uow.commit()
     return {"id": assignment.id, "user_id": user.id, "organization_id": org_id, "role": role}

@@ -123,25 +123,6 @@ def page_of(
     return Page(items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
 
-def page_by_id(
-    uow: UnitOfWork,
-    query: Any,
-    id_column: Any,
-    cursor: str | None,
-    limit: int,
-    view: Callable[[Any], Any],
-) -> Page:
-    """One page of ``query``'s rows in ``id_column`` order, after the cursor's id (for the
-    lists that still hand over their statement; the others give ``page_of`` a repository's
-    page)."""
-    return page_of(
-        cursor,
-        limit,
-        lambda after, n: uow.listings.rows_after_id(query, id_column, after, n),
-        view,
-    )
-
-
 def get_membership(
     uow: UnitOfWork, clock: Clock, principal: Principal, org_ref: str, membership_id: str
 ) -> MembershipView:

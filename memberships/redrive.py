@@ -13,7 +13,6 @@ from datetime import datetime
 from memberships.batches import send_after_commit
 from memberships.clock import Clock
 from statemachines.membership import FOLLOW_UP
-from store import batch_operations
 from store.unit_of_work import UnitOfWork
 
 
@@ -34,11 +33,11 @@ def redrive_stalled(
         while should_continue():
             now = clock()
             cutoff = now - uow.policy.redrive_after
-            ids = batch_operations.claim_stalled(uow.session, state, cutoff, limit)
+            ids = uow.batches.claim_stalled(state, cutoff, limit)
             if not ids:
                 uow.rollback()
                 break
-            batch_operations.touch_progress(uow.session, ids, state, now)
+            uow.batches.touch_progress(ids, state, now)
             send_after_commit(uow, actor_name, ids)
             uow.commit()
             sent[actor_name] += len(ids)
@@ -49,4 +48,4 @@ def redrive_stalled(
 
 def count_overdue_removals(uow: UnitOfWork, now: datetime) -> int:
     """``purge-pending`` memberships past ``removal_due_by``: the data-removal window missed."""
-    return batch_operations.count_overdue_removals(uow.session, now)
+    return uow.batches.count_overdue_removals(now)

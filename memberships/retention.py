@@ -24,8 +24,6 @@ from memberships.batches import apply_event_to_batch, follow_up_after_commit
 from memberships.clock import Clock
 from memberships.decisions import transition_for
 from statemachines.membership import MembershipState, targets_of
-from store import batch_operations
-from store.database import is_postgresql
 from store.transitions import Claimed, Moved
 from store.unit_of_work import UnitOfWork
 
@@ -38,7 +36,7 @@ def claim_due_purges(uow: UnitOfWork, now: datetime, limit: int) -> list[Claimed
     first, locked for this transaction. Kinds the machine would refuse
     ``expire_retention`` for are never claimed (they would be claimed again forever)."""
     kinds = [k for ks in targets_of(SOFT_DELETED, EXPIRE).values() for k in ks]
-    return batch_operations.claim_due_retention(uow.session, now, kinds, limit)
+    return uow.batches.claim_due_retention(now, kinds, limit)
 
 
 def _expire_batch_on_postgresql(
@@ -59,7 +57,7 @@ def _expire_batch_on_postgresql(
     full = False
     for target, kinds in targets_of(SOFT_DELETED, EXPIRE).items():
         transition = transition_for(uow, now, WORKER.id, EXPIRE, SOFT_DELETED, target)
-        claim = batch_operations.due_retention(now, kinds, limit, due_from)
+        claim = uow.batches.due_retention(now, kinds, limit, due_from)
         these = uow.transitions.move_claimed(transition, claim)
         full = full or len(these) >= limit
         moved.extend(these)
@@ -79,12 +77,12 @@ def expire_due_retentions(
     Returns (memberships moved, batches committed).
     """
     limit = uow.policy.sweep_batch_size
-    on_postgresql = is_postgresql(uow.session)
+    in_one_statement = uow.batches.claim_moves_in_one_statement()
     moved = batches = 0
     due_from: datetime | None = None
     while should_continue():
         now = clock()
-        if on_postgresql:
+        if in_one_statement:
             rows, full = _expire_batch_on_postgresql(uow, now, limit, due_from)
             count = len(rows)
             due_from = max((r.purge_due_at for r in rows if r.purge_due_at), default=due_from)

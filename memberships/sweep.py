@@ -22,7 +22,6 @@ from memberships.redrive import count_overdue_removals, redrive_stalled
 from memberships.removal_requests import count_overdue, mark_overdue_requests
 from memberships.retention import expire_due_retentions, expire_in_parallel
 from memberships.webhook_delivery import fan_out, redrive_due
-from store.database import is_postgresql
 from store.unit_of_work import UnitOfWork
 
 
@@ -77,7 +76,7 @@ def sweep(
     started = time.perf_counter()
     tick_id = uow.request_id or new_tick_id()
     uow.request_id = tick_id
-    if open_uow is not None and concurrency > 1 and is_postgresql(uow.session):
+    if open_uow is not None and concurrency > 1 and uow.batches.claims_in_parallel():
         expired, batches = expire_in_parallel(
             uow, clock, open_uow, concurrency, should_continue=should_continue
         )

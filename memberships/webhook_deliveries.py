@@ -75,7 +75,7 @@ def list_deliveries(
     events: dict[int, Event] = {}
 
     def rows_after(after: str | None, n: int) -> Sequence[WebhookDelivery]:
-        return uow.deliveries.page_of_endpoint(endpoint.id, after, n + 1)
+        return uow.deliveries.page_of_endpoint(endpoint.id, after, n)
 
     def view(delivery: WebhookDelivery) -> DeliveryView:
         event = events.get(delivery.event_id) or uow.deliveries.event_of(delivery)

@@ -173,7 +173,7 @@ def list_webhooks(
     org = admin_organization(uow, clock(), principal, org_ref, "list_webhooks")
 
     def rows_after(after: str | None, n: int) -> Sequence[WebhookEndpoint]:
-        return uow.webhooks.page_of_organization(org.id, after, n + 1)
+        return uow.webhooks.page_of_organization(org.id, after, n)
 
     return page_of(cursor, limit, rows_after, WebhookEndpointView.of)
 

@@ -10,35 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
 
 from statemachines.membership import MembershipState
 from store.models import AuditEvent, Membership
 from store.repository import Repository
 
 
-def rows_after_id(
-    session: Session, query: Select[Any], id_column: Any, after: Any | None, limit: int
-) -> Sequence[Any]:
-    """Up to ``limit + 1`` rows of ``query`` in ``id_column`` order, after ``after`` (from the
-    first row when ``None``): one page and whether another follows."""
-    if after is not None:
-        query = query.where(id_column > after)
-    return session.scalars(query.order_by(id_column).limit(limit + 1)).all()
-
-
 class Listings(Repository):
     """Paged lists and read models: memberships, audit trails, operations, timelines
     (``uow.listings``)."""
-
-    def rows_after_id(
-        self, query: Select[Any], id_column: Any, after: Any | None, limit: int
-    ) -> Sequence[Any]:
-        """A page of ``query``'s rows after ``after``, one row more (``rows_after_id``)."""
-        return rows_after_id(self.session, query, id_column, after, limit)
 
     def memberships_page(
         self,
@@ -56,7 +38,7 @@ class Listings(Repository):
             query = query.where(Membership.state == state)
         if kind:
             query = query.where(Membership.kind == kind)
-        return rows_after_id(self.session, query, Membership.id, after, limit)
+        return self.page_after(query, Membership.id, after, limit)
 
     def audit_page(
         self, organization_id: str, *, after: int | None, limit: int
@@ -64,7 +46,7 @@ class Listings(Repository):
         """The organization's audit events in id order after the id ``after``: up to
         ``limit + 1`` of them."""
         query = select(AuditEvent).where(AuditEvent.organization_id == organization_id)
-        return rows_after_id(self.session, query, AuditEvent.id, after, limit)
+        return self.page_after(query, AuditEvent.id, after, limit)
 
     def names_of(
         self, organization_id: str, membership_ids: Collection[str]

@@ -360,3 +360,14 @@ class Outbox(Repository):
             occurred_at=occurred_at,
             data=data,
         )
+
+    def newest_of(self, organization_id: str, limit: int) -> list[Event]:
+        """The organization's last ``limit`` events, newest first."""
+        return list(
+            self.session.scalars(
+                select(Event)
+                .where(Event.organization_id == organization_id)
+                .order_by(Event.id.desc())
+                .limit(limit)
+            )
+        )

@@ -12,6 +12,10 @@ tests give the use cases an in-memory fake of the same attributes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 
@@ -22,3 +26,13 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def page_after(
+        self, query: Select[Any], id_column: Any, after: Any | None, limit: int
+    ) -> Sequence[Any]:
+        """One page of ``query``'s rows in ``id_column`` order after ``after`` (from the
+        first when ``None``), and one row more: up to ``limit + 1`` rows, the last telling
+        that another page follows (``memberships.reading.page_of``)."""
+        if after is not None:
+            query = query.where(id_column > after)
+        return self.session.scalars(query.order_by(id_column).limit(limit + 1)).all()

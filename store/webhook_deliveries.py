@@ -288,12 +288,10 @@ class WebhookDeliveries(Repository):
     def page_of_endpoint(
         self, endpoint_id: str, after: str | None, limit: int
     ) -> Sequence[WebhookDelivery]:
-        """At most ``limit`` of the endpoint's deliveries in id order, after the id
-        ``after`` (from the first when ``None``)."""
+        """A page of the endpoint's deliveries, after the id ``after``
+        (``page_after``)."""
         query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        if after is not None:
-            query = query.where(WebhookDelivery.id > after)
-        return self.session.scalars(query.order_by(WebhookDelivery.id).limit(limit)).all()
+        return self.page_after(query, WebhookDelivery.id, after, limit)
 
     def recent_of_endpoint(
         self, endpoint_id: str, limit: int

@@ -34,9 +34,7 @@ class WebhookEndpoints(Repository):
     def page_of_organization(
         self, organization_id: str, after: str | None, limit: int
     ) -> Sequence[WebhookEndpoint]:
-        """At most ``limit`` of the organization's endpoints in id order, after the id
-        ``after`` (from the first when ``None``)."""
+        """A page of the organization's endpoints, after the id ``after``
+        (``page_after``)."""
         query = select(WebhookEndpoint).where(WebhookEndpoint.organization_id == organization_id)
-        if after is not None:
-            query = query.where(WebhookEndpoint.id > after)
-        return self.session.scalars(query.order_by(WebhookEndpoint.id).limit(limit)).all()
+        return self.page_after(query, WebhookEndpoint.id, after, limit)
