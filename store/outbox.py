@@ -297,47 +297,6 @@ def _forget_replies(session: Session, membership_ids: Sequence[str]) -> None:
 # ---- other events --------------------------------------------------------------------------------
 
 
-def record_event(
-    session: Session,
-    *,
-    type: str,
-    organization_id: str,
-    membership_id: str | None,
-    occurred_at: datetime,
-    data: Mapping[str, Any],
-) -> str:
-    """One event that is not a membership transition (an organization's settings, a
-    removal request), in the caller's transaction; returns its ``event_id``.
-
-    ``data`` is the payload's ``data`` (camelCase); ``organization`` (id and domain)
-    and ``occurredAt`` are added when it lacks them. A person's id or e-mail may appear
-    only under ``data["user"]``: that is what a purge of ``membership_id`` redacts.
-    """
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}")
-    ts = timestamp(occurred_at)
-    body = dict(data)
-    if "organization" not in body:
-        domain = session.scalar(
-            select(Organization.domain).where(Organization.id == organization_id)
-        )
-        body = {"organization": {"id": organization_id, "domain": domain}, **body}
-    body.setdefault("occurredAt", ts)
-    event_id = new_event_id(occurred_at)
-    session.execute(
-        insert(Event),
-        {
-            "event_id": event_id,
-            "type": type,
-            "organization_id": organization_id,
-            "membership_id": membership_id,
-            "occurred_at": occurred_at,
-            "payload": _envelope(type, ts, body),
-        },
-    )
-    return event_id
-
-
 class Outbox(Repository):
     """The events outbox (``uow.outbox``)."""
 
@@ -350,16 +309,36 @@ class Outbox(Repository):
         occurred_at: datetime,
         data: Mapping[str, Any],
     ) -> str:
-        """One event that is not a membership transition, in this transaction; its
-        ``event_id`` (``record_event``)."""
-        return record_event(
-            self.session,
-            type=type,
-            organization_id=organization_id,
-            membership_id=membership_id,
-            occurred_at=occurred_at,
-            data=data,
+        """One event that is not a membership transition (an organization's settings, a
+        removal request), in the caller's transaction; returns its ``event_id``.
+
+        ``data`` is the payload's ``data`` (camelCase); ``organization`` (id and domain)
+        and ``occurredAt`` are added when it lacks them. A person's id or e-mail may appear
+        only under ``data["user"]``: that is what a purge of ``membership_id`` redacts.
+        """
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}")
+        ts = timestamp(occurred_at)
+        body = dict(data)
+        if "organization" not in body:
+            domain = self.session.scalar(
+                select(Organization.domain).where(Organization.id == organization_id)
+            )
+            body = {"organization": {"id": organization_id, "domain": domain}, **body}
+        body.setdefault("occurredAt", ts)
+        event_id = new_event_id(occurred_at)
+        self.session.execute(
+            insert(Event),
+            {
+                "event_id": event_id,
+                "type": type,
+                "organization_id": organization_id,
+                "membership_id": membership_id,
+                "occurred_at": occurred_at,
+                "payload": _envelope(type, ts, body),
+            },
         )
+        return event_id
 
     def newest_of(self, organization_id: str, limit: int) -> list[Event]:
         """The organization's last ``limit`` events, newest first."""

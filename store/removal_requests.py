@@ -129,8 +129,7 @@ def event_data(ref: RequestRef) -> dict[str, Any]:
 
 def record(session: Session, type_: str, ref: RequestRef, now: datetime) -> None:
     """The ``removal_request.<type_>`` event of one request, in the caller's transaction."""
-    outbox.record_event(
-        session,
+    outbox.Outbox(session).record_event(
         type=f"removal_request.{type_}",
         organization_id=ref.organization_id,
         membership_id=ref.membership_id,

@@ -40,7 +40,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]
     from store import notices, outbox
 
     found: dict[str, list[dict[str, Any]]] = {"events": [], "notices": []}
-    monkeypatch.setattr(outbox, "record_event", lambda session, **kw: found["events"].append(kw))
+    monkeypatch.setattr(
+        outbox.Outbox, "record_event", lambda self, **kw: found["events"].append(kw)
+    )
     monkeypatch.setattr(
         notices.Notices, "record_notice", lambda self, **kw: found["notices"].append(kw)
     )

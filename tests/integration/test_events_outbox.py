@@ -19,7 +19,7 @@ from memberships.decisions import apply_event, transition_for
 from memberships.errors import Conflict
 from memberships.principal import SYSTEM
 from statemachines.membership import MembershipState, transition_table
-from store import outbox, transitions
+from store import transitions
 from store.models import AuditEvent, Event, Membership, Organization, User
 from store.outbox import EVENT_TYPES, MEMBERSHIP_EVENT_TYPES, membership_event_type
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
@@ -335,8 +335,7 @@ def test_a_settings_change_writes_one_event_in_its_transaction(world):
 
 def test_record_event_refuses_an_unknown_type(world):
     with world.uow() as uow, pytest.raises(ValueError, match="unknown event type"):
-        outbox.record_event(
-            uow.session,
+        uow.outbox.record_event(
             type="membership.created",
             organization_id=world.orgs["open"],
             membership_id=None,

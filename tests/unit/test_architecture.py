@@ -2,13 +2,15 @@
 against the real code.
 
 ``statemachines`` imports nothing of ours; ``store`` may import ``statemachines``;
-``memberships`` uses ``store`` and ``statemachines``; ``workers`` and ``web`` call
+``memberships`` uses ``store`` and ``statemachines`` (the store only through the
+repositories of the unit of work: no SQL); ``workers`` and ``web`` call
 ``memberships``; ``cli`` is on top. The second test proves the contracts are not
 vacuous: a copy of the code with forbidden imports added must break them.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,7 @@ CONTRACTS = (
     "use cases know no framework edge",
     "the rules read no configuration",
     "web only sends messages and reads the queues",
+    "use cases run no SQL",
 )
 
 
@@ -77,8 +80,9 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
     (tmp_path / "settings.py").write_text("")
     (tmp_path / "statemachines" / "leak.py").write_text("import sqlalchemy\n")
     (tmp_path / "store" / "leak.py").write_text("import memberships.errors\nimport settings\n")
-    # and the web edge runs a worker's task itself
+    # and the web edge runs a worker's task itself, and a use case builds a statement
     (tmp_path / "web" / "leak.py").write_text("import workers.tasks\n")
+    (tmp_path / "memberships" / "leak.py").write_text("from sqlalchemy import select\n")
     # When import-linter checks the copy
     result = _lint_imports(tmp_path)
     # Then it fails and names each broken contract
@@ -87,6 +91,21 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path) -> None:
     assert "layers BROKEN" in result.stdout
     assert "the rules read no configuration BROKEN" in result.stdout
     assert "web only sends messages and reads the queues BROKEN" in result.stdout
+    assert "use cases run no SQL BROKEN" in result.stdout
+
+
+def test_the_use_cases_reach_the_database_only_through_repositories() -> None:
+    # Given every use case module
+    modules = sorted((REPO_ROOT / "memberships").glob("*.py"))
+    # Then none opens the unit of work's session, nor asks which database it runs on:
+    # those are the store's (an import contract cannot see an attribute)
+    offending = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in modules
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.session\b|\bis_postgresql\b", line)
+    ]
+    assert modules and offending == []
 
 
 def test_every_package_is_installed_with_the_project() -> None:
