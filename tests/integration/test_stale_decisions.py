@@ -103,13 +103,6 @@ def _denied(world: World, membership_id: str, action: str) -> list[str | None]:
     return _audited(world, membership_id, action, "denied")
 
 
-def _soft_delete(world: World) -> str:
-    membership_id = world.membership("open", "ann")
-    with world.uow() as uow:
-        admin.remove(uow, world.clock, SYSTEM, world.orgs["open"], membership_id)
-    return membership_id
-
-
 # --- one decision ---------------------------------------------------------------------------
 
 
@@ -117,7 +110,7 @@ def test_a_permanent_delete_is_refused_when_the_guest_was_restored_and_removed_s
     world: World, engine: Engine
 ) -> None:
     # Given ann soft-deleted (version 2)
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     assert _state_and_version(world, membership_id) == ("soft-deleted", 2)
     # When an admin's permanent delete reads her at version 2, and before it writes another
     # writer restores and removes her again (soft-deleted, version 4)
@@ -142,7 +135,7 @@ def test_a_concurrent_restore_and_remove_overtakes_a_permanent_delete_on_postgre
     world: World, engine: Engine
 ) -> None:
     # Given ann soft-deleted (version 2)
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
 
     def other_admin_restores_and_removes(_conn: Connection) -> None:
         other = world.principal("gadmin")
@@ -212,7 +205,7 @@ def test_the_sweep_leaves_a_membership_whose_version_moved_on_after_it_was_claim
     world: World, engine: Engine
 ) -> None:
     # Given ann soft-deleted (version 2) and her retention period over
-    membership_id = _soft_delete(world)
+    membership_id = world.soft_delete()
     world.clock.advance(RETENTION)
     # When the sweep claims her and, before it moves her on, another writer changes her
     # (same state, version 4)
