@@ -518,17 +518,8 @@ class MyInvitationList(Output):
 
 
 class AuditEvent(Output):
-    id: int
-    occurred_at: datetime
-    organization_id: str | None
-    membership_id: str | None
-    actor: str
-    action: str
+    __view__ = AuditEventView
     outcome: Literal["allowed", "denied"]
-    from_state: str | None
-    to_state: str | None
-    reason: str | None
-    request_id: str | None
     actor_label: str | None = Field(
         default=None,
         description="Who acted, as people read it: `the member`, `the service`, or the "
@@ -537,20 +528,7 @@ class AuditEvent(Output):
 
     @classmethod
     def of(cls, e: AuditEventView) -> AuditEvent:
-        return cls(
-            id=e.id,
-            occurred_at=e.occurred_at,
-            organization_id=e.organization_id,
-            membership_id=e.membership_id,
-            actor=e.actor,
-            action=e.action,
-            outcome=e.outcome,  # type: ignore[arg-type]
-            from_state=e.from_state,
-            to_state=e.to_state,
-            reason=e.reason,
-            request_id=e.request_id,
-            actor_label=e.actor_label,
-        )
+        return cls(**cls.fields_of(e))
 
 
 class AuditEventList(Output):
