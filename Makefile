@@ -134,7 +134,7 @@ client: $(INSTALLED)
 # Mutation testing: which modules are mutated and which tests judge them is listed once,
 # in pyproject.toml [tool.mutmut]. SQLite only (TEST_DATABASE_URL is unset for it), on
 # MUTATION_JOBS processes; results stay in mutants/ so a second run resumes.
-# MUTANTS restricts the run to mutant names (globs), e.g. MUTANTS='store.queries.x_audit_trail*'.
+# MUTANTS restricts the run to mutant names (globs), e.g. MUTANTS='store.queries.xǁAuditLogǁtrail*'.
 MUTATION_JOBS ?= 2
 MUTANTS ?=
 mutation: $(INSTALLED)
