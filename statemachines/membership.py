@@ -96,14 +96,14 @@ class _Row:
         self.kind = kind
 
 
-def next_state(state: str, kind: str, event: str, **kwargs: Any) -> str:
+def next_state(state: str, kind: str, event: str) -> str:
     """Fire ``event`` on a fresh machine in ``state`` and return the target value.
 
     Raises ``TransitionNotAllowed`` when the event is not allowed from ``state``.
     """
     row = _Row(state, kind)
     machine = MembershipLifecycle(model=row)
-    machine.send(event, **kwargs)
+    machine.send(event)
     return row.state
 
 

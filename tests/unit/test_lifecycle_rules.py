@@ -18,7 +18,9 @@ from statemachines.membership import (
     entry_fields,
     refused_for_kind,
     restore_window_closed,
+    sources_of,
     target,
+    targets_of,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,3 +84,30 @@ def test_restore_window_closes_at_the_end_of_retention_only():
     assert restore_window_closed("purge-pending", due, due, NOW)
     # Permanently deleted by an admin before the due time: not a closed window
     assert not restore_window_closed("purge-pending", due, due - timedelta(days=1), NOW)
+
+
+def test_the_states_an_event_is_allowed_from_are_the_machine_s():
+    # Given the lifecycle's events
+    # When asked where each may happen (called here, not only through the constants
+    # computed from it when the module loads)
+    # Then each is allowed from exactly its states, in the order of the states
+    assert sources_of("request_leave") == ("active", "restored")
+    assert sources_of("remove") == ("active", "restored")
+    assert sources_of("restore") == ("soft-deleted",)
+    assert sources_of("complete_leave") == ("leave-pending",)
+    assert sources_of("finish_removal") == ("purge-pending",)
+    assert sources_of("delete_everything") == ()
+
+
+def test_where_an_event_leads_depends_on_the_kind():
+    # Given a state and an event
+    # When asked where the event leads from that state
+    # Then each target lists the kinds it is for, and a refused event leads nowhere
+    assert targets_of("active", "remove") == {
+        "soft-deleted": ("b2b-collaboration",),
+        "purge-pending": ("b2b-direct-connect",),
+    }
+    assert targets_of("soft-deleted", "restore") == {
+        "restored": ("home", "b2b-collaboration", "b2b-direct-connect")
+    }
+    assert targets_of("purged", "restore") == {}
