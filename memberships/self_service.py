@@ -35,7 +35,9 @@ def leave_blocker(user: User, membership: Membership, org: Organization) -> Leav
     organization), the organization's external user leave setting.
     """
     contacts = OrganizationView.of(org).contacts
-    if refused_for_kind(membership.kind, "request_leave") or user.home_organization_id == org.id:
+    # The machine's rule (a home membership is never left); no guest membership of a
+    # user's home organization can exist (provisioning and invitations refuse one)
+    if refused_for_kind(membership.kind, "request_leave"):
         return HomeOrganization(
             f"{org.display_name} is your home organization: you can't leave it, only its "
             "admin can remove your account. Contact the organization's admin or privacy "
