@@ -211,14 +211,7 @@ def removal_of(uow: UnitOfWork, membership: Membership) -> RemovalView | None:
     left = 0
     if membership.state == MembershipState.PURGE_PENDING.value:
         for remover in BUILT_IN_REMOVERS:
-            left += _count_left(uow, remover, membership.id)
+            left += uow.data_removal.rows_left(remover, membership.id)
     apps = uow.deliveries.confirmations_of(membership.id)
     removed = membership.removed_rows or 0
     return RemovalView(removed, removed + left, tuple(AppConfirmationView.of(a) for a in apps))
-
-
-def _count_left(uow: UnitOfWork, remover: object, membership_id: str) -> int:
-    model = getattr(remover, "model", None)
-    if model is None:
-        return 0
-    return uow.memberships.count_rows_of(model, membership_id)

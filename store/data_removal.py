@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, String, any_, bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import ARRAY, String, any_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
@@ -160,6 +160,20 @@ class DataRemoval(Repository):
     def remaining(self, remover: Remover, membership_id: str) -> int:
         """How many records ``remover`` still has of the membership (0: none)."""
         return remover.remaining(self.session, membership_id)
+
+    def rows_left(self, remover: Remover, membership_id: str) -> int:
+        """How many rows of the membership's own data a table remover (one with a
+        ``model``) still has to delete; 0 for a remover of anything else, which counts
+        no rows (a removal's progress: ``removal: {rows}``)."""
+        model = getattr(remover, "model", None)
+        if model is None:
+            return 0
+        return int(
+            self.session.scalar(
+                select(func.count()).select_from(model).where(model.membership_id == membership_id)
+            )
+            or 0
+        )
 
     def erase_chunk(
         self, remover: Remover, membership_ids: Sequence[str], limit: int

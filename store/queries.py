@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from sqlalchemy import Select, String, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -256,16 +255,6 @@ class Memberships(Repository):
                 select(func.count())
                 .select_from(MemberData)
                 .where(MemberData.membership_id == membership_id)
-            )
-            or 0
-        )
-
-    def count_rows_of(self, model: Any, membership_id: str) -> int:
-        """How many rows of ``model`` (a table of the membership's own data, keyed by
-        ``membership_id``) the membership still has."""
-        return int(
-            self.session.scalar(
-                select(func.count()).select_from(model).where(model.membership_id == membership_id)
             )
             or 0
         )
