@@ -653,3 +653,27 @@ def test_rows_left_in_a_table_block_the_finish_of_exactly_the_memberships_that_h
             )
         ).all()
     assert sorted(denials) == sorted([(ann, "tick-42"), (pat, "tick-42")])
+
+
+def test_a_removal_shows_the_rows_left_of_its_own_membership_in_every_table(
+    world: World,
+) -> None:
+    # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending in open
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    gadmin = world.principal("gadmin")
+
+    def removal(membership_id: str) -> tuple[int, int] | None:
+        with world.uow() as uow:
+            view = reading.get_membership(uow, world.clock, gadmin, "open.example", membership_id)
+        return (
+            None if view.removal is None else (view.removal.rows_removed, view.removal.rows_total)
+        )
+
+    # Then before any batch each counts its own rows in both tables, none of the other's
+    assert (removal(ann), removal(pat)) == ((0, 122), (0, 30))
+    # And after one batch of 50 (ann's 2 grants and 48 data rows) the total stays
+    with world.uow() as uow:
+        remove_data_batch(uow, world.clock, ann)
+    assert (removal(ann), removal(pat)) == ((50, 122), (0, 30))
+    # And a membership whose removal has not started shows none
+    assert removal(world.membership("open", "off")) is None
