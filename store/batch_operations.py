@@ -91,11 +91,12 @@ class BatchOperations(Repository):
         )
         return list(self.session.scalars(skip_locked(statement)))
 
-    def touch_progress(self, ids: Sequence[str], state: str, now: datetime) -> None:
-        """Set ``last_progress_at`` of those of ``ids`` still in ``state`` (no state change)."""
+    def touch_progress(self, ids: Sequence[str], now: datetime) -> None:
+        """Set ``last_progress_at`` of ``ids`` (no state change): the memberships
+        ``claim_stalled`` locked in this transaction, so still in the state it claimed."""
         self.session.execute(
             update(Membership)
-            .where(Membership.id.in_(ids), Membership.state == state)
+            .where(Membership.id.in_(ids))
             .values(last_progress_at=now)
             .execution_options(synchronize_session=False)
         )

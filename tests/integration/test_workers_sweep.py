@@ -309,6 +309,46 @@ def test_sweep_redrives_stalled_work_once_per_redrive_period(session_factory, cl
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
 
 
+def test_a_redrive_sends_the_longest_stalled_first_and_touches_only_what_it_sent(
+    session_factory, clock
+):
+    # Given leave-pending memberships with no progress for an hour, for two hours, ever,
+    # for exactly the re-drive period (a minute), and for 30 s; batches of one
+    def leave_pending(last_progress_at):
+        return insert_memberships(
+            session_factory,
+            clock,
+            [("leave-pending", "b2b-collaboration")],
+            last_progress_at=last_progress_at,
+        )[0]
+
+    now = clock()
+    hour = leave_pending(now - timedelta(hours=1))
+    two_hours = leave_pending(now - timedelta(hours=2))
+    never = leave_pending(None)
+    boundary = leave_pending(now - timedelta(minutes=1))
+    recent = leave_pending(now - timedelta(seconds=30))
+    dispatcher = RecordingDispatcher()
+    policy = Policy(redrive_after=timedelta(minutes=1), sweep_batch_size=1)
+
+    def tick():
+        dispatcher.sent.clear()
+        with UnitOfWork(session_factory, dispatcher, policy) as uow:
+            sweep.sweep(uow, clock)
+        return [membership_id for _, membership_id in dispatcher.sent]
+
+    # When the sweep runs, Then it sends the stalled ones, longest stalled first (where
+    # the one without progress sorts depends on the database), and not the one at the
+    # cutoff
+    sent = tick()
+    assert [m for m in sent if m != never] == [two_hours, hour]
+    assert sorted(sent) == sorted([two_hours, hour, never])
+    # When it runs again 31 s later, Then it sends the two it left alone, oldest first:
+    # it touched only what it sent
+    clock.advance(timedelta(seconds=31))
+    assert tick() == [boundary, recent]
+
+
 def test_removals_past_their_window_are_counted_and_still_redriven(session_factory, clock):
     # Given a purge-pending membership whose removal window ended yesterday
     [late] = insert_memberships(
