@@ -3,17 +3,27 @@ removal in bounded batches, and the tombstone that is all a purge leaves."""
 
 from __future__ import annotations
 
+import functools
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
-from memberships import admin, automatic, provisioning, reading, self_service
+from memberships import (
+    admin,
+    automatic,
+    failures,
+    message_handlers,
+    provisioning,
+    reading,
+    self_service,
+)
 from memberships.errors import NotFound, TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
@@ -27,8 +37,8 @@ from memberships.removal import (
 )
 from memberships.views import to_dict
 from store.data_removal import TableRemover
-from store.models import AuditEvent, Base, Grant, MemberData, Membership
-from store.unit_of_work import UnitOfWork
+from store.models import AuditEvent, Base, Grant, Invitation, MemberData, Membership, User
+from store.unit_of_work import Policy, UnitOfWork
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import World
@@ -677,3 +687,162 @@ def test_a_removal_shows_the_rows_left_of_its_own_membership_in_every_table(
     assert (removal(ann), removal(pat)) == ((50, 122), (0, 30))
     # And a membership whose removal has not started shows none
     assert removal(world.membership("open", "off")) is None
+
+
+# --- what else a purge forgets -------------------------------------------------------------
+
+
+def _invitation(
+    world: World,
+    org: str,
+    email: str,
+    status: str,
+    expires_at: datetime,
+    membership_id: str | None = None,
+) -> str:
+    invitation_id = str(uuid.uuid4())
+    with world.uow() as uow:
+        uow.session.add(
+            Invitation(
+                id=invitation_id,
+                organization_id=world.orgs[org],
+                email=email,
+                email_key=email.strip().lower(),
+                kind="b2b-collaboration",
+                status=status,
+                invited_by=world.users["gadmin"],
+                created_at=world.clock() - timedelta(days=1),
+                expires_at=expires_at,
+                membership_id=membership_id,
+            )
+        )
+        uow.commit()
+    return invitation_id
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-by-one", "chunk"])
+def test_a_purge_forgets_the_persons_answered_invitations_there_and_their_last_address(
+    world: World, session_factory: Any, chunked: bool
+) -> None:
+    # Given ann (a guest of closed and bare too, home at home) and pat (a guest of open
+    # only) purge-pending in open, and the invitations to them
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    now = world.clock()
+    invitation = functools.partial(_invitation, world)
+    gone = {
+        # the accepted one that made pat's membership (sent to an address he no longer has)
+        invitation("open", "pat.before@mail.example", "accepted", now, membership_id=pat),
+        # open's answered invitations to his address, in any case of its letters
+        invitation("open", " PAT@mail.example", "declined", now + timedelta(days=1)),
+        invitation("open", "pat@mail.example", "revoked", now + timedelta(days=1)),
+        # and one left pending until exactly the purge: expired
+        invitation("open", "pat@mail.example", "pending", now),
+        invitation("open", "ann@mail.example", "declined", now + timedelta(days=1)),
+    }
+    kept = {
+        # a pending invitation still open to answer
+        invitation("open", "pat@mail.example", "pending", now + timedelta(seconds=1)),
+        # another organization's, and another person's
+        invitation("closed", "pat@mail.example", "declined", now + timedelta(days=1)),
+        invitation("open", "dis@mail.example", "declined", now + timedelta(days=1)),
+    }
+    # When both are purged, one by one or as one chunk, at ``now``
+    if chunked:
+        policy = Policy(removal_batch_size=1000)
+        with UnitOfWork(session_factory, None, policy) as uow:
+            assert sorted(remove_chunk_batch(uow, world.clock, [ann, pat]).purged) == sorted(
+                [ann, pat]
+            )
+    else:
+        for membership_id in (ann, pat):
+            with world.uow() as uow:
+                assert remove_all_data(uow, world.clock, membership_id).state == "purged"
+    assert world.clock() == now
+    # Then exactly the answered or expired invitations to them in open are gone
+    with world.uow() as uow:
+        left = set(uow.session.scalars(select(Invitation.id)))
+    assert left & (gone | kept) == kept
+    # And pat, a member nowhere now, keeps no e-mail and no name; ann, still a member
+    # elsewhere, keeps both
+    with world.uow() as uow:
+        accounts = {
+            key: (user.email, user.display_name)
+            for key in ("ann", "pat")
+            if (user := uow.session.get(User, world.users[key])) is not None
+        }
+    assert accounts == {"ann": ("ann@mail.example", "Ann"), "pat": (None, None)}
+
+
+# --- failures of the background work, kept on the membership -------------------------------
+
+
+def _failure_fields(world: World, *membership_ids: str) -> list[tuple[str, int, str | None]]:
+    return [
+        (_row(world, m).state, _row(world, m).attempts, _row(world, m).last_error)
+        for m in membership_ids
+    ]
+
+
+def test_a_failure_is_counted_on_its_own_membership_and_never_on_a_tombstone(
+    world: World,
+) -> None:
+    # Given pat purge-pending, ann active in open, and ann's membership of bare purged
+    pat, active = _pat_purge_pending(world), world.membership("open", "ann")
+    purged = world.soft_delete("bare")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("bareadmin"), "bare.example", purged)
+    with world.uow() as uow:
+        assert remove_all_data(uow, world.clock, purged).state == "purged"
+    # When a worker fails on pat twice, Then each failure is counted and the last error kept
+    with world.uow() as uow:
+        assert failures.record_failure(uow, pat, "ConnectionError: first") == 1
+    with world.uow() as uow:
+        assert failures.record_failure(uow, pat, "ConnectionError: second") == 2
+    assert _failure_fields(world, pat, active) == [
+        ("purge-pending", 2, "ConnectionError: second"),
+        ("active", 0, None),
+    ]
+    # And a failure on the tombstone, or on no membership, is not recorded
+    with world.uow() as uow:
+        assert failures.record_failure(uow, purged, "ConnectionError: late") is None
+    with world.uow() as uow:
+        assert failures.record_failure(uow, str(uuid.uuid4()), "ConnectionError: none") is None
+    assert _failure_fields(world, purged) == [("purged", 0, None)]
+
+
+def test_a_chunk_s_failure_is_counted_on_its_purge_pending_memberships_only(world: World) -> None:
+    # Given ann and pat purge-pending in open, ann purge-pending in closed (another chunk's),
+    # and ann active in bare
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    elsewhere = world.soft_delete("closed")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("cadmin"), "closed.example", elsewhere)
+    active = world.membership("bare", "ann")
+    # When a chunk of ann, pat and the active one fails, Then the two purge-pending ones count it
+    with world.uow() as uow:
+        assert message_handlers.record_chunk_failure(uow, [ann, pat, active], "Boom: x") == 2
+    assert _failure_fields(world, ann, pat, elsewhere, active) == [
+        ("purge-pending", 1, "Boom: x"),
+        ("purge-pending", 1, "Boom: x"),
+        ("purge-pending", 0, None),
+        ("active", 0, None),
+    ]
+    # And a chunk with none of them purge-pending records nothing
+    with world.uow() as uow:
+        assert message_handlers.record_chunk_failure(uow, [active], "Boom: y") == 0
+    # And what the chunk still has to do is ann and pat (read without a lock)
+    with world.uow() as uow:
+        assert sorted(message_handlers.held_elsewhere(uow, [ann, pat, active])) == sorted(
+            [ann, pat]
+        )
+
+
+def test_a_message_locks_its_own_membership_and_finds_none_for_an_unknown_id(
+    world: World,
+) -> None:
+    # Given ann's membership of open, When a message takes its lock, Then it is found
+    with world.uow() as uow:
+        assert message_handlers.lock_membership(uow, world.membership("open", "ann"))
+    # And a message for a membership that does not exist finds nothing to lock
+    with world.uow() as uow:
+        assert not message_handlers.lock_membership(uow, str(uuid.uuid4()))
