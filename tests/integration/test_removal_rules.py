@@ -725,8 +725,11 @@ def test_a_purge_forgets_the_persons_answered_invitations_there_and_their_last_a
     world: World, session_factory: Any, chunked: bool
 ) -> None:
     # Given ann (a guest of closed and bare too, home at home) and pat (a guest of open
-    # only) purge-pending in open, and the invitations to them
+    # only) purge-pending in open, the invitations to them, and quinn, who has an account
+    # and no membership yet
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    with world.uow() as uow:
+        quinn = provisioning.create_user(uow, world.clock, SYSTEM, "quinn@mail.example", "Quinn")
     now = world.clock()
     invitation = functools.partial(_invitation, world)
     gone = {
@@ -763,14 +766,18 @@ def test_a_purge_forgets_the_persons_answered_invitations_there_and_their_last_a
         left = set(uow.session.scalars(select(Invitation.id)))
     assert left & (gone | kept) == kept
     # And pat, a member nowhere now, keeps no e-mail and no name; ann, still a member
-    # elsewhere, keeps both
+    # elsewhere, keeps both, and so does quinn, whom no purge concerned
     with world.uow() as uow:
         accounts = {
-            key: (user.email, user.display_name)
-            for key in ("ann", "pat")
-            if (user := uow.session.get(User, world.users[key])) is not None
+            user_id: (user.email, user.display_name)
+            for user_id in (world.users["ann"], world.users["pat"], quinn.id)
+            if (user := uow.session.get(User, user_id)) is not None
         }
-    assert accounts == {"ann": ("ann@mail.example", "Ann"), "pat": (None, None)}
+    assert accounts == {
+        world.users["ann"]: ("ann@mail.example", "Ann"),
+        world.users["pat"]: (None, None),
+        quinn.id: ("quinn@mail.example", "Quinn"),
+    }
 
 
 # --- failures of the background work, kept on the membership -------------------------------

@@ -274,6 +274,38 @@ def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock)
     assert set(states) == {"purge-pending"} and audited == 120
 
 
+def test_a_sweep_moves_the_longest_due_first_down_to_the_one_due_this_instant(
+    session_factory, clock
+):
+    # Given three memberships whose purge is due now, a minute ago and two minutes ago,
+    # inserted in that order, and batches of one
+    ids = [
+        insert_memberships(
+            session_factory,
+            clock,
+            [("soft-deleted", "b2b-collaboration")],
+            purge_due_at=clock() - timedelta(minutes=minutes),
+        )[0]
+        for minutes in (0, 1, 2)
+    ]
+    dispatcher = RecordingDispatcher()
+    # When one sweep runs
+    with UnitOfWork(session_factory, dispatcher, Policy(sweep_batch_size=1)) as uow:
+        report = sweep.sweep(uow, clock)
+    # Then it moved them one batch each, the longest due first, each audited on its own
+    # organization
+    assert (report.expired, report.batches) == (3, 3)
+    assert dispatcher.sent == [("remove_data", i) for i in reversed(ids)]
+    with session_factory() as session:
+        audited = session.execute(
+            select(AuditEvent.membership_id, AuditEvent.organization_id).where(
+                AuditEvent.action == "expire_retention"
+            )
+        ).all()
+        organizations = {i: session.get(Membership, i).organization_id for i in ids}
+    assert dict(audited) == organizations and len(set(organizations.values())) == 3
+
+
 def test_sweep_redrives_stalled_work_once_per_redrive_period(session_factory, clock):
     # Given a leave-pending and a purge-pending membership whose messages were lost an
     # hour ago, and a fresh leave-pending one
