@@ -104,17 +104,14 @@ class BatchOperations(Repository):
     def count_overdue_removals(self, now: datetime) -> int:
         """``purge-pending`` memberships past ``removal_due_by``: the data-removal window
         missed."""
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(Membership)
-                .where(
-                    Membership.state == MembershipState.PURGE_PENDING.value,
-                    Membership.removal_due_by < now,
-                )
+        return self.session.execute(
+            select(func.count())
+            .select_from(Membership)
+            .where(
+                Membership.state == MembershipState.PURGE_PENDING.value,
+                Membership.removal_due_by < now,
             )
-            or 0
-        )
+        ).scalar_one()
 
     def lock_membership(self, membership_id: str) -> bool:
         """Lock the membership's row for this transaction; ``False`` when there is none."""

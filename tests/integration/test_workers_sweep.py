@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
 
-from memberships import automatic, idempotency, self_service, sweep
+from memberships import automatic, idempotency, redrive, self_service, sweep
 from memberships.automatic import WORKER
 from memberships.batches import apply_event_to_batch
 from memberships.decisions import apply_event
@@ -396,6 +396,39 @@ def test_removals_past_their_window_are_counted_and_still_redriven(session_facto
     # Then it is counted overdue, and its removal is sent again rather than dropped
     assert report.overdue_removals == 1
     assert dispatcher.sent == [("remove_data", late)]
+
+
+def test_only_purge_pending_memberships_past_their_window_count_as_overdue(session_factory, clock):
+    # Given purge-pending memberships whose removal window ended a second ago, ends this
+    # instant and ends in a second, and a purged one whose window ended long ago
+    def membership(state, removal_due_by):
+        insert_memberships(
+            session_factory, clock, [(state, "b2b-collaboration")], removal_due_by=removal_due_by
+        )
+
+    for seconds in (-1, 0, 1):
+        membership("purge-pending", clock() + timedelta(seconds=seconds))
+    membership("purged", clock() - timedelta(days=1))
+    # When the sweep counts the overdue removals, Then only the first is overdue
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow:
+        assert redrive.count_overdue_removals(uow, clock()) == 1
+    # And with none past its window, none is
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow:
+        assert redrive.count_overdue_removals(uow, clock() - timedelta(days=2)) == 0
+
+
+def test_a_redrive_sends_at_most_a_batch_before_it_asks_whether_to_go_on(session_factory, clock):
+    # Given three leave-pending memberships with no progress for an hour, batches of two
+    insert_memberships(session_factory, clock, [("leave-pending", "b2b-collaboration")] * 3)
+    dispatcher = RecordingDispatcher()
+    policy = Policy(redrive_after=timedelta(minutes=1), sweep_batch_size=2)
+    # When a re-drive may run one batch only (the tick's time is up after it)
+    allowed = iter([True])
+    with UnitOfWork(session_factory, dispatcher, policy) as uow:
+        sent = redrive.redrive_stalled(uow, clock, should_continue=lambda: next(allowed, False))
+    # Then it sent two
+    assert sent == {"complete_leave": 2, "remove_data": 0}
+    assert len(dispatcher.sent) == 2
 
 
 def test_a_sweep_writes_its_tick_id_into_the_audit_rows(session_factory, clock):
