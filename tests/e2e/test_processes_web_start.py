@@ -10,6 +10,7 @@ import os
 import time
 
 import pytest
+
 from bench.http import answers, web_argv
 from tests.support.harness import Process, free_port, wait_for
 from web.auth import WEAK_SECRET_REPORTED
