@@ -166,7 +166,8 @@ BROKEN_WORDS = """() => {
 OUT_OF_PLACE = """() => {
   const found = [];
   const width = document.documentElement.clientWidth;
-  const scrolls = el => el.closest('.table-scroll, .diagram, .visually-hidden, .skip-link, dialog:not([open])');
+  const apart = '.table-scroll, .diagram, .visually-hidden, .skip-link, dialog:not([open])';
+  const scrolls = el => el.closest(apart);
   for (const el of document.querySelectorAll('a, button, input, select, textarea, label')) {
     const rect = el.getBoundingClientRect();
     if (!rect.width || scrolls(el)) continue;
