@@ -50,6 +50,7 @@ class LiveServer:
     base_url: str
     uow: Callable[[], UnitOfWork]
     dispatcher: RecordingDispatcher
+    app: Any
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -84,7 +85,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}", uow, dispatcher)
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", uow, dispatcher, app)
     finally:
         server.shutdown()
         thread.join(timeout=10)

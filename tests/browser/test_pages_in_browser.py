@@ -12,12 +12,18 @@ import re
 from typing import Any
 
 import pytest
+import redis
+from dramatiq import Message
 from playwright.sync_api import expect
 
 from memberships import admin, automatic, provisioning, reading, removal
 from memberships.clock import utc_now
 from memberships.principal import SYSTEM
+from settings import Settings
+from tests.support.harness import redis_server
 from web.pages import account
+from web.services import EXTENSION_KEY
+from workers.broker import NAMESPACE, build_broker
 
 pytestmark = pytest.mark.browser
 
@@ -572,7 +578,7 @@ def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, sc
 
 
 def test_operations_links_upcoming_deletions_and_says_when_there_are_no_dead_letters(
-    page, live_server
+    page, live_server, screenshot
 ):
     # Given rosa removed from Contoso (her permanent deletion is due later)
     rosa = new_guest(live_server, "contoso.example", "rosa@personal.example", "Rosa Example")
@@ -581,7 +587,16 @@ def test_operations_links_upcoming_deletions_and_says_when_there_are_no_dead_let
     # When the operator opens Operations
     sign_in(page, "ops@woodgrove.example")
     expect(page.get_by_role("heading", name="Operations", level=1)).to_be_visible()
-    # Then the deletion links to the membership's record, which opens for the operator
+    # Then the upcoming deletion is listed with a link, and the page says there are no
+    # dead letters (rather than an empty list)
+    deletions = page.get_by_role("region", name="Next permanent deletions")
+    expect(deletions.get_by_role("link", name=f"Membership {rosa}")).to_be_visible()
+    expect(page.get_by_test_id("no-dead-letters")).to_have_text(
+        "No dead letters: every message was handled or is still being retried."
+    )
+    expect(page.get_by_role("button", name="Retry all dead letters")).to_have_count(0)
+    screenshot("operations-upcoming-deletions")
+    # and the deletion's link opens the membership's record for the operator
     page.get_by_role("link", name=f"Membership {rosa}").click()
     expect(page.get_by_role("heading", name=re.compile("Rosa Example"), level=1)).to_be_visible()
 
@@ -596,3 +611,55 @@ def test_an_unknown_address_opened_in_a_browser_gets_an_html_page(page, screensh
     # while an API client asking for JSON still gets problem+json
     api = page.request.get("/no-such-page", headers={"Accept": "application/json"})
     assert api.status == 404 and api.headers["content-type"] == "application/problem+json"
+
+
+def _dead_letter(broker: Any, queue: str, membership_id: str) -> None:
+    """A real dead letter, made as a worker makes one: enqueued, fetched, refused."""
+    message = Message(
+        queue_name=queue,
+        actor_name="remove_data",
+        args=(membership_id,),
+        kwargs={},
+        options={"retries": 8, "traceback": "Traceback\nConnectionError: store down"},
+    )
+    broker.enqueue(message)
+    [raw] = broker.do_fetch(queue, 1)
+    broker.do_nack(queue, Message.decode(raw).options["redis_message_id"])
+
+
+def test_an_operator_retries_the_dead_letters_on_the_operations_page(
+    page, live_server, screenshot, monkeypatch, tmp_path
+):
+    # Given two removals that failed every retry, in a Redis of this test's own (the
+    # live server reads its queues there for this test)
+    with redis_server(tmp_path) as redis_url:
+        services = live_server.app.extensions[EXTENSION_KEY]
+        monkeypatch.setattr(
+            services, "settings", services.settings.with_changes(redis_url=redis_url)
+        )
+        broker = build_broker(Settings(redis_url=redis_url))
+        try:
+            _dead_letter(broker, "removals", "dead-1")
+            _dead_letter(broker, "removals", "dead-2")
+            # When the operator opens Operations
+            sign_in(page, "ops@woodgrove.example")
+            # Then the page says so, with a button to retry them
+            expect(page.get_by_text("2 messages failed every retry")).to_be_visible()
+            retry = page.get_by_role("button", name="Retry all dead letters")
+            expect(retry).to_be_visible()
+            screenshot("operations-dead-letters")
+            # When they retry them
+            retry.click()
+            # Then both are back on their queue, and the page says so
+            expect(
+                page.get_by_text("2 dead letters put back on the queue to run again.")
+            ).to_be_visible()
+            expect(page.get_by_test_id("no-dead-letters")).to_be_visible()
+            client = redis.Redis.from_url(redis_url)
+            try:
+                waiting = client.hvals(f"{NAMESPACE}:removals.msgs")
+                assert sorted(Message.decode(m).args[0] for m in waiting) == ["dead-1", "dead-2"]
+            finally:
+                client.close()
+        finally:
+            broker.close()
