@@ -173,6 +173,46 @@ def test_a_guest_removed_by_the_admin_is_told_what_happened_and_whom_to_ask(
     screenshot("organizations-removed-by-organization")
 
 
+def test_recent_changes_list_removed_restored_data_removal_started_and_purged_with_dates(
+    page, live_server, screenshot
+):
+    # Given vera, removed from Contoso and restored; and from Northwind Traders removed,
+    # deleted permanently and her data removed (the tombstone no longer names her)
+    vera = new_guest(live_server, "contoso.example", "vera@personal.example", "Vera Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", vera)
+    with live_server.uow() as uow:
+        admin.restore(uow, utc_now, SYSTEM, "contoso.example", vera)
+    with live_server.uow() as uow:
+        provisioning.add_guest(
+            uow, utc_now, SYSTEM, "northwind.example", "vera@personal.example", "b2b-collaboration"
+        )
+    gone = membership_id(live_server, "northwind.example", "vera@personal.example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "northwind.example", gone)
+    with live_server.uow() as uow:
+        admin.purge(uow, utc_now, SYSTEM, "northwind.example", gone)
+    with live_server.uow() as uow:
+        removal.remove_all_data(uow, utc_now, gone)
+    # When she opens Organizations
+    sign_in(page, "vera@personal.example")
+    # Then Recent changes says each change in a sentence, each with its date
+    today = utc_now().strftime("%-d %b %Y")
+    recent = page.get_by_test_id("recent-changes")
+    for change, sentence in (
+        ("removed", "Contoso removed you."),
+        ("restored", "Contoso restored your account."),
+        ("removal-started", "Northwind Traders started removing your data; it will be gone by"),
+        ("purged", "Your data in Northwind Traders has been permanently deleted."),
+    ):
+        row = recent.locator(f"[data-change='{change}']").filter(has_text=sentence)
+        expect(row).to_contain_text(sentence)
+        expect(row.locator(".change__when")).to_have_text(today)
+    # and Contoso is hers again, with Leave
+    expect(page.get_by_role("link", name="Leave Contoso")).to_be_visible()
+    screenshot("organizations-recent-changes-all")
+
+
 def test_the_home_organization_offers_no_leave(page):
     # Given alice, whose home organization is Woodgrove Bank
     sign_in(page, "alice@woodgrove.example")
