@@ -16,9 +16,9 @@ import redis
 from dramatiq import Message
 from playwright.sync_api import expect
 
-from memberships import admin, automatic, provisioning, reading, removal
+from memberships import admin, automatic, provisioning, reading, removal, self_service
 from memberships.clock import utc_now
-from memberships.principal import SYSTEM
+from memberships.principal import SYSTEM, Principal
 from settings import Settings
 from tests.support.harness import redis_server
 from web.pages import account
@@ -594,12 +594,21 @@ def test_bulk_remove_on_members_confirms_then_reports_each_row(page, live_server
 
 
 def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, screenshot):
-    # Given quinn, removed from Contoso, deleted permanently, and her data removed
+    # Given quinn, who left Contoso on her own; Contoso's admin deleted her permanently,
+    # and her data was removed
     quinn = new_guest(live_server, "contoso.example", "quinn@personal.example", "Quinn Example")
     with live_server.uow() as uow:
-        admin.remove(uow, utc_now, SYSTEM, "contoso.example", quinn)
+        quinn_user = uow.directory.find_user("quinn@personal.example")
+        contoso_admin = uow.directory.find_user("admin@contoso.example")
+        assert quinn_user is not None and contoso_admin is not None
+        quinn_id, admin_id = quinn_user.id, contoso_admin.id
+    who, by = Principal.user(quinn_id), Principal.user(admin_id)
     with live_server.uow() as uow:
-        admin.purge(uow, utc_now, SYSTEM, "contoso.example", quinn)
+        self_service.request_leave(uow, utc_now, who, "contoso.example")
+    with live_server.uow() as uow:
+        automatic.complete_leave(uow, utc_now, quinn)
+    with live_server.uow() as uow:
+        admin.purge(uow, utc_now, by, "contoso.example", quinn)
     with live_server.uow() as uow:
         removal.remove_all_data(uow, utc_now, quinn)
     sign_in(page, "admin@contoso.example")
@@ -614,6 +623,13 @@ def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, sc
     content = page.content()
     for word in ("[is_collaboration]", "MembershipLifecycle", "purge_due_at"):
         assert word not in content
+    # and the timeline shows each actor as a person: the admin by e-mail, the purged
+    # guest as "the member", never by her name, e-mail or id
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text("Deleted permanently by admin@contoso.example")
+    expect(timeline).to_contain_text("Asked to leave by the member")
+    for secret in ("Quinn", "quinn@personal.example", quinn_id, admin_id):
+        assert secret not in content, secret
     screenshot("membership-purged")
 
 
