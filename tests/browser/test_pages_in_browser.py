@@ -27,6 +27,8 @@ from workers.broker import NAMESPACE, build_broker
 
 pytestmark = pytest.mark.browser
 
+PHONE = {"width": 375, "height": 812}
+
 
 def sign_in(page: Any, email: str) -> None:
     """Pick the user; they land where their work is (admins on Administration, operators
@@ -719,3 +721,41 @@ def test_an_operator_retries_the_dead_letters_on_the_operations_page(
                 client.close()
         finally:
             broker.close()
+
+
+def test_at_phone_width_a_guest_leaves_and_the_admin_restores_her(page, live_server):
+    # Given a phone-sized window, and wendy, a guest of Contoso
+    page.set_viewport_size(PHONE)
+    wendy = new_guest(live_server, "contoso.example", "wendy@personal.example", "Wendy Example")
+    sign_in(page, "wendy@personal.example")
+    # When she leaves Contoso
+    leave = page.get_by_role("link", name="Leave Contoso")
+    expect(leave).to_be_in_viewport()
+    leave.click()
+    dialog = page.get_by_role("dialog", name="Leave Contoso?")
+    expect(dialog.get_by_role("button", name="Leave", exact=True)).to_be_in_viewport()
+    dialog.get_by_role("button", name="Leave", exact=True).click()
+    expect(page.get_by_text("Your request to leave was accepted.")).to_be_visible()
+    with live_server.uow() as uow:
+        automatic.complete_leave(uow, utc_now, wendy)
+    # and Contoso's admin, on a phone too, opens Deleted users
+    page.context.clear_cookies()
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/deleted-users")
+    card = page.get_by_test_id("deleted-wendy@personal.example")
+    # Then her row is a card with its dates inside it, and Restore is on screen
+    deleted_on = card.locator("td[data-label='Deleted on']")
+    expect(deleted_on).to_contain_text("UTC")
+    cell, row = deleted_on.bounding_box(), card.bounding_box()
+    assert cell is not None and row is not None
+    assert cell["x"] + cell["width"] <= row["x"] + row["width"] + 1
+    restore = page.get_by_role("button", name="Restore Wendy Example")
+    restore.scroll_into_view_if_needed()
+    expect(restore).to_be_in_viewport()
+    box = restore.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # When the admin restores her, Then she is back
+    restore.click()
+    expect(page.get_by_text(re.compile("Wendy Example is restored"))).to_be_visible()
+    expect(page.get_by_test_id("deleted-wendy@personal.example")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
