@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from memberships import admin, automatic, provisioning, reading, removal, self_service
 from memberships.clock import utc_now
+from memberships.errors import LeaveDenied
 from memberships.principal import SYSTEM, Principal
 from settings import Settings
 from tests.support.harness import redis_server
@@ -759,3 +760,36 @@ def test_at_phone_width_a_guest_leaves_and_the_admin_restores_her(page, live_ser
     expect(page.get_by_text(re.compile("Wendy Example is restored"))).to_be_visible()
     expect(page.get_by_test_id("deleted-wendy@personal.example")).to_have_count(0)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_refused_leave_reads_as_a_reason_on_the_membership_record(page, live_server):
+    # Given yara, a guest whose account Contoso has disabled, who tried to leave
+    with live_server.uow() as uow:
+        provisioning.create_user(uow, utc_now, SYSTEM, "yara@personal.example", "Yara Example")
+    with live_server.uow() as uow:
+        provisioning.add_guest(
+            uow,
+            utc_now,
+            SYSTEM,
+            "contoso.example",
+            "yara@personal.example",
+            "b2b-collaboration",
+            enabled=False,
+        )
+    yara = membership_id(live_server, "contoso.example", "yara@personal.example")
+    with live_server.uow() as uow:
+        found = uow.directory.find_user("yara@personal.example")
+        assert found is not None
+        yara_user = found.id
+    with live_server.uow() as uow, pytest.raises(LeaveDenied):
+        self_service.request_leave(uow, utc_now, Principal.user(yara_user), "contoso.example")
+    # When Contoso's admin opens her record
+    sign_in(page, "admin@contoso.example")
+    page.goto(f"/admin/contoso.example/memberships/{yara}")
+    # Then the timeline says who asked and why it was refused, in words
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text(
+        "Asked to leave by the member refused — because the account is disabled"
+    )
+    expect(timeline).not_to_contain_text("(account-disabled)")
+    expect(page.get_by_test_id("state")).to_have_text("Active")
