@@ -107,6 +107,74 @@ def test_each_committed_single_row_transition_writes_one_event(world):
     ]
 
 
+PURGED = MembershipState.PURGED.value
+# A membership of each kind in the world: the one every edge of that kind is tried on.
+_MEMBERSHIP_OF_KIND = {
+    "b2b-collaboration": ("open", "ann"),
+    "b2b-direct-connect": ("open", "pat"),
+    "home": ("home", "ann"),
+}
+
+
+def _membership_of(world: Any, org: str, user: str) -> str:
+    """The membership of ``user`` in ``org``, the home one too (the world lists guests only)."""
+    with world.uow() as uow:
+        found = uow.session.scalar(
+            select(Membership.id).where(
+                Membership.organization_id == world.orgs[org],
+                Membership.user_id == world.users[user],
+            )
+        )
+    assert found is not None
+    return str(found)
+
+
+def test_every_edge_of_the_machine_writes_one_event_named_after_its_target(world):
+    # Given every edge of the machine (state, event, kind) and the state it leads to, the
+    # purges last (a purged membership no longer names its person)
+    edges = sorted(transition_table().items(), key=lambda e: (e[1] == PURGED, e))
+    assert {kind for (_, _, kind), _ in edges} <= set(_MEMBERSHIP_OF_KIND)
+    of_kind = {k: _membership_of(world, *where) for k, where in _MEMBERSHIP_OF_KIND.items()}
+    for (from_state, event, kind), to_state in edges:
+        membership_id = of_kind[kind]
+        # And a membership of that kind put in the edge's state
+        with world.uow() as uow:
+            uow.session.execute(
+                Membership.__table__.update()
+                .where(Membership.__table__.c.id == membership_id)
+                .values(state=from_state)
+            )
+            uow.commit()
+        before = {e.event_id for e in _events(world.uow)}
+        # When the event is applied, and committed
+        with world.uow() as uow:
+            row = uow.session.get(Membership, membership_id)
+            moved = apply_event(uow, world.clock(), SYSTEM, row, event)
+            version = moved.version
+            uow.commit()
+        # Then exactly one event is written: its type is the target state's, and its data
+        # says where from, where to, by which event, at which version
+        new = [e for e in _events(world.uow) if e.event_id not in before]
+        edge = f"{from_state} --{event}--> {to_state} ({kind})"
+        assert len(new) == 1, edge
+        (written,) = new
+        body = json.loads(written.payload)
+        assert (written.type, body["type"]) == (membership_event_type(to_state),) * 2, edge
+        data = body["data"]
+        assert (data["fromState"], data["toState"], data["lifecycleEvent"]) == (
+            from_state,
+            to_state,
+            event,
+        ), edge
+        assert (data["membershipId"], data["kind"], data["version"]) == (
+            membership_id,
+            kind,
+            version,
+        ), edge
+        # and the person is named, except in the event of the purge
+        assert ("user" in data) is (to_state != PURGED), edge
+
+
 def test_the_payload_is_a_standard_webhooks_body_with_the_membership_and_its_user(world):
     # Given an admin removes ann from open
     ann = world.membership("open", "ann")
