@@ -236,9 +236,13 @@ def test_a_redirect_is_not_followed(world: World) -> None:
     assert attempt.error is not None and "redirect" in attempt.error
 
 
-def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> None:
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.20.30.40", "169.254.169.254"])
+def test_a_name_resolving_to_loopback_or_a_private_address_is_refused_at_delivery(
+    world: World, address: str
+) -> None:
     # Given an endpoint whose name resolved to a public address when it was saved, and
-    # resolves to loopback now (DNS rebinding); the development flag is off
+    # resolves to loopback, a private or a link-local address now (DNS rebinding); the
+    # development flag is off
     with running() as receiver:
         add_endpoint(world, f"https://hooks.rebind.example:{receiver.port}/hook")
         add_event(world)
@@ -246,7 +250,7 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> No
             fan_out(uow, world.clock)
 
         def rebound(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
         with world.uow() as uow:
             attempt = deliver(
@@ -262,7 +266,7 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> No
     row = only_delivery(world)
     assert row.last_error is not None
     assert row.last_error.startswith("Refused before sending")
-    assert "127.0.0.1" in row.last_error
+    assert address in row.last_error
 
 
 def test_a_delivery_is_given_up_after_the_retry_period(world: World, policy) -> None:
