@@ -408,3 +408,27 @@ def test_two_workers_racing_for_one_delivery_send_it_once(world: World) -> None:
         assert len(receiver.received) == 1
     assert sorted(o is None for o in outcomes) == [False, True]
     assert only_delivery(world).attempts == 1
+
+
+def test_an_attempt_gives_up_waiting_after_the_timeout_and_is_retried(world: World) -> None:
+    from memberships.webhook_delivery import TIMEOUT_SECONDS
+
+    # Given deliveries wait 10 s for an answer (here shortened), and a receiver that
+    # accepts the connection and never answers
+    assert TIMEOUT_SECONDS == DeliveryConfig().timeout == 10.0
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        add_endpoint(world, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        add_event(world)
+        with world.uow() as uow:
+            fan_out(uow, world.clock)
+        # When an attempt is made
+        config = DeliveryConfig(allow_private_networks=True, timeout=0.5)
+        with world.uow() as uow:
+            attempt = deliver(uow, world.clock, only_delivery(world).id, config)
+    # Then it failed saying so, and is due again after its back-off
+    assert attempt is not None and attempt.state == "pending"
+    row = only_delivery(world)
+    assert (row.last_error, row.last_status_code) == ("No answer within 0.5 s.", None)
+    assert row.next_attempt_at is not None and row.next_attempt_at > world.clock()
