@@ -543,3 +543,54 @@ def test_an_unknown_notice_kind_is_refused_before_anything_is_written(world):
             data={},
         )
     assert _notices(world, "ann") == []
+
+
+# ---- removal requests: every answer and ending is told, by mail through a real server ------
+
+
+def _ask(world, user: str = "ann", org: str = "closed") -> str:
+    from memberships import removal_requests
+
+    with world.uow() as uow:
+        view = removal_requests.open_request(
+            uow, world.clock, world.principal(user), f"{org}.example", "Please remove me."
+        )
+    return view.id
+
+
+def _mails_to_ann_only(inbox) -> list[Any]:
+    """Every mail received, each checked: to ann only, nobody else's address in it."""
+    for _sender, recipients, raw in inbox.mails:
+        assert recipients == ["ann@mail.example"]
+        for address in EVERYONE_ELSE:
+            assert address not in raw.decode()
+    return inbox.messages()
+
+
+def test_every_step_of_a_request_is_mailed_to_the_member_only(world, dispatcher, smtp):
+    from memberships import removal_requests
+
+    inbox, url = smtp
+    cadmin = world.principal("cadmin")
+    # Given ann asks, and closed's admin declines with a reason
+    first = _ask(world)
+    with world.uow() as uow:
+        removal_requests.decline(uow, world.clock, cadmin, "closed.example", first, "Open invoices.")
+    # and she asks again, and the deadline passes: the sweep marks it overdue
+    second = _ask(world)
+    world.clock.advance(timedelta(days=31))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+    # and then the admin approves it
+    with world.uow() as uow:
+        removal_requests.approve(uow, world.clock, cadmin, "closed.example", second)
+    # Then the worker sends three mails, each to ann only, with nobody else's address
+    assert _deliver(world, dispatcher, url).sent == 3
+    subjects = [m["Subject"] for m in _mails_to_ann_only(inbox)]
+    assert sorted(subjects) == [
+        "Closed approved your request to be removed",
+        "Closed declined your request to be removed",
+        "Closed has not answered your request to be removed in time",
+    ]
+    declined = next(m for m in inbox.messages() if "declined" in m["Subject"])
+    assert "Open invoices." in declined.get_body(preferencelist=("plain",)).get_content()
