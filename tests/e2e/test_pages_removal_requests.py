@@ -223,9 +223,7 @@ def test_past_a_short_deadline_the_sweep_marks_a_request_overdue_and_it_leads_th
     assert "has not answered in time" in _card(hurried.get(ORGS), "open.example")
 
 
-def test_a_request_ends_when_the_admin_removes_the_member_and_the_member_reads_why(
-    visitor, world
-):
+def test_a_request_ends_when_the_admin_removes_the_member_and_the_member_reads_why(visitor, world):
     # Given ann's open request to closed.example
     _ask(visitor, world)
     [request] = _requests(world)
@@ -240,7 +238,9 @@ def test_a_request_ends_when_the_admin_removes_the_member_and_the_member_reads_w
         "closed",
         "removed-by-organization",
     )
-    assert "There are no removal requests in this list" in text_of(visitor.get(f"{ADMIN}?status=open"))
+    assert "There are no removal requests in this list" in text_of(
+        visitor.get(f"{ADMIN}?status=open")
+    )
     # and ann reads why on her Organizations page: removed, and her request closed by it
     visitor.sign_in(world.users["ann"])
     text = text_of(visitor.get(ORGS))

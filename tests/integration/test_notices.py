@@ -567,9 +567,7 @@ def _mails_to_ann_only(inbox) -> list[Any]:
     return inbox.messages()
 
 
-def test_a_request_closed_by_the_organizations_removal_is_told_in_one_mail(
-    world, dispatcher, smtp
-):
+def test_a_request_closed_by_the_organizations_removal_is_told_in_one_mail(world, dispatcher, smtp):
     inbox, url = smtp
     # Given ann's open request to closed.example
     request_id = _ask(world)
@@ -619,7 +617,9 @@ def test_every_step_of_a_request_is_mailed_to_the_member_only(world, dispatcher,
     # Given ann asks, and closed's admin declines with a reason
     first = _ask(world)
     with world.uow() as uow:
-        removal_requests.decline(uow, world.clock, cadmin, "closed.example", first, "Open invoices.")
+        removal_requests.decline(
+            uow, world.clock, cadmin, "closed.example", first, "Open invoices."
+        )
     # and she asks again, and the deadline passes: the sweep marks it overdue
     second = _ask(world)
     world.clock.advance(timedelta(days=31))
