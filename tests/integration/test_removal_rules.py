@@ -573,6 +573,28 @@ def test_a_chunk_resumes_after_a_crash_and_falls_back_to_per_membership_removers
     assert [_row(world, m).state for m in (ann, pat)] == ["purged", "purged"]
 
 
+def test_a_chunk_batch_through_a_per_membership_remover_uses_its_whole_limit(
+    world: World, session_factory: Any
+) -> None:
+    # Given pat (30 data rows) and ann in bare (30 data rows) purge-pending, a member-data
+    # remover without the chunk methods, and batches of 31 rows
+    pat = _pat_purge_pending(world)
+    with world.uow() as uow:
+        provisioning.add_member_data(
+            uow, world.clock, SYSTEM, world.orgs["bare"], world.users["ann"], 30
+        )
+    bare = world.soft_delete("bare")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("bareadmin"), "bare.example", bare)
+    # When one batch runs over both
+    with UnitOfWork(session_factory, None, Policy(removal_batch_size=31)) as uow:
+        progress = remove_chunk_batch(uow, world.clock, [pat, bare], (PerMembershipRemover(),))
+    # Then it erased 31 rows, all of the first membership's and one of the other's, and
+    # finished neither
+    assert (progress.removed_now, progress.purged) == (31, ())
+    assert sorted(_count(world, MemberData, m) for m in (pat, bare)) == [0, 29]
+
+
 def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: World) -> None:
     # Given two collaboration guests purge-pending: ann in open, and ann in closed
     by_row = _purge_pending(world)
