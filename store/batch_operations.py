@@ -18,7 +18,7 @@ from sqlalchemy import Select, func, or_, select, true, update
 
 from statemachines.membership import MembershipKind, MembershipState
 from store.database import is_postgresql
-from store.models import Membership
+from store.models import Membership, removal_overdue
 from store.repository import Repository
 from store.transitions import Claimed
 from store.webhook_deliveries import waiting_on_apps
@@ -105,12 +105,7 @@ class BatchOperations(Repository):
         """``purge-pending`` memberships past ``removal_due_by``: the data-removal window
         missed."""
         return self.session.execute(
-            select(func.count())
-            .select_from(Membership)
-            .where(
-                Membership.state == MembershipState.PURGE_PENDING.value,
-                Membership.removal_due_by < now,
-            )
+            select(func.count()).select_from(Membership).where(removal_overdue(now))
         ).scalar_one()
 
     def lock_membership(self, membership_id: str) -> bool:
