@@ -19,6 +19,7 @@ from memberships.errors import (
     LeaveDenied,
     LeaveDisabled,
     NotFound,
+    PreconditionFailed,
     TransitionNotAllowed,
 )
 from memberships.principal import SYSTEM, Principal
@@ -328,6 +329,38 @@ def test_a_pending_leave_is_a_conflict_even_once_the_organization_disallows_leav
         entries = self_service.list_organizations(uow, world.principal("ann"))
     [entry] = [e for e in entries if e.organization.domain == "open.example"]
     assert (entry.can_leave, entry.leave_blocked_reason) == (False, "transition-not-allowed")
+
+
+def test_a_leave_with_a_stale_expected_version_is_a_failed_precondition(world: World) -> None:
+    # Given ann read her membership of open at some version, and it changed since (removed
+    # and restored by the admin)
+    membership_id = world.membership("open", "ann")
+    seen = _membership(world, "open", "ann").version
+    world.soft_delete()
+    with world.uow() as uow:
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    current = _membership(world, "open", "ann")
+    before = world.last_audit_id()
+    # When she leaves with the version she saw
+    with world.uow() as uow, pytest.raises(PreconditionFailed):
+        self_service.request_leave(
+            uow, world.clock, world.principal("ann"), "open.example", expected_version=seen
+        )
+    # Then nothing changes and the refusal is audited
+    after = _membership(world, "open", "ann")
+    assert (after.state, after.version) == ("restored", current.version)
+    [denial] = world.audit_after(before)
+    assert (denial.action, denial.reason) == ("request_leave", "precondition-failed")
+    # And with the version as it is now, she leaves
+    with world.uow() as uow:
+        left = self_service.request_leave(
+            uow,
+            world.clock,
+            world.principal("ann"),
+            "open.example",
+            expected_version=current.version,
+        )
+    assert (left.state, left.version) == ("leave-pending", current.version + 1)
 
 
 def test_a_member_cannot_leave_for_someone_else(world: World) -> None:
