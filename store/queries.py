@@ -82,14 +82,14 @@ class Directory(Repository):
         return self.session.scalar(select(User).where(User.email == ref.lower()))
 
     def roles_of(self, user_id: str, organization_id: str | None) -> set[str]:
-        where = (
-            RoleAssignment.organization_id.is_(None)
-            if organization_id is None
-            else RoleAssignment.organization_id == organization_id
-        )
+        """The user's roles in that organization; with ``None``, on the platform (a
+        comparison with ``None`` is ``IS NULL`` in SQLAlchemy)."""
         return set(
             self.session.scalars(
-                select(RoleAssignment.role).where(RoleAssignment.user_id == user_id, where)
+                select(RoleAssignment.role).where(
+                    RoleAssignment.user_id == user_id,
+                    RoleAssignment.organization_id == organization_id,
+                )
             )
         )
 
