@@ -245,9 +245,9 @@ def remove_chunk_batch(
         purged = tuple(m.id for m in moved)
         gone = set(purged)
         uow.data_removal.forget_departed(now, [p for p in people if p.membership_id in gone])
-        finished = set(purged) | {row.id for row in ready}
-        # (Those waiting on apps are not finished: their progress is recorded here.)
-        rest = {m: n for m, n in removed.items() if m not in finished}
+        # (Those not finished, waiting on apps or changed by another writer since they were
+        # locked, keep the rows this batch erased: their progress is recorded here.)
+        rest = {m: n for m, n in removed.items() if m not in gone}
         uow.transitions.record_removal_progress(now, rest)
         if blocked:
             refused = [(row.organization_id, row.id) for row in claimed if row.id in blocked]
