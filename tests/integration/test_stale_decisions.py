@@ -81,13 +81,6 @@ def _state_and_version(world: World, membership_id: str) -> tuple[str, int]:
         return row.state, row.version
 
 
-def _removed_rows(world: World, membership_id: str) -> int:
-    with world.uow() as uow:
-        row = uow.session.get(Membership, membership_id)
-        assert row is not None
-        return row.removed_rows
-
-
 def _audited(world: World, membership_id: str, action: str, outcome: str) -> list[str | None]:
     """The reasons of the membership's audit rows for ``action`` with ``outcome``."""
     with world.uow() as uow:
