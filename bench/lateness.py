@@ -10,7 +10,7 @@ each one's lateness is read off the database: the ``occurred_at`` of its
 ``expire_retention`` audit row minus its ``purge_due_at``.
 
 Figures: p50, p99 and max lateness in seconds (medians over ``--runs`` runs), the
-earliest (never negative: a timer must not fire early), and the target (issue 6):
+earliest (never negative: a timer must not fire early), and the target:
 p99 ≤ 2 × SWEEP_INTERVAL.
 
     .venv/bin/python -m bench.lateness [--n 10000] [--window 60] [--interval 5] [--runs 3]

@@ -21,7 +21,7 @@ organization), then vacuumed and analyzed. Each measurement gets a copy of it
   rows, taken in due order through the sweep's partial index.
 
 Figures are the medians of ``--runs`` runs; ratios are taken within each run, then the
-median. Targets (issue 6): the sweep at ≥ 20,000 transitions/s end to end and at
+median. Targets: the sweep at ≥ 20,000 transitions/s end to end and at
 ≥ 25 % of the one-statement UPDATE's rate.
 
     .venv/bin/python -m bench.sweep [--n 1000000] [--runs 3] [--schedulers 2]

@@ -18,7 +18,7 @@ none). Figures are the medians of ``--runs`` runs; the ratio is taken within eac
 
 Then ``--deliveries`` webhook deliveries are sent through the real delivery code to a
 local receiver (``bench.webhook_deliveries``) on the same server: deliveries per second.
-Target (issue 13): the outbox costs the sweep at most 30 % of its rate (ratio ≥ 0.70).
+Target: the outbox costs the sweep at most 30 % of its rate (ratio ≥ 0.70).
 
     .venv/bin/python -m bench.webhooks [--n 100000] [--runs 1]
 """

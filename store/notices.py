@@ -225,6 +225,83 @@ def _merge_removal_into_approval(
     return found if isinstance(found, dict) else {}
 
 
+def record_closed_requests(
+    session: Session, transition: Transition, ended: Sequence[tuple[str, str, str]]
+) -> None:
+    """The ``removal_request.closed`` notices of the requests ``transition`` ended
+    (request id, membership id, closed reason), with their mail, in its transaction.
+
+    Written after the transition's own notices (``store.transitions`` calls this hook
+    after ``after_transition``): where the organization's removal ended the request, the
+    member gets one mail, the request's, which carries the removal's dates; the removal
+    stays a notice of its own on the page, as with an approval. A request ended by the
+    member's own leave is their own change (mailed only if they asked for that)."""
+    if not ended:
+        return
+    now = transition.now
+    membership_ids = [membership_id for _, membership_id, _ in ended]
+    m = Membership.__table__.c
+    members = {
+        row.id: row
+        for row in session.execute(
+            select(m.id, m.user_id, m.organization_id, m.pseudonym).where(
+                _ids_clause(session, m.id, membership_ids), m.user_id.is_not(None)
+            )
+        )
+    }
+    removals = {
+        str(row.membership_id): (row.id, row.data)
+        for row in session.execute(
+            select(Notice.id, Notice.membership_id, Notice.data).where(
+                _ids_clause(session, Notice.membership_id, membership_ids),
+                Notice.occurred_at == now,
+                Notice.kind.in_(("membership.removed", "membership.removal_started")),
+            )
+        )
+    }
+    if removals:
+        session.execute(
+            delete(MailMessage)
+            .where(
+                MailMessage.notice_id.in_([notice_id for notice_id, _ in removals.values()]),
+                MailMessage.state == "pending",
+            )
+            .execution_options(synchronize_session=False)
+        )
+    rows = []
+    for request_id, membership_id, reason in ended:
+        member = members.get(membership_id)
+        if member is None:
+            continue
+        _, removal_data = removals.get(membership_id, (None, None))
+        found = json.loads(removal_data or "{}")
+        data = {
+            **(found if isinstance(found, dict) else {}),
+            "requestId": request_id,
+            "closedReason": reason,
+        }
+        rows.append(
+            {
+                "user_id": member.user_id,
+                "organization_id": member.organization_id,
+                "membership_id": membership_id,
+                "kind": "removal_request.closed",
+                "caused_by_member": transition.event in _OWN_REQUEST_ENDINGS
+                or member.pseudonym == transition.actor,
+                "occurred_at": now,
+                "data": json.dumps(data),
+            }
+        )
+    if not rows:
+        return
+    notice_ids = [int(i) for i in session.scalars(insert(Notice).returning(Notice.id), rows)]
+    _queue_mail(session, notice_ids, now)
+
+
+# The events by which a member ends their own request: their leave.
+_OWN_REQUEST_ENDINGS = frozenset({"request_leave"})
+
+
 def _insert_notices(session: Session, rows: Any) -> list[int]:
     statement = (
         insert(Notice)

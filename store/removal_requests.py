@@ -7,7 +7,8 @@ statements the sweep runs over them.
 - a membership that leaves ``active``/``restored`` some other way than by the approval
   of its request (the organization removed it, the member left on their own once the
   setting allowed it) ends its open request: ``closed``, with a ``closed_reason`` code
-  the member reads, its audit row and its ``removal_request.closed`` event. The approval
+  the member reads, its audit row, its ``removal_request.closed`` event and the member's
+  notice (``store.notices.record_closed_requests``). The approval
   marks its request ``approved`` before it removes the membership, so its own transition
   finds nothing open;
 - a membership that is purged loses the free text of its requests (the member's
@@ -44,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from statemachines.membership import MembershipState
-from store import outbox
+from store import notices, outbox
 from store.database import is_postgresql
 from store.models import AuditEvent, Event, Membership, Organization, RemovalRequest
 from store.repository import Repository
@@ -199,6 +200,9 @@ def after_transition(session: Session, transition: Transition, moved: Sequence[s
     for request, domain in ended:
         ref = replace(RequestRef.of(request, domain), status=CLOSED, closed_reason=reason)
         record(session, "closed", ref, now)
+    notices.record_closed_requests(
+        session, transition, [(request.id, request.membership_id, reason) for request, _ in ended]
+    )
     # The ORM objects loaded above are stale now: whoever reads them next reads again.
     for request, _ in ended:
         session.expire(request)

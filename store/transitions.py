@@ -110,8 +110,10 @@ def _after_write(session: Session, transition: Transition, moved: Sequence[str])
         return
     outbox.after_transition(session, transition, moved)
     app_confirmations.after_transition(session, transition, moved)
-    removal_requests.after_transition(session, transition, moved)
+    # The transition's notices before the requests it ends: a request closed by a
+    # removal is told in one mail with the removal's dates (store.notices).
     notices.after_transition(session, transition, moved)
+    removal_requests.after_transition(session, transition, moved)
     _ask_for_fan_out(session, moved)
 
 

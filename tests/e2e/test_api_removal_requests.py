@@ -349,9 +349,14 @@ def test_a_request_ends_by_itself_when_the_member_leaves_after_the_setting_chang
     )
     assert response.status_code == 200
     assert api("ann").post("/v1/me/organizations/closed.example/leave").status_code == 202
-    # Then her request is closed: she left
+    # Then her request is closed: she left, and she reads so
     row = _request_row(world, made["id"])
     assert (row.status, row.closed_reason, row.closed_at) == ("closed", "left", world.clock())
+    [mine] = api("ann").get("/v1/me/removal-requests").get_json()["items"]
+    assert (mine["closedReason"], mine["closedReasonText"]) == (
+        "left",
+        "You left Closed on your own.",
+    )
 
 
 def test_the_purge_erases_the_message_and_the_reason(api, world):
@@ -453,3 +458,48 @@ def test_each_step_is_an_event_in_the_outbox_and_the_purge_takes_the_reason(api,
     after = events()
     assert [t for t, _ in after] == [t for t, _ in found]
     assert "reason" not in after[1][1] and after[1][1]["status"] == "declined"
+
+
+def test_the_steps_reach_an_app_through_the_webhook_fan_out(api, world, dispatcher):
+    import json
+
+    from memberships.webhook_delivery import fan_out
+    from store.models import Event, WebhookDelivery, WebhookEndpoint
+
+    # Given closed.example has an endpoint for removal requests being opened and answered
+    now = world.clock()
+    wanted = ["removal_request.opened", "removal_request.declined"]
+    with world.uow() as uow:
+        endpoint = WebhookEndpoint(
+            organization_id=world.orgs["closed"],
+            url="https://hooks.closed.example/in",
+            secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            events=json.dumps(wanted),
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(endpoint)
+        uow.commit()
+        endpoint_id = endpoint.id
+    # When ann asks, the admin declines, and she asks again: the sweep marks that one overdue
+    first = api("ann").post(ASK_CLOSED).get_json()
+    api("cadmin").post(f"{CLOSED}/removal-requests/{first['id']}/decline", json={"reason": "No."})
+    api("ann").post(ASK_CLOSED)
+    world.clock.advance(DEADLINE + timedelta(minutes=1))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+        fan_out(uow, world.clock)
+    # Then the endpoint has a delivery of each event it asked for, and of nothing else
+    with world.uow() as uow:
+        delivered = uow.session.execute(
+            select(Event.type, Event.payload)
+            .join(WebhookDelivery, WebhookDelivery.event_id == Event.id)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(Event.id)
+        ).all()
+    assert [t for t, _ in delivered] == [
+        "removal_request.opened",
+        "removal_request.declined",
+        "removal_request.opened",
+    ]
+    assert json.loads(delivered[1][1])["data"]["requestId"] == first["id"]

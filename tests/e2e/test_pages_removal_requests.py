@@ -151,3 +151,99 @@ def test_the_admin_list_shows_overdue_requests_first_and_marked(visitor, world):
 def test_another_organizations_admin_gets_the_not_found_page(visitor, world):
     visitor.sign_in(world.users["gadmin"])
     assert visitor.get(ADMIN).status_code == 404
+
+
+# ---- with a short deadline (REMOVAL_REQUEST_DEADLINE one hour): overdue by the sweep ---------
+
+SHORT = timedelta(hours=1)
+OPEN_ADMIN = "/admin/open.example/removal-requests"
+
+
+@pytest.fixture
+def hurried(settings, session_factory, clock, dispatcher, rate_limit_prefix) -> Visitor:
+    """The pages of an app whose organizations must answer within an hour."""
+    from dataclasses import replace
+
+    from web import create_app
+
+    app = create_app(
+        replace(settings, removal_request_deadline=SHORT),
+        session_factory=session_factory,
+        clock=clock,
+        dispatcher=dispatcher,
+        rate_limit_key_prefix=rate_limit_prefix,
+        pages=True,
+        dev_sign_in=True,
+    )
+    return Visitor(app.test_client())
+
+
+def _forbid_leaving_open(world: Any) -> None:
+    from store.models import Organization
+
+    with world.uow() as uow:
+        org = uow.session.get(Organization, world.orgs["open"])
+        assert org is not None
+        org.external_user_leave_allowed = False
+        uow.commit()
+
+
+def _order_on(page: Any, ids: list[str]) -> list[str]:
+    html = page.get_data(as_text=True)
+    return sorted(ids, key=lambda i: html.index(f'data-testid="request-{i}"'))
+
+
+def test_past_a_short_deadline_the_sweep_marks_a_request_overdue_and_it_leads_the_list(
+    hurried, world
+):
+    # Given open.example no longer lets guests leave; pat asks, then ann 40 minutes later
+    _forbid_leaving_open(world)
+    asked = []
+    for user in ("pat", "ann"):
+        hurried.sign_in(world.users[user])
+        response = hurried.submit(ORGS, "/account/organizations/open.example/removal-requests")
+        assert "Your request was sent to Open" in text_of(hurried.follow(response))
+        asked.append(_requests(world)[-1].id)
+        world.clock.advance(timedelta(minutes=40))
+    # When 40 more minutes pass (pat's hour is over, ann's is not) and the sweep runs
+    with world.uow() as uow:
+        assert sweep(uow, world.clock).overdue_requests_marked == 1
+    assert [r.overdue_at is not None for r in _requests(world)] == [True, False]
+    # Then open's admin sees pat's first, marked overdue, then ann's
+    hurried.sign_in(world.users["gadmin"])
+    page = hurried.get(OPEN_ADMIN)
+    assert _order_on(page, asked) == asked
+    html = page.get_data(as_text=True)
+    starts = [html.rindex("<li", 0, html.index(f'data-testid="request-{i}"')) for i in asked]
+    first, second = html[starts[0] : starts[1]], html[starts[1] :]
+    assert "request--overdue" in first and "Overdue" in first
+    assert "request--overdue" not in second and "Overdue</span>" not in second
+    # and pat reads that open has not answered in time
+    hurried.sign_in(world.users["pat"])
+    assert "has not answered in time" in _card(hurried.get(ORGS), "open.example")
+
+
+def test_a_request_ends_when_the_admin_removes_the_member_and_the_member_reads_why(visitor, world):
+    # Given ann's open request to closed.example
+    _ask(visitor, world)
+    [request] = _requests(world)
+    membership_id = world.membership("closed", "ann")
+    # When closed's admin removes her from her membership's page, not through the request
+    visitor.sign_in(world.users["cadmin"])
+    page = f"/admin/closed.example/memberships/{membership_id}"
+    done = visitor.submit(page, f"{page}/remove", {"confirmed": "yes"})
+    assert "moved to Deleted users" in text_of(visitor.follow(done))
+    # Then the request is closed, no longer among the open ones on the admin's list
+    assert (_requests(world)[0].status, _requests(world)[0].closed_reason) == (
+        "closed",
+        "removed-by-organization",
+    )
+    assert "There are no removal requests in this list" in text_of(
+        visitor.get(f"{ADMIN}?status=open")
+    )
+    # and ann reads why on her Organizations page: removed, and her request closed by it
+    visitor.sign_in(world.users["ann"])
+    text = text_of(visitor.get(ORGS))
+    assert "Closed on" in text and "Closed removed you from the organization." in text
+    assert "Your request to be removed from Closed was closed" in text
+    assert request.id not in text  # ids are not for people

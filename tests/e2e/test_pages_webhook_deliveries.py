@@ -78,3 +78,39 @@ def test_the_membership_page_lists_the_apps_and_confirms_one_by_hand(visitor, wo
     with world.uow() as uow:
         row = uow.session.scalars(select(RemovalAppConfirmation)).one()
         assert row.confirmed_via == "manual" and row.confirmed_by == world.users["gadmin"]
+
+
+def test_an_endpoint_disabled_for_failing_too_long_says_why_on_the_pages(visitor, world, policy):
+    from datetime import timedelta
+
+    from memberships.webhook_delivery import DeliveryConfig, deliver
+    from tests.support.receiver import Reply, running
+
+    # Given an endpoint that has failed every delivery for WEBHOOK_DISABLE_AFTER
+    with running([Reply(500, b"database down")]) as receiver:
+        endpoint = add_endpoint(
+            world,
+            receiver.url(),
+            failing_since=world.clock() - policy.webhook_disable_after - timedelta(minutes=1),
+        )
+        add_event(world)
+        with world.uow() as uow:
+            fan_out(uow, world.clock)
+        with world.uow() as uow:
+            delivery_id = uow.session.scalars(select(WebhookDelivery.id)).one()
+        # When one more attempt fails
+        with world.uow() as uow:
+            attempt = deliver(
+                uow, world.clock, delivery_id, DeliveryConfig(allow_private_networks=True)
+            )
+    assert attempt is not None and attempt.endpoint_disabled
+    # Then the organization's admin sees it disabled, and why, on the list and its page
+    assert visitor.sign_in(world.users["gadmin"]).status_code == 303
+    listing = text_of(visitor.get("/admin/open.example/webhooks"))
+    assert "Disabled" in listing and "Every delivery failed for 5 days" in listing
+    assert "HTTP 500: database down" in listing
+    page = visitor.get(f"/admin/open.example/webhooks/{endpoint}")
+    assert 'data-testid="disabled-reason"' in page.get_data(as_text=True)
+    shown = text_of(page)
+    assert "Disabled: Every delivery failed for 5 days" in shown
+    assert "HTTP 500: database down" in shown

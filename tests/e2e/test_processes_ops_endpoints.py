@@ -3,6 +3,7 @@ operators only, ``/metrics`` computed at scrape time and right across app proces
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,50 @@ def test_metrics_count_the_apps_requests_and_the_transitions(
     assert samples[("lifecycle_transitions_total", (("event", "request_leave"),))] == 1
     assert samples[("lifecycle_memberships", (("state", "leave-pending"),))] == 1
     assert samples[("lifecycle_scrape_source_up", (("source", "database"),))] == 1
+
+
+def test_removals_waiting_on_apps_are_counted_by_the_timers_the_cli_and_the_metrics(
+    ops_app, world, settings
+):
+    from click.testing import CliRunner
+
+    from cli import Services, main
+    from memberships.removal import remove_all_data
+    from tests.integration.test_webhook_delivery import add_endpoint
+
+    # Given an app of open that must confirm removals and never does
+    add_endpoint(world, "https://crm.example/hook", confirms_removal=True)
+    gadmin = world.principal("gadmin")
+    # And pat's removal (direct connect) started 31 days ago, her own data all removed
+    pat = world.membership("open", "pat")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, gadmin, world.orgs["open"], pat)
+    with world.uow() as uow:
+        assert remove_all_data(uow, world.clock, pat).waiting_on_apps
+    world.clock.advance(timedelta(days=31))
+    # And ann's removal from open starts now (an admin deletes her permanently)
+    ann = world.membership("open", "ann")
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, gadmin, world.orgs["open"], ann)
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, gadmin, world.orgs["open"], ann)
+    # When the operator reads the timers: two removals wait on the app, pat's is overdue
+    body = _caller(ops_app, world, "ops").get("/v1/ops/timers").get_json()
+    assert (body["byState"]["purge-pending"], body["byState"].get("purged", 0)) == (2, 0)
+    assert (body["waitingOnApps"], body["waitingOnAppsOverdue"]) == (2, 1)
+    # And `lifecycle timers` says the same, as JSON and as text
+    services = Services(settings=settings, clock=world.clock)
+    try:
+        as_json = CliRunner().invoke(main, ["timers", "--json"], obj=services)
+        as_text = CliRunner().invoke(main, ["timers"], obj=services)
+    finally:
+        if "session_factory" in services.__dict__:
+            services.session_factory.kw["bind"].dispose()
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert (report["waitingOnApps"], report["waitingOnAppsOverdue"]) == (2, 1)
+    assert "removals waiting on apps: 2   of them overdue: 1" in as_text.output
+    # And /metrics exports both
+    samples = _samples(ops_app.test_client().get("/metrics"))
+    assert samples[("lifecycle_removals_waiting_on_apps", ())] == 2
+    assert samples[("lifecycle_removals_waiting_on_apps_overdue", ())] == 1

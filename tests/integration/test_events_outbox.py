@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from memberships import admin, automatic, removal, self_service, sweep
+from memberships import admin, automatic, removal, retention, self_service, sweep
 from memberships.decisions import apply_event, transition_for
 from memberships.errors import Conflict
 from memberships.principal import SYSTEM
@@ -105,6 +105,74 @@ def test_each_committed_single_row_transition_writes_one_event(world):
         "membership.purge_pending",
         "membership.purged",
     ]
+
+
+PURGED = MembershipState.PURGED.value
+# A membership of each kind in the world: the one every edge of that kind is tried on.
+_MEMBERSHIP_OF_KIND = {
+    "b2b-collaboration": ("open", "ann"),
+    "b2b-direct-connect": ("open", "pat"),
+    "home": ("home", "ann"),
+}
+
+
+def _membership_of(world: Any, org: str, user: str) -> str:
+    """The membership of ``user`` in ``org``, the home one too (the world lists guests only)."""
+    with world.uow() as uow:
+        found = uow.session.scalar(
+            select(Membership.id).where(
+                Membership.organization_id == world.orgs[org],
+                Membership.user_id == world.users[user],
+            )
+        )
+    assert found is not None
+    return str(found)
+
+
+def test_every_edge_of_the_machine_writes_one_event_named_after_its_target(world):
+    # Given every edge of the machine (state, event, kind) and the state it leads to, the
+    # purges last (a purged membership no longer names its person)
+    edges = sorted(transition_table().items(), key=lambda e: (e[1] == PURGED, e))
+    assert {kind for (_, _, kind), _ in edges} <= set(_MEMBERSHIP_OF_KIND)
+    of_kind = {k: _membership_of(world, *where) for k, where in _MEMBERSHIP_OF_KIND.items()}
+    for (from_state, event, kind), to_state in edges:
+        membership_id = of_kind[kind]
+        # And a membership of that kind put in the edge's state
+        with world.uow() as uow:
+            uow.session.execute(
+                Membership.__table__.update()
+                .where(Membership.__table__.c.id == membership_id)
+                .values(state=from_state)
+            )
+            uow.commit()
+        before = {e.event_id for e in _events(world.uow)}
+        # When the event is applied, and committed
+        with world.uow() as uow:
+            row = uow.session.get(Membership, membership_id)
+            moved = apply_event(uow, world.clock(), SYSTEM, row, event)
+            version = moved.version
+            uow.commit()
+        # Then exactly one event is written: its type is the target state's, and its data
+        # says where from, where to, by which event, at which version
+        new = [e for e in _events(world.uow) if e.event_id not in before]
+        edge = f"{from_state} --{event}--> {to_state} ({kind})"
+        assert len(new) == 1, edge
+        (written,) = new
+        body = json.loads(written.payload)
+        assert (written.type, body["type"]) == (membership_event_type(to_state),) * 2, edge
+        data = body["data"]
+        assert (data["fromState"], data["toState"], data["lifecycleEvent"]) == (
+            from_state,
+            to_state,
+            event,
+        ), edge
+        assert (data["membershipId"], data["kind"], data["version"]) == (
+            membership_id,
+            kind,
+            version,
+        ), edge
+        # and the person is named, except in the event of the purge
+        assert ("user" in data) is (to_state != PURGED), edge
 
 
 def test_the_payload_is_a_standard_webhooks_body_with_the_membership_and_its_user(world):
@@ -275,6 +343,91 @@ def test_the_sweep_writes_one_event_per_membership_of_each_batch(session_factory
         assert sweep.sweep(uow, clock).expired == 0
     with session_factory() as session:
         assert len(session.scalars(select(Event.id)).all()) == 130
+
+
+class _BatchFault(Exception):
+    pass
+
+
+def _fail_in_the_transaction_of(monkeypatch: Any, to_state: str, at_call: int) -> None:
+    """The ``at_call``-th state change into ``to_state`` fails after its events were
+    written, inside its transaction (the rows every change writes after the outbox's)."""
+    from store import notices
+
+    calls = Counter[str]()
+    original = notices.after_transition
+
+    def failing(session: Any, transition: Any, moved: Any) -> None:
+        if transition.to_state == to_state:
+            calls[to_state] += 1
+            written = session.scalars(
+                select(Event.membership_id).where(
+                    Event.type == membership_event_type(to_state),
+                    Event.membership_id.in_(list(moved)),
+                )
+            ).all()
+            assert sorted(written) == sorted(moved)  # this change's events are written
+            if calls[to_state] == at_call:
+                raise _BatchFault(f"change {at_call} into {to_state} fails")
+        original(session, transition, moved)
+
+    monkeypatch.setattr(notices, "after_transition", failing)
+
+
+def test_a_sweep_batch_rolled_back_leaves_no_event(session_factory, clock, monkeypatch):
+    # Given 130 memberships past their retention period, swept in batches of 50, and the
+    # second batch fails after writing its events
+    ids = _due_memberships(session_factory, clock(), 130)
+    _fail_in_the_transaction_of(monkeypatch, "purge-pending", at_call=2)
+    policy = Policy(sweep_batch_size=50)
+    with (
+        UnitOfWork(session_factory, RecordingDispatcher(), policy) as uow,
+        pytest.raises(_BatchFault),
+    ):
+        retention.expire_due_retentions(uow, clock)
+    # Then the first batch's 50 moves have their 50 events, the failed batch none
+    with session_factory() as session:
+        moved = set(
+            session.scalars(select(Membership.id).where(Membership.state == "purge-pending"))
+        )
+        events = list(session.scalars(select(Event.membership_id)))
+    assert len(moved) == 50 and Counter(events) == Counter(moved)
+    # And once the fault is gone, the next sweep writes exactly one event for each of the rest
+    monkeypatch.undo()
+    with UnitOfWork(session_factory, RecordingDispatcher(), policy) as uow:
+        assert sweep.sweep(uow, clock).expired == 80
+    with session_factory() as session:
+        assert Counter(session.scalars(select(Event.membership_id))) == Counter(ids)
+
+
+def test_a_chunked_finish_rolled_back_leaves_no_event(world, monkeypatch):
+    # Given ann and pat purge-pending in open, their data removed as one chunk, and the
+    # transaction that would purge them fails after writing its events
+    ann, pat = world.membership("open", "ann"), world.membership("open", "pat")
+    gadmin = world.principal("gadmin")
+    for step, who in ((admin.remove, ann), (admin.purge, ann), (admin.remove, pat)):
+        with world.uow() as uow:
+            step(uow, world.clock, gadmin, "open.example", who)
+    _fail_in_the_transaction_of(monkeypatch, "purged", at_call=1)
+    with world.uow() as uow, pytest.raises(_BatchFault):
+        while not removal.remove_chunk_batch(uow, world.clock, [ann, pat]).done:
+            pass
+    # Then neither is purged, no purged event exists, and their events still name them
+    with world.uow() as uow:
+        states = set(
+            uow.session.scalars(select(Membership.state).where(Membership.id.in_([ann, pat])))
+        )
+    assert states == {"purge-pending"}
+    assert [e for e in _events(world.uow) if e.type == "membership.purged"] == []
+    assert all("user" in json.loads(e.payload)["data"] for e in _events(world.uow))
+    # And the finish, run again without the fault, writes exactly one purged event each
+    monkeypatch.undo()
+    with world.uow() as uow:
+        while not removal.remove_chunk_batch(uow, world.clock, [ann, pat]).done:
+            pass
+    purged = [e.membership_id for e in _events(world.uow) if e.type == "membership.purged"]
+    assert sorted(purged) == sorted([ann, pat])
+    assert _membership_events(world) == _transitions_audited(world)
 
 
 def test_the_chunked_removal_finish_writes_one_purged_event_each_and_redacts(world):

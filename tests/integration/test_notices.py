@@ -543,3 +543,98 @@ def test_an_unknown_notice_kind_is_refused_before_anything_is_written(world):
             data={},
         )
     assert _notices(world, "ann") == []
+
+
+# ---- removal requests: every answer and ending is told, by mail through a real server ------
+
+
+def _ask(world, user: str = "ann", org: str = "closed") -> str:
+    from memberships import removal_requests
+
+    with world.uow() as uow:
+        view = removal_requests.open_request(
+            uow, world.clock, world.principal(user), f"{org}.example", "Please remove me."
+        )
+    return view.id
+
+
+def _mails_to_ann_only(inbox) -> list[Any]:
+    """Every mail received, each checked: to ann only, nobody else's address in it."""
+    for _sender, recipients, raw in inbox.mails:
+        assert recipients == ["ann@mail.example"]
+        for address in EVERYONE_ELSE:
+            assert address not in raw.decode()
+    return inbox.messages()
+
+
+def test_a_request_closed_by_the_organizations_removal_is_told_in_one_mail(world, dispatcher, smtp):
+    inbox, url = smtp
+    # Given ann's open request to closed.example
+    request_id = _ask(world)
+    # When closed's admin removes her directly, without answering the request
+    _remove_by_admin(world, "closed")
+    # Then her page has both changes: the removal, and her request closed because of it
+    found = {n.kind: n for n in _notices(world, "ann")}
+    assert set(found) == {"membership.removed", "removal_request.closed"}
+    closed = found["removal_request.closed"]
+    assert closed.caused_by_member is False
+    assert json.loads(closed.data)["requestId"] == request_id
+    assert json.loads(closed.data)["closedReason"] == "removed-by-organization"
+    # and one mail says both, with the removal's dates
+    assert _deliver(world, dispatcher, url).sent == 1
+    [message] = _mails_to_ann_only(inbox)
+    assert message["Subject"] == "Your request to be removed from Closed was closed"
+    text = " ".join(message.get_body(preferencelist=("plain",)).get_content().split())
+    assert "Closed removed your account on 5 January 2026" in text
+    assert "restorable until 4 February 2026" in text
+
+
+def test_a_request_closed_by_the_members_own_leave_is_her_own_change(world, dispatcher):
+    from store.models import Organization
+
+    # Given ann's open request, then closed.example lets external users leave
+    _ask(world)
+    with world.uow() as uow:
+        org = uow.session.get(Organization, world.orgs["closed"])
+        assert org is not None
+        org.external_user_leave_allowed = True
+        uow.commit()
+    # When she leaves on her own
+    with world.uow() as uow:
+        self_service.request_leave(uow, world.clock, world.principal("ann"), "closed.example")
+    # Then her request's end is on her page, as her own change: not mailed unless she asked
+    [closed] = [n for n in _notices(world, "ann") if n.kind == "removal_request.closed"]
+    assert closed.caused_by_member is True
+    assert json.loads(closed.data)["closedReason"] == "left"
+    assert [m.kind for m in _mail(world)] == []
+
+
+def test_every_step_of_a_request_is_mailed_to_the_member_only(world, dispatcher, smtp):
+    from memberships import removal_requests
+
+    inbox, url = smtp
+    cadmin = world.principal("cadmin")
+    # Given ann asks, and closed's admin declines with a reason
+    first = _ask(world)
+    with world.uow() as uow:
+        removal_requests.decline(
+            uow, world.clock, cadmin, "closed.example", first, "Open invoices."
+        )
+    # and she asks again, and the deadline passes: the sweep marks it overdue
+    second = _ask(world)
+    world.clock.advance(timedelta(days=31))
+    with world.uow() as uow:
+        sweep(uow, world.clock)
+    # and then the admin approves it
+    with world.uow() as uow:
+        removal_requests.approve(uow, world.clock, cadmin, "closed.example", second)
+    # Then the worker sends three mails, each to ann only, with nobody else's address
+    assert _deliver(world, dispatcher, url).sent == 3
+    subjects = [m["Subject"] for m in _mails_to_ann_only(inbox)]
+    assert sorted(subjects) == [
+        "Closed approved your request to be removed",
+        "Closed declined your request to be removed",
+        "Closed has not answered your request to be removed in time",
+    ]
+    declined = next(m for m in inbox.messages() if "declined" in m["Subject"])
+    assert "Open invoices." in declined.get_body(preferencelist=("plain",)).get_content()

@@ -236,9 +236,13 @@ def test_a_redirect_is_not_followed(world: World) -> None:
     assert attempt.error is not None and "redirect" in attempt.error
 
 
-def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> None:
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.20.30.40", "169.254.169.254"])
+def test_a_name_resolving_to_loopback_or_a_private_address_is_refused_at_delivery(
+    world: World, address: str
+) -> None:
     # Given an endpoint whose name resolved to a public address when it was saved, and
-    # resolves to loopback now (DNS rebinding); the development flag is off
+    # resolves to loopback, a private or a link-local address now (DNS rebinding); the
+    # development flag is off
     with running() as receiver:
         add_endpoint(world, f"https://hooks.rebind.example:{receiver.port}/hook")
         add_event(world)
@@ -246,7 +250,7 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> No
             fan_out(uow, world.clock)
 
         def rebound(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
         with world.uow() as uow:
             attempt = deliver(
@@ -262,7 +266,7 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery(world: World) -> No
     row = only_delivery(world)
     assert row.last_error is not None
     assert row.last_error.startswith("Refused before sending")
-    assert "127.0.0.1" in row.last_error
+    assert address in row.last_error
 
 
 def test_a_delivery_is_given_up_after_the_retry_period(world: World, policy) -> None:
@@ -404,3 +408,27 @@ def test_two_workers_racing_for_one_delivery_send_it_once(world: World) -> None:
         assert len(receiver.received) == 1
     assert sorted(o is None for o in outcomes) == [False, True]
     assert only_delivery(world).attempts == 1
+
+
+def test_an_attempt_gives_up_waiting_after_the_timeout_and_is_retried(world: World) -> None:
+    from memberships.webhook_delivery import TIMEOUT_SECONDS
+
+    # Given deliveries wait 10 s for an answer (here shortened), and a receiver that
+    # accepts the connection and never answers
+    assert TIMEOUT_SECONDS == DeliveryConfig().timeout == 10.0
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        add_endpoint(world, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        add_event(world)
+        with world.uow() as uow:
+            fan_out(uow, world.clock)
+        # When an attempt is made
+        config = DeliveryConfig(allow_private_networks=True, timeout=0.5)
+        with world.uow() as uow:
+            attempt = deliver(uow, world.clock, only_delivery(world).id, config)
+    # Then it failed saying so, and is due again after its back-off
+    assert attempt is not None and attempt.state == "pending"
+    row = only_delivery(world)
+    assert (row.last_error, row.last_status_code) == ("No answer within 0.5 s.", None)
+    assert row.next_attempt_at is not None and row.next_attempt_at > world.clock()

@@ -464,3 +464,39 @@ def test_a_chunk_retries_what_another_transaction_held_instead_of_dropping_it(
         assert [session.get(Membership, m).state for m in (ann, pat)] == ["purged", "purged"]
     assert _transitions(session_factory, ann).count(("finish_removal", "purged")) == 1
     stack.broker.close()
+
+
+def test_webhook_work_runs_on_its_own_queue_after_the_change_commits(world, session_factory, clock):
+    from memberships.webhook_delivery import DELIVER_ACTOR
+    from store.models import Event, WebhookDelivery
+    from tests.integration.test_webhook_delivery import add_endpoint
+    from tests.support.receiver import running
+    from workers.webhooks import delivery_config
+
+    # Given a worker on a stub broker whose deliveries may reach this machine
+    stack = Stack(session_factory, clock, Settings(webhook_allow_private_networks=True))
+    try:
+        # Then the fan-out and the delivery are actors of the `webhooks` queue, each sent
+        # with the 10 s timeout and never retried by the broker (the database retries)
+        for actor in (stack.actors.fan_out_events, stack.actors.deliver_webhook):
+            assert actor.queue_name == "webhooks"
+            assert actor.options["retry_when"](0, RuntimeError("x")) is False
+        assert stack.actors.deliver_webhook.actor_name == DELIVER_ACTOR
+        assert delivery_config(stack.runtime).timeout == 10.0
+        with running() as receiver:
+            # Given an endpoint of open
+            add_endpoint(world, receiver.url())
+            # When ann leaves: her leave's commit asks for the fan-out on `webhooks`
+            _leave(stack, world, "ann", "open")
+            assert stack.broker.queues["webhooks"].qsize() == 1
+            # And the worker runs until idle
+            stack.run_until_idle()
+            received = [r.headers["webhook-id"] for r in receiver.received]
+        # Then both events of her leave were delivered, once each, under their own ids
+        with session_factory() as session:
+            events = dict(session.execute(select(Event.event_id, Event.type)).all())
+            states = session.scalars(select(WebhookDelivery.state)).all()
+        assert sorted(events.values()) == ["membership.leave_pending", "membership.soft_deleted"]
+        assert sorted(received) == sorted(events) and states == ["delivered", "delivered"]
+    finally:
+        stack.broker.close()

@@ -133,6 +133,41 @@ def test_urls_that_reach_private_networks_are_refused_when_saved(api, world, url
     assert _stored(world, created["id"]).url == PUBLIC_URL
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["127.0.0.1"],
+        ["::1"],
+        ["::ffff:127.0.0.1"],
+        ["10.0.0.7"],
+        ["169.254.169.254"],
+        ["224.0.0.1"],
+        ["93.184.215.14", "127.0.0.1"],  # one public address is not enough
+    ],
+    ids=str,
+)
+def test_a_name_resolving_to_loopback_or_a_private_address_is_refused_when_saved(addresses):
+    import socket
+
+    from memberships.errors import InvalidInput
+    from memberships.webhook_urls import check_webhook_url
+
+    # Given a host name that resolves to such addresses
+    def resolve(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        assert host == "hooks.app.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    url = "https://hooks.app.example/lifecycle"
+    # When it is checked without the development flag, Then it is refused naming the address
+    with pytest.raises(InvalidInput) as refused:
+        check_webhook_url(url, allow_private_networks=False, resolve=resolve)
+    assert refused.value.extra["field"] == "url"
+    assert addresses[-1] in refused.value.detail
+    # And with WEBHOOK_ALLOW_PRIVATE_NETWORKS it is accepted, with the addresses to connect to
+    checked = check_webhook_url(url, allow_private_networks=True, resolve=resolve)
+    assert checked.addresses == tuple(addresses)
+
+
 def test_the_development_flag_lets_local_receivers_in(private_ok, world):
     from api_helpers import token_for
 

@@ -46,3 +46,38 @@ def test_the_dispatcher_is_the_brokers_and_complete() -> None:
     for implementation in (dispatcher, NullDispatcher(), RecordingDispatcher()):
         assert callable(implementation.send) and callable(implementation.send_many)
         _typed: Dispatcher = implementation
+
+
+def test_the_webhook_variables_reach_the_policy_and_the_delivery() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from workers.webhooks import delivery_config
+
+    def allows_private_networks(settings: Settings) -> bool:
+        """What a worker's deliveries are configured with (its runtime has ``settings``)."""
+        runtime = cast(Any, SimpleNamespace(settings=settings))
+        return delivery_config(runtime).allow_private_networks
+
+    # Given no webhook variables: retried 3 days, disabled after 5, public addresses only
+    defaults = Settings.from_env({})
+    assert (defaults.webhook_retry_for, defaults.webhook_disable_after) == (
+        timedelta(days=3),
+        timedelta(days=5),
+    )
+    assert allows_private_networks(defaults) is False
+    # When each is set
+    settings = Settings.from_env(
+        {
+            "WEBHOOK_RETRY_FOR": "6h",
+            "WEBHOOK_DISABLE_AFTER": "2d",
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
+        }
+    )
+    # Then the rules and the delivery use them
+    policy = policy_from(settings)
+    assert (policy.webhook_retry_for, policy.webhook_disable_after) == (
+        timedelta(hours=6),
+        timedelta(days=2),
+    )
+    assert allows_private_networks(settings) is True

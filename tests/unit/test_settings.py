@@ -111,6 +111,9 @@ def test_every_value_is_read_from_its_variable() -> None:
         ("RATE_LIMIT", "0 per minute"),
         ("REMOVAL_BATCH_SIZE", "many"),
         ("DEV_SIGN_IN", "perhaps"),
+        ("WEBHOOK_RETRY_FOR", "3 days"),
+        ("WEBHOOK_DISABLE_AFTER", "0d"),
+        ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "perhaps"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(name: str, value: str) -> None:
