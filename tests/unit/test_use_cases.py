@@ -327,9 +327,11 @@ def test_an_admin_who_is_also_a_guest_there_acts_under_their_own_id(world: World
 def test_the_operator_role_is_required_and_a_refusal_audited_when_asked(world: World) -> None:
     # Given ann, who is no platform operator
     uow = world.uow()
-    # When an operation needing the role checks her without saying what she tried
+    # When an operation needing the role checks her without saying what she tried (or when)
     with uow, pytest.raises(Forbidden) as refused:
         decisions.require_operator(uow, me(world.ann))
+    with uow, pytest.raises(Forbidden):
+        decisions.require_operator(uow, me(world.ann), now=world.now)
     # Then she is told what is needed, and nothing is audited
     assert refused.value.detail == "This needs the platform operator role."
     assert world.db.audit == []
