@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
-from memberships import admin, automatic, provisioning, reading, self_service
+from memberships import admin, automatic, invitations, provisioning, reading, self_service
 from memberships.errors import NotFound, TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
@@ -337,6 +337,13 @@ def test_after_a_purge_nothing_personal_remains(world: World) -> None:
     # Given a guest of open with a distinctive e-mail and name, grants, data and a history
     with world.uow() as uow:
         person = provisioning.create_user(uow, world.clock, SYSTEM, EMAIL, NAME)
+    # (and an earlier invitation of open to the same address, revoked)
+    with world.uow() as uow:
+        invited = invitations.invite_guest(
+            uow, world.clock, SYSTEM, "open.example", EMAIL, "b2b-collaboration"
+        )
+    with world.uow() as uow:
+        invitations.revoke_invitation(uow, world.clock, SYSTEM, "open.example", invited.id)
     with world.uow() as uow:
         membership_id = provisioning.add_guest(
             uow, world.clock, SYSTEM, "open.example", EMAIL, "b2b-collaboration"
