@@ -759,3 +759,15 @@ def test_a_chunk_batch_fills_up_to_its_last_row_and_asks_no_remover_once_full(
     assert last.limits == [49, 49]
     assert sorted(seen[-1].purged) == sorted([ann, pat])
     assert [_row(world, m).removed_rows for m in (ann, pat)] == [122, 79]
+
+
+def test_a_refused_chunk_finish_names_every_table_that_keeps_rows(world: World) -> None:
+    # Given ann (grants and data) and pat (data) purge-pending, and tables whose rows cannot
+    # be deleted this time
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    removers = (UndeletableTable("grants", Grant), UndeletableTable("member-data", MemberData))
+    # When a batch over the chunk finds nothing it can erase
+    with world.uow() as uow, pytest.raises(TransitionNotAllowed) as refused:
+        remove_chunk_batch(uow, world.clock, [ann, pat], removers)
+    # Then the refusal names both tables, and how many memberships they hold up
+    assert refused.value.detail == "Data remains in: grants, member-data (2 memberships)."
