@@ -261,6 +261,13 @@ def test_the_chunked_finish_waits_on_apps_too(world: World) -> None:
     assert progress.waiting_on_apps == (waiting,)
     assert state_of(world, free) == "purged"
     assert state_of(world, waiting) == "purge-pending"
+    # (its 30 rows counted, the time of the last batch kept, and its confirmation told
+    # that the service's own data is gone)
+    with world.uow() as uow:
+        row = uow.session.get(Membership, waiting)
+        assert row is not None
+        assert (row.removed_rows, row.last_progress_at) == (30, world.clock())
+    assert [c.rows_removed_at for c in confirmations(world, waiting)] == [world.clock()]
     with world.uow() as uow:
         denied = uow.session.scalars(
             select(AuditEvent).where(
