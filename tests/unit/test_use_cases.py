@@ -171,8 +171,10 @@ def test_a_leave_is_refused_and_the_refusal_audited(
         ("request_leave", "denied", refused.value.code)  # type: ignore[attr-defined]
     ]
     assert uow.committed and uow.denials == 1
-    # (ann is named by the membership she tried to leave, her home membership too)
+    # (ann is named by the membership she tried to leave, her home membership too; the
+    # refusal carries the request's id)
     assert world.db.audit[-1].actor == membership.pseudonym
+    assert world.db.audit[-1].request_id == uow.request_id is not None
 
 
 def test_a_leave_of_an_organization_the_member_is_not_in_is_not_found(world: World) -> None:
