@@ -355,13 +355,9 @@ def _move_rows_generic(
     rows: Sequence[Claimed],
     progress: Mapping[str, int] | None,
 ) -> list[Moved]:
-    """The progress (one executemany), an UPDATE (with RETURNING where the database has
-    it), then one bulk INSERT of the audit rows."""
+    """An UPDATE (with RETURNING where the database has it), the progress of the rows that
+    moved (one executemany), then one bulk INSERT of the audit rows."""
     t = transition
-    if progress:
-        record_removal_progress(
-            session, t.now, {r.id: progress[r.id] for r in rows if progress.get(r.id)}
-        )
     ids = [row.id for row in rows]
     statement = (
         update(Membership)
@@ -377,6 +373,10 @@ def _move_rows_generic(
     else:  # the rows are locked (or the database is), so every id matched
         session.execute(statement)
         updated = ids
+    if progress:
+        record_removal_progress(
+            session, t.now, {i: progress[i] for i in updated if progress.get(i)}
+        )
     organization_of = {row.id: row.organization_id for row in rows}
     moved = [Moved(i, organization_of[i], t.from_state, t.to_state) for i in updated]
     if moved:
