@@ -268,8 +268,9 @@ def _move_rows_on_postgresql(
     thousands of bound values. The second condition on the id lets the planner reach the
     rows through the primary key instead of hashing the whole table."""
     ids = [row.id for row in rows]
+    id_array = _id_array("ids", ids)
     columns = [
-        func.unnest(_id_array("ids", ids)).label("id"),
+        func.unnest(id_array).label("id"),
         func.unnest(
             bindparam("versions", [row.version for row in rows], type_=ARRAY(Integer))
         ).label("version"),
@@ -281,7 +282,7 @@ def _move_rows_on_postgresql(
     chosen = and_(
         Membership.id == batch.c.id,
         Membership.version == batch.c.version,
-        Membership.id == any_(_id_array("ids", ids)),
+        Membership.id == any_(id_array),
     )
     extra: dict[str, Any] = {}
     if progress is not None:
