@@ -249,6 +249,61 @@ def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(sessi
     assert dispatcher.sent == [("remove_data", fresh)]
 
 
+def _audit_rows(session_factory, action):
+    with session_factory() as session:
+        return {
+            e.membership_id: (
+                e.organization_id,
+                e.occurred_at,
+                e.actor,
+                e.outcome,
+                e.from_state,
+                e.to_state,
+                e.reason,
+                e.request_id,
+            )
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.action == action))
+        }
+
+
+def test_every_audit_row_of_a_batch_names_its_membership_s_organization_the_time_and_request(
+    session_factory, clock
+):
+    # Given due soft-deleted memberships in two organizations, claimed by a worker's batch
+    # at 9:00 and swept (on PostgreSQL claimed, moved and audited in one statement) at 9:05
+    # by a tick with an id of its own
+    due = clock() - timedelta(minutes=1)
+    spec = [("soft-deleted", "b2b-collaboration")] * 2
+    batched = insert_memberships(session_factory, clock, spec) + insert_memberships(
+        session_factory, clock, spec
+    )
+    swept = insert_memberships(session_factory, clock, spec, purge_due_at=due)
+    swept += insert_memberships(session_factory, clock, spec, purge_due_at=due)
+    with session_factory() as session:
+        org_of = dict(session.execute(select(Membership.id, Membership.organization_id)).all())
+    assert len(set(org_of.values())) == 4
+    batched_at = clock()
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy(), "request-1") as uow:
+        claimed = [Claimed(i, "b2b-collaboration", org_of[i], 3) for i in batched]
+        moved = apply_event_to_batch(uow, batched_at, "restore", "soft-deleted", claimed)
+        uow.commit()
+    swept_at = clock.advance(timedelta(minutes=5))
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy(), "tick-1") as uow:
+        assert sweep.sweep(uow, clock).expired == 4
+    # Then the batch says which rows moved, from where to where
+    assert sorted((m.id, m.to_state) for m in moved) == sorted((i, "restored") for i in batched)
+    # And each audit row carries its own membership's organization, the batch's time and
+    # actor, the states and the request or tick id
+    restored = ("worker", "allowed", "soft-deleted", "restored", None, "request-1")
+    expired = ("worker", "allowed", "soft-deleted", "purge-pending", None, "tick-1")
+    assert _audit_rows(session_factory, "restore") == {
+        i: (org_of[i], batched_at, *restored) for i in batched
+    }
+    assert _audit_rows(session_factory, "expire_retention") == {
+        i: (org_of[i], swept_at, *expired) for i in swept
+    }
+
+
 def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock):
     # Given 120 memberships past their purge due time and batches of 50
     ids = insert_memberships(
