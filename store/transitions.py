@@ -356,14 +356,13 @@ def _move_rows_generic(
     rows: Sequence[Claimed],
     progress: Mapping[str, int] | None,
 ) -> list[Moved]:
-    """The progress (one executemany), an UPDATE (with RETURNING where the database has
-    it), then one bulk INSERT of the audit rows."""
+    """The progress (one executemany), an UPDATE … RETURNING (as the compare-and-set of
+    one row, which every supported database has), then one bulk INSERT of the audit rows."""
     t = transition
     if progress:
         record_removal_progress(
             session, t.now, {r.id: progress[r.id] for r in rows if progress.get(r.id)}
         )
-    ids = [row.id for row in rows]
     statement = (
         update(Membership)
         .where(
@@ -373,11 +372,7 @@ def _move_rows_generic(
         .values(**_values(t))
         .execution_options(synchronize_session=False)
     )
-    if session.get_bind().dialect.update_returning:
-        updated = list(session.scalars(statement.returning(Membership.id)))
-    else:  # the rows are locked (or the database is), so every id matched
-        session.execute(statement)
-        updated = ids
+    updated = session.scalars(statement.returning(Membership.id))
     organization_of = {row.id: row.organization_id for row in rows}
     moved = [Moved(i, organization_of[i], t.from_state, t.to_state) for i in updated]
     if moved:
