@@ -93,9 +93,9 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Moved:
+    """A row a batch moved: what its follow-up work needs (the state it entered)."""
+
     id: str
-    organization_id: str
-    from_state: str
     to_state: str
     # Where the batch reached in the due order (the claim path): the next claim of the
     # same tick starts there.
@@ -312,11 +312,8 @@ def _update_and_audit(
         .cte("moved")
     )
     audit = _audit_moved(moved, t).returning(AuditEvent.id).cte("audit")
-    statement = select(moved.c.id, moved.c.organization_id, moved.c.purge_due_at).add_cte(audit)
-    found = [
-        Moved(str(row.id), str(row.organization_id), t.from_state, t.to_state, row.purge_due_at)
-        for row in session.execute(statement)
-    ]
+    statement = select(moved.c.id, moved.c.purge_due_at).add_cte(audit)
+    found = [Moved(str(row.id), t.to_state, row.purge_due_at) for row in session.execute(statement)]
     _after_write(session, t, [m.id for m in found])
     return found
 
@@ -372,15 +369,14 @@ def _move_rows_generic(
         .values(**_values(t))
         .execution_options(synchronize_session=False)
     )
-    updated = session.scalars(statement.returning(Membership.id))
+    moved = list(session.scalars(statement.returning(Membership.id)))
     organization_of = {row.id: row.organization_id for row in rows}
-    moved = [Moved(i, organization_of[i], t.from_state, t.to_state) for i in updated]
     if moved:
         session.execute(
-            insert(AuditEvent), [_audit_values(t, m.organization_id, m.id) for m in moved]
+            insert(AuditEvent), [_audit_values(t, organization_of[i], i) for i in moved]
         )
-    _after_write(session, t, [m.id for m in moved])
-    return moved
+    _after_write(session, t, moved)
+    return [Moved(i, t.to_state) for i in moved]
 
 
 def record_removal_progress(session: Session, now: datetime, removed: Mapping[str, int]) -> None:
