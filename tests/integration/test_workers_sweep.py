@@ -24,8 +24,15 @@ from statemachines.membership import (
     next_state,
     transition_table,
 )
-from store.models import AuditEvent, IdempotencyKey, Membership, Organization, User
-from store.transitions import Claimed
+from store.models import (
+    AuditEvent,
+    IdempotencyKey,
+    Membership,
+    Organization,
+    User,
+    WebhookEndpoint,
+)
+from store.transitions import FAN_OUT_AFTER_COMMIT_UP_TO, Claimed
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
 COMPARED_FIELDS = (
@@ -302,6 +309,39 @@ def test_every_audit_row_of_a_batch_names_its_membership_s_organization_the_time
     assert _audit_rows(session_factory, "expire_retention") == {
         i: (org_of[i], swept_at, *expired) for i in swept
     }
+
+
+@pytest.mark.parametrize("size", [FAN_OUT_AFTER_COMMIT_UP_TO, FAN_OUT_AFTER_COMMIT_UP_TO + 1])
+def test_a_batch_asks_for_the_fan_out_after_its_commit_up_to_50_rows_and_leaves_more_to_the_sweep(
+    session_factory, clock, size
+):
+    # Given 50 (or 51) soft-deleted memberships of an organization with a webhook endpoint
+    ids = insert_memberships(session_factory, clock, [("soft-deleted", "b2b-collaboration")] * size)
+    with session_factory() as session, session.begin():
+        org = session.get(Membership, ids[0]).organization_id
+        session.add(
+            WebhookEndpoint(
+                organization_id=org,
+                url="https://crm.example/hook",
+                secret="s" * 32,
+                created_at=clock(),
+                updated_at=clock(),
+            )
+        )
+    # When one batch restores them all
+    dispatcher = RecordingDispatcher()
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        claimed = [Claimed(i, "b2b-collaboration", org, 3) for i in ids]
+        assert len(apply_event_to_batch(uow, clock(), "restore", "soft-deleted", claimed)) == size
+        uow.commit()
+    # Then 50 moved rows ask for one fan-out right after the commit, naming one of them;
+    # 51 leave it to the sweep, which fans out in the same tick
+    fan_outs = [i for actor, i in dispatcher.sent if actor == "fan_out_events"]
+    assert FAN_OUT_AFTER_COMMIT_UP_TO == 50
+    if size == 50:
+        assert len(fan_outs) == 1 and fan_outs[0] in ids
+    else:
+        assert fan_outs == []
 
 
 def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock):
