@@ -244,7 +244,8 @@ def move_rows(
 def move_claimed(session: Session, transition: Transition, claim: Select[Any]) -> list[Moved]:
     """PostgreSQL: ``claim`` (a locking SELECT of ``id`` and ``version``), the UPDATE and
     the audit INSERT as one statement: ``WITH claimed AS (SELECT …), moved AS (UPDATE …
-    FROM claimed RETURNING …) INSERT INTO audit_events …``."""
+    FROM claimed RETURNING …), audit AS (INSERT INTO audit_events … SELECT … FROM moved)
+    SELECT … FROM moved``."""
     claimed = claim.cte("claimed")
     chosen = and_(Membership.id == claimed.c.id, Membership.version == claimed.c.version)
     return _update_and_audit(session, transition, chosen)
@@ -300,9 +301,9 @@ def _update_and_audit(
     extra: Mapping[str, Any] | None = None,
 ) -> list[Moved]:
     """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
-    feeds its RETURNING to the INSERT of their audit rows (a data-modifying CTE always
-    runs to completion), and says what moved. Nothing passes through Python between the
-    two."""
+    feeds its RETURNING to the INSERT of their audit rows, and says what moved. The INSERT
+    returns nothing: a data-modifying CTE runs to completion whether or not the statement
+    reads it. Nothing passes through Python between the two."""
     t = transition
     moved = (
         update(Membership)
@@ -311,7 +312,7 @@ def _update_and_audit(
         .returning(Membership.id, Membership.organization_id, Membership.purge_due_at)
         .cte("moved")
     )
-    audit = _audit_moved(moved, t).returning(AuditEvent.id).cte("audit")
+    audit = _audit_moved(moved, t).cte("audit")
     statement = select(moved.c.id, moved.c.purge_due_at).add_cte(audit)
     found = [Moved(str(row.id), t.to_state, row.purge_due_at) for row in session.execute(statement)]
     _after_write(session, t, [m.id for m in found])
