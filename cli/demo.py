@@ -174,13 +174,13 @@ def seed(uow_factory: Callable[[], UnitOfWork], clock: Clock) -> SeedReport:
 
 
 def _membership_state(uow: UnitOfWork, org: str, user: str) -> str | None:
-    """The state of the user's membership in the organization: the live one, else the
-    newest tombstone; ``None`` when there has never been one (or either is missing)."""
+    """The state of the user's membership in the organization that is not purged; ``None``
+    when there is none (a tombstone no longer names its user) or either is missing."""
     organization = uow.directory.find_organization(org)
     member = uow.directory.find_user(user)
     if organization is None or member is None:
         return None
-    membership = uow.memberships.latest_membership(member.id, organization.id)
+    membership = uow.memberships.live_membership(member.id, organization.id)
     return None if membership is None else membership.state
 
 

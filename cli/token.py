@@ -23,16 +23,12 @@ def token(user_ref: str, ttl: str) -> None:
     if not s.settings.jwt_secret:
         fail("JWT_SECRET is not set: this service signs no tokens (the identity provider does).", 2)
     # A token printed here is for development, where a short JWT_SECRET is expected: the
-    # running service reports a weak secret once when it starts, so this command does not
-    # repeat it on every token.
+    # running service reports a weak secret once when it starts, and this command says
+    # nothing of it (it signs with the standard library, without PyJWT's warning).
     import sqlite3
-    import warnings
-
-    import jwt
 
     from cli.tokens import issue_token, user_id_of
 
-    warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
     try:
         user_id = user_id_of(s.settings.database_url, user_ref)
     except sqlite3.Error as error:

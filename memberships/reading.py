@@ -173,11 +173,12 @@ def show_membership(
 ) -> dict[str, Any]:
     """A membership by organization and user: state, timestamps, grants, audit trail.
 
-    After a purge it shows the tombstone: ids, states and timestamps only.
+    Only a membership that is not purged: the purge erases the tombstone's link to the user
+    (``statemachines.membership``, entry fields of ``purged``), so no user leads to it.
     """
     org = _admin_org(uow, clock, principal, org_ref, "read_membership")
     user = uow.directory.find_user(user_ref)
-    membership = uow.memberships.latest_membership(user.id, org.id) if user else None
+    membership = uow.memberships.live_membership(user.id, org.id) if user else None
     if membership is None:
         raise NotFound(f"No membership of {user_ref!r} in {org.domain}.")
     grants = tuple(GrantView.of(g) for g in uow.memberships.grants_of(membership.id))

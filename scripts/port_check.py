@@ -7,8 +7,8 @@ stops before gunicorn retries five times and ends in a bare ``make: Error 1``.
 ``port_check.py MAIL_SINK_PORT --name MAIL_SINK_PORT`` does the same for the local mail
 sink's port.
 
-``port_check.py PORT --announce`` waits (up to a minute) until the web process
-answers on PORT, then prints the one line a newcomer needs: the address, the demo
+``port_check.py PORT --announce`` waits (up to a minute) until the web app answers
+``/healthz`` on PORT, then prints the one line a newcomer needs: the address, the demo
 users to sign in as, and the command that prints an API token.
 """
 
@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import time
+import urllib.request
 
 DEV_SECRET = "dev-secret-change-me"  # the Makefile's, for `make run` only
 DEMO_USERS = (
@@ -43,9 +44,19 @@ def free_alternative(port: int, near: bool = False) -> int:
     return 0
 
 
+def answers(port: int) -> bool:
+    """The web app answers ``/healthz``: a worker has built it (gunicorn's master accepts
+    connections before that, and the workers' start-up lines come after)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
 def announce(port: int, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
-    while not in_use(port):
+    while not answers(port):
         if time.monotonic() > deadline:
             return 0  # the web process failed: its own log says why
         time.sleep(0.3)

@@ -229,15 +229,6 @@ class Memberships(Repository):
             .where(Membership.user_id == user_id, Membership.state.in_(LISTED_STATES))
         ).all()
 
-    def latest_membership(self, user_id: str, organization_id: str) -> Membership | None:
-        """The live membership, else the newest tombstone."""
-        return self.live_membership(user_id, organization_id) or self.session.scalar(
-            select(Membership)
-            .where(Membership.user_id == user_id, Membership.organization_id == organization_id)
-            .order_by(Membership.created_at.desc())
-            .limit(1)
-        )
-
     def get(self, membership_id: str) -> Membership | None:
         """A membership by its id, from the session's identity map when it holds it."""
         return self.session.get(Membership, membership_id)

@@ -49,7 +49,7 @@ class TokenSigningUnavailable(Exception):
 
 
 WEAK_SECRET_REPORTED = "LIFECYCLE_WEAK_SECRET_REPORTED"
-"""Set by a parent process (gunicorn's master, ``gunicorn.conf.py``) that has already
+"""Set by a parent process (gunicorn's master, ``web/gunicorn_conf.py``) that has already
 reported a weak secret for all its workers: ``create_app`` then does not repeat it."""
 
 

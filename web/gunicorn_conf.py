@@ -16,6 +16,9 @@ worker. Command-line options (``--bind``, ``--workers``) still apply.
   it is emptied when gunicorn starts (old files would count twice) and a worker's
   live gauges are dropped when it exits. The variable must be set before
   prometheus_client is first imported (``web`` imports it only in ``create_app``).
+- What concerns the whole server is reported once, here, not by every worker: a weak
+  ``JWT_SECRET`` (``make run``'s development one). ``WEAK_SECRET_REPORTED`` in the
+  environment the workers inherit tells ``create_app`` not to repeat it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from logconfig import gunicorn_logconfig
 from web import check_environment
+from web.auth import WEAK_SECRET_REPORTED, weak_secret_warning
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -35,12 +39,16 @@ _made_here = not os.environ.get(MULTIPROCESS_DIR_VARIABLE)
 if _made_here:
     os.environ[MULTIPROCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="lifecycle-metrics-")
 
-check_environment()
+_settings = check_environment()
 logconfig_dict = gunicorn_logconfig()
 accesslog = None
 
 
 def on_starting(server: Any) -> None:
+    warning = weak_secret_warning(_settings)
+    if warning:
+        server.log.warning(warning)
+    os.environ[WEAK_SECRET_REPORTED] = "1"
     directory = Path(os.environ[MULTIPROCESS_DIR_VARIABLE])
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):

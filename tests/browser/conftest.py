@@ -50,6 +50,7 @@ class LiveServer:
     base_url: str
     uow: Callable[[], UnitOfWork]
     dispatcher: RecordingDispatcher
+    app: Any
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -84,7 +85,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}", uow, dispatcher)
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", uow, dispatcher, app)
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -135,6 +136,65 @@ def sideways_scroll(page: Any) -> int:
     return int(
         page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     )
+
+
+# Words a table cell breaks mid-word: more lines than the cell has words ("Soft deleted"
+# drawn as "Soft / del / ete / d"). Cells of a table the page turns into cards, and ids
+# and e-mails marked to wrap (``.wrap``, ``code``), may break; table headers and state
+# badges may not (a table too wide for the window scrolls in its own box instead).
+BROKEN_WORDS = """() => {
+  const found = [];
+  for (const cell of document.querySelectorAll('.table-scroll th, .table-scroll td')) {
+    if (cell.closest('.table--cards') || cell.querySelector('.wrap, code')) continue;
+    const words = cell.innerText.trim().split(/\\s+/).filter(Boolean).length;
+    if (!words) continue;
+    const tops = new Set();
+    const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      for (const rect of range.getClientRects()) {
+        if (rect.width > 0) tops.add(Math.round(rect.top));
+      }
+    }
+    if (tops.size > words) found.push(cell.innerText.trim().replace(/\\s+/g, ' '));
+  }
+  return found;
+}"""
+
+# What does not fit its box: a control out of the window's sides (outside a box that
+# scrolls), or a card whose content spills over its edge.
+OUT_OF_PLACE = """() => {
+  const found = [];
+  const width = document.documentElement.clientWidth;
+  const apart = '.table-scroll, .diagram, .visually-hidden, .skip-link, dialog:not([open])';
+  const scrolls = el => el.closest(apart);
+  for (const el of document.querySelectorAll('a, button, input, select, textarea, label')) {
+    const rect = el.getBoundingClientRect();
+    if (!rect.width || scrolls(el)) continue;
+    if (rect.left < -1 || rect.right > width + 1) {
+      found.push(`${el.tagName.toLowerCase()} "${(el.innerText || el.name || '').trim()}" ` +
+                 `at ${Math.round(rect.left)}..${Math.round(rect.right)} px`);
+    }
+  }
+  for (const el of document.querySelectorAll('main *')) {
+    if (scrolls(el) || getComputedStyle(el).display === 'inline') continue;
+    if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === 'visible') {
+      const name = el.className ? `.${String(el.className).split(' ')[0]}` : '';
+      found.push(`${el.tagName.toLowerCase()}${name} spills ${el.scrollWidth - el.clientWidth} px`);
+    }
+  }
+  return found;
+}"""
+
+
+def check_layout(page: Any, name: str, width: int) -> None:
+    """Nothing off the window's sides, nothing spilling out of its card, no word broken
+    in a table (at narrow widths, where these go wrong)."""
+    out_of_place = page.evaluate(OUT_OF_PLACE)
+    assert not out_of_place, f"{name}: at {width} px these do not fit: {out_of_place}"
+    broken = page.evaluate(BROKEN_WORDS)
+    assert not broken, f"{name}: at {width} px these table cells break words: {broken}"
 
 
 def check_accessibility(page: Any, axe: Any, path: Path, *, ours: bool = True) -> dict[str, Any]:
@@ -191,6 +251,8 @@ def screenshot(page: Any, axe: Any) -> Callable[..., Path]:
             page.set_viewport_size({"width": width, "height": desktop["height"]})
             overflow = sideways_scroll(page)
             assert overflow <= 0, f"{name}: at {width} px the page is {overflow} px too wide"
+            if width < DESKTOP["width"]:
+                check_layout(page, name, width)
         shots = ((name, desktop), (f"{name}-375", PHONE))
         for shot, size in shots:
             page.set_viewport_size(size)

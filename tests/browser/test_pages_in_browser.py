@@ -12,14 +12,23 @@ import re
 from typing import Any
 
 import pytest
+import redis
+from dramatiq import Message
 from playwright.sync_api import expect
 
-from memberships import admin, automatic, provisioning, reading, removal
+from memberships import admin, automatic, provisioning, reading, removal, self_service
 from memberships.clock import utc_now
-from memberships.principal import SYSTEM
+from memberships.errors import LeaveDenied
+from memberships.principal import SYSTEM, Principal
+from settings import Settings
+from tests.support.harness import redis_server
 from web.pages import account
+from web.services import EXTENSION_KEY
+from workers.broker import NAMESPACE, build_broker
 
 pytestmark = pytest.mark.browser
+
+PHONE = {"width": 375, "height": 812}
 
 
 def sign_in(page: Any, email: str) -> None:
@@ -165,6 +174,46 @@ def test_a_guest_removed_by_the_admin_is_told_what_happened_and_whom_to_ask(
     expect(focus.get_by_role("link", name="admin@contoso.example")).to_be_visible()
     expect(focus).not_to_contain_text("You have left")
     screenshot("organizations-removed-by-organization")
+
+
+def test_recent_changes_list_removed_restored_data_removal_started_and_purged_with_dates(
+    page, live_server, screenshot
+):
+    # Given vera, removed from Contoso and restored; and from Northwind Traders removed,
+    # deleted permanently and her data removed (the tombstone no longer names her)
+    vera = new_guest(live_server, "contoso.example", "vera@personal.example", "Vera Example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "contoso.example", vera)
+    with live_server.uow() as uow:
+        admin.restore(uow, utc_now, SYSTEM, "contoso.example", vera)
+    with live_server.uow() as uow:
+        provisioning.add_guest(
+            uow, utc_now, SYSTEM, "northwind.example", "vera@personal.example", "b2b-collaboration"
+        )
+    gone = membership_id(live_server, "northwind.example", "vera@personal.example")
+    with live_server.uow() as uow:
+        admin.remove(uow, utc_now, SYSTEM, "northwind.example", gone)
+    with live_server.uow() as uow:
+        admin.purge(uow, utc_now, SYSTEM, "northwind.example", gone)
+    with live_server.uow() as uow:
+        removal.remove_all_data(uow, utc_now, gone)
+    # When she opens Organizations
+    sign_in(page, "vera@personal.example")
+    # Then Recent changes says each change in a sentence, each with its date
+    today = utc_now().strftime("%-d %b %Y")
+    recent = page.get_by_test_id("recent-changes")
+    for change, sentence in (
+        ("removed", "Contoso removed you."),
+        ("restored", "Contoso restored your account."),
+        ("removal-started", "Northwind Traders started removing your data; it will be gone by"),
+        ("purged", "Your data in Northwind Traders has been permanently deleted."),
+    ):
+        row = recent.locator(f"[data-change='{change}']").filter(has_text=sentence)
+        expect(row).to_contain_text(sentence)
+        expect(row.locator(".change__when")).to_have_text(today)
+    # and Contoso is hers again, with Leave
+    expect(page.get_by_role("link", name="Leave Contoso")).to_be_visible()
+    screenshot("organizations-recent-changes-all")
 
 
 def test_the_home_organization_offers_no_leave(page):
@@ -548,12 +597,21 @@ def test_bulk_remove_on_members_confirms_then_reports_each_row(page, live_server
 
 
 def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, screenshot):
-    # Given quinn, removed from Contoso, deleted permanently, and her data removed
+    # Given quinn, who left Contoso on her own; Contoso's admin deleted her permanently,
+    # and her data was removed
     quinn = new_guest(live_server, "contoso.example", "quinn@personal.example", "Quinn Example")
     with live_server.uow() as uow:
-        admin.remove(uow, utc_now, SYSTEM, "contoso.example", quinn)
+        quinn_user = uow.directory.find_user("quinn@personal.example")
+        contoso_admin = uow.directory.find_user("admin@contoso.example")
+        assert quinn_user is not None and contoso_admin is not None
+        quinn_id, admin_id = quinn_user.id, contoso_admin.id
+    who, by = Principal.user(quinn_id), Principal.user(admin_id)
     with live_server.uow() as uow:
-        admin.purge(uow, utc_now, SYSTEM, "contoso.example", quinn)
+        self_service.request_leave(uow, utc_now, who, "contoso.example")
+    with live_server.uow() as uow:
+        automatic.complete_leave(uow, utc_now, quinn)
+    with live_server.uow() as uow:
+        admin.purge(uow, utc_now, by, "contoso.example", quinn)
     with live_server.uow() as uow:
         removal.remove_all_data(uow, utc_now, quinn)
     sign_in(page, "admin@contoso.example")
@@ -568,11 +626,18 @@ def test_a_purged_record_shows_what_is_true_of_a_tombstone(page, live_server, sc
     content = page.content()
     for word in ("[is_collaboration]", "MembershipLifecycle", "purge_due_at"):
         assert word not in content
+    # and the timeline shows each actor as a person: the admin by e-mail, the purged
+    # guest as "the member", never by her name, e-mail or id
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text("Deleted permanently by admin@contoso.example")
+    expect(timeline).to_contain_text("Asked to leave by the member")
+    for secret in ("Quinn", "quinn@personal.example", quinn_id, admin_id):
+        assert secret not in content, secret
     screenshot("membership-purged")
 
 
 def test_operations_links_upcoming_deletions_and_says_when_there_are_no_dead_letters(
-    page, live_server
+    page, live_server, screenshot
 ):
     # Given rosa removed from Contoso (her permanent deletion is due later)
     rosa = new_guest(live_server, "contoso.example", "rosa@personal.example", "Rosa Example")
@@ -581,7 +646,16 @@ def test_operations_links_upcoming_deletions_and_says_when_there_are_no_dead_let
     # When the operator opens Operations
     sign_in(page, "ops@woodgrove.example")
     expect(page.get_by_role("heading", name="Operations", level=1)).to_be_visible()
-    # Then the deletion links to the membership's record, which opens for the operator
+    # Then the upcoming deletion is listed with a link, and the page says there are no
+    # dead letters (rather than an empty list)
+    deletions = page.get_by_role("region", name="Next permanent deletions")
+    expect(deletions.get_by_role("link", name=f"Membership {rosa}")).to_be_visible()
+    expect(page.get_by_test_id("no-dead-letters")).to_have_text(
+        "No dead letters: every message was handled or is still being retried."
+    )
+    expect(page.get_by_role("button", name="Retry all dead letters")).to_have_count(0)
+    screenshot("operations-upcoming-deletions")
+    # and the deletion's link opens the membership's record for the operator
     page.get_by_role("link", name=f"Membership {rosa}").click()
     expect(page.get_by_role("heading", name=re.compile("Rosa Example"), level=1)).to_be_visible()
 
@@ -596,3 +670,126 @@ def test_an_unknown_address_opened_in_a_browser_gets_an_html_page(page, screensh
     # while an API client asking for JSON still gets problem+json
     api = page.request.get("/no-such-page", headers={"Accept": "application/json"})
     assert api.status == 404 and api.headers["content-type"] == "application/problem+json"
+
+
+def _dead_letter(broker: Any, queue: str, membership_id: str) -> None:
+    """A real dead letter, made as a worker makes one: enqueued, fetched, refused."""
+    message = Message(
+        queue_name=queue,
+        actor_name="remove_data",
+        args=(membership_id,),
+        kwargs={},
+        options={"retries": 8, "traceback": "Traceback\nConnectionError: store down"},
+    )
+    broker.enqueue(message)
+    [raw] = broker.do_fetch(queue, 1)
+    broker.do_nack(queue, Message.decode(raw).options["redis_message_id"])
+
+
+def test_an_operator_retries_the_dead_letters_on_the_operations_page(
+    page, live_server, screenshot, monkeypatch, tmp_path
+):
+    # Given two removals that failed every retry, in a Redis of this test's own (the
+    # live server reads its queues there for this test)
+    with redis_server(tmp_path) as redis_url:
+        services = live_server.app.extensions[EXTENSION_KEY]
+        monkeypatch.setattr(
+            services, "settings", services.settings.with_changes(redis_url=redis_url)
+        )
+        broker = build_broker(Settings(redis_url=redis_url))
+        try:
+            _dead_letter(broker, "removals", "dead-1")
+            _dead_letter(broker, "removals", "dead-2")
+            # When the operator opens Operations
+            sign_in(page, "ops@woodgrove.example")
+            # Then the page says so, with a button to retry them
+            expect(page.get_by_text("2 messages failed every retry")).to_be_visible()
+            retry = page.get_by_role("button", name="Retry all dead letters")
+            expect(retry).to_be_visible()
+            screenshot("operations-dead-letters")
+            # When they retry them
+            retry.click()
+            # Then both are back on their queue, and the page says so
+            expect(
+                page.get_by_text("2 dead letters put back on the queue to run again.")
+            ).to_be_visible()
+            expect(page.get_by_test_id("no-dead-letters")).to_be_visible()
+            client = redis.Redis.from_url(redis_url)
+            try:
+                waiting = client.hvals(f"{NAMESPACE}:removals.msgs")
+                assert sorted(Message.decode(m).args[0] for m in waiting) == ["dead-1", "dead-2"]
+            finally:
+                client.close()
+        finally:
+            broker.close()
+
+
+def test_at_phone_width_a_guest_leaves_and_the_admin_restores_her(page, live_server):
+    # Given a phone-sized window, and wendy, a guest of Contoso
+    page.set_viewport_size(PHONE)
+    wendy = new_guest(live_server, "contoso.example", "wendy@personal.example", "Wendy Example")
+    sign_in(page, "wendy@personal.example")
+    # When she leaves Contoso
+    leave = page.get_by_role("link", name="Leave Contoso")
+    expect(leave).to_be_in_viewport()
+    leave.click()
+    dialog = page.get_by_role("dialog", name="Leave Contoso?")
+    expect(dialog.get_by_role("button", name="Leave", exact=True)).to_be_in_viewport()
+    dialog.get_by_role("button", name="Leave", exact=True).click()
+    expect(page.get_by_text("Your request to leave was accepted.")).to_be_visible()
+    with live_server.uow() as uow:
+        automatic.complete_leave(uow, utc_now, wendy)
+    # and Contoso's admin, on a phone too, opens Deleted users
+    page.context.clear_cookies()
+    sign_in(page, "admin@contoso.example")
+    page.goto("/admin/contoso.example/deleted-users")
+    card = page.get_by_test_id("deleted-wendy@personal.example")
+    # Then her row is a card with its dates inside it, and Restore is on screen
+    deleted_on = card.locator("td[data-label='Deleted on']")
+    expect(deleted_on).to_contain_text("UTC")
+    cell, row = deleted_on.bounding_box(), card.bounding_box()
+    assert cell is not None and row is not None
+    assert cell["x"] + cell["width"] <= row["x"] + row["width"] + 1
+    restore = page.get_by_role("button", name="Restore Wendy Example")
+    restore.scroll_into_view_if_needed()
+    expect(restore).to_be_in_viewport()
+    box = restore.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # When the admin restores her, Then she is back
+    restore.click()
+    expect(page.get_by_text(re.compile("Wendy Example is restored"))).to_be_visible()
+    expect(page.get_by_test_id("deleted-wendy@personal.example")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_refused_leave_reads_as_a_reason_on_the_membership_record(page, live_server):
+    # Given yara, a guest whose account Contoso has disabled, who tried to leave
+    with live_server.uow() as uow:
+        provisioning.create_user(uow, utc_now, SYSTEM, "yara@personal.example", "Yara Example")
+    with live_server.uow() as uow:
+        provisioning.add_guest(
+            uow,
+            utc_now,
+            SYSTEM,
+            "contoso.example",
+            "yara@personal.example",
+            "b2b-collaboration",
+            enabled=False,
+        )
+    yara = membership_id(live_server, "contoso.example", "yara@personal.example")
+    with live_server.uow() as uow:
+        found = uow.directory.find_user("yara@personal.example")
+        assert found is not None
+        yara_user = found.id
+    with live_server.uow() as uow, pytest.raises(LeaveDenied):
+        self_service.request_leave(uow, utc_now, Principal.user(yara_user), "contoso.example")
+    # When Contoso's admin opens her record
+    sign_in(page, "admin@contoso.example")
+    page.goto(f"/admin/contoso.example/memberships/{yara}")
+    # Then the timeline says who asked and why it was refused, in words
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text(
+        "Asked to leave by the member refused — because the account is disabled"
+    )
+    expect(timeline).not_to_contain_text("(account-disabled)")
+    expect(page.get_by_test_id("state")).to_have_text("Active")

@@ -241,6 +241,48 @@ def test_seed_demo_runs_again_after_a_demo_member_has_left(
     ]
 
 
+def test_seed_demo_reset_puts_the_walkthrough_back_as_new(
+    services: Services, clock: FakeClock
+) -> None:
+    # Given the demo after the walkthrough: alice purged from contoso
+    assert _invoke(services, "seed-demo").exit_code == 0
+    fresh = _row_counts(services)
+    membership_id = _move_alice_out_of_contoso(services, clock, "purge-pending")
+    with services.uow() as uow:
+        remove_all_data(uow, clock, membership_id)
+    assert _membership_states(services, "alice@woodgrove.example", "contoso.example") == []
+    # When the demo is reset (`make reset`)
+    result = _invoke(services, "seed-demo", "--reset")
+    # Then it says so, and everything is as after a first seed: alice is a guest of
+    # contoso again, whom nothing stops from leaving (the README's next step)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.stderr.splitlines()[0] == "demo: the database is emptied; seeding the demo as new"
+    assert _row_counts(services) == fresh
+    assert _membership_states(services, "alice@woodgrove.example", "contoso.example") == ["active"]
+    contoso = [
+        o
+        for o in _organizations_of(services, "alice@woodgrove.example")
+        if o[0] == "contoso.example"
+    ]
+    assert [(domain, blocked) for domain, _, blocked, _ in contoso] == [("contoso.example", None)]
+
+
+def test_seed_demo_reset_refuses_a_database_that_is_not_only_the_demo(
+    services: Services,
+) -> None:
+    # Given the demo and an organization of someone else's
+    assert _invoke(services, "seed-demo").exit_code == 0
+    acme = _invoke(services, "org", "create", "--domain", "acme.example", "--name", "Acme")
+    assert acme.exit_code == 0, acme.stderr
+    counts = _row_counts(services)
+    # When the demo is reset
+    result = _invoke(services, "seed-demo", "--reset")
+    # Then it refuses in one line naming the organization, and erases nothing
+    line = _one_line_error(result, 1)
+    assert "acme.example" in line and "only runs on a demo database" in line
+    assert _row_counts(services) == counts
+
+
 # --- diagram -------------------------------------------------------------------------------
 
 NO_DATABASE = Services(settings=Settings(database_url="sqlite:///unused-by-diagrams.db"))

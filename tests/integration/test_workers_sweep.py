@@ -547,3 +547,56 @@ def test_a_sweep_on_several_connections_moves_each_due_membership_exactly_once(
     assert len(rows) == 1000 and {count for _, count, _ in rows} == {1}
     assert {tick for _, _, tick in rows} == {report.tick_id} and versions == {4}
     assert len(opened) == (2 if database_url.startswith("postgresql") else 0)
+
+
+def test_a_sweep_on_several_connections_told_to_stop_takes_no_batch_on_any(
+    database_url, session_factory, clock
+):
+    # Given 100 due memberships and a sweep allowed three connections, batches of 10
+    ids = insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")] * 100,
+        purge_due_at=clock() - timedelta(minutes=1),
+    )
+    dispatcher = RecordingDispatcher()
+    policy = Policy(sweep_batch_size=10)
+    # When it runs while its scheduler is stopping
+    with UnitOfWork(session_factory, dispatcher, policy) as uow:
+        report = sweep.sweep(
+            uow,
+            clock,
+            should_continue=lambda: False,
+            open_uow=lambda: UnitOfWork(session_factory, dispatcher, policy),
+            concurrency=3,
+        )
+    # Then no connection took a batch: everything is left for the next sweeper
+    assert (report.expired, report.batches) == (0, 0) and dispatcher.sent == []
+    with session_factory() as session:
+        states = set(session.scalars(select(Membership.state).where(Membership.id.in_(ids))))
+    assert states == {"soft-deleted"}
+
+
+# The extra connections are used on PostgreSQL only (claims_in_parallel).
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_error_on_an_extra_connection_of_a_sweep_is_raised_by_the_sweep(
+    database_url, session_factory, clock
+):
+    # Given one due membership and a sweep allowed two connections, the second of which
+    # cannot be opened
+    insert_memberships(
+        session_factory,
+        clock,
+        [("soft-deleted", "b2b-collaboration")],
+        purge_due_at=clock() - timedelta(minutes=1),
+    )
+
+    def open_uow():
+        raise ConnectionRefusedError("no second connection")
+
+    # When it runs, then the sweep fails with that connection's error
+    with (
+        UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow,
+        pytest.raises(ConnectionRefusedError, match="no second connection"),
+    ):
+        sweep.sweep(uow, clock, open_uow=open_uow, concurrency=2)
