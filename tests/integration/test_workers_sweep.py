@@ -229,14 +229,18 @@ def test_sweep_expires_a_retention_period_only_once_it_has_ended(world, dispatch
 
 
 def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(session_factory, clock):
-    # Given two soft-deleted memberships (version 3), claimed; one changes afterwards
-    # (as only a writer that ignores the row locks could)
-    fresh, changed = insert_memberships(
-        session_factory, clock, [("soft-deleted", "b2b-collaboration")] * 2
+    # Given three soft-deleted memberships: two claimed at version 3, of which one changes
+    # afterwards to version 4 (as only a writer that ignores the row locks could), and one
+    # claimed at version 4 (each row's version is compared with its own claim, not with
+    # any claimed version)
+    fresh, changed, later = insert_memberships(
+        session_factory, clock, [("soft-deleted", "b2b-collaboration")] * 3
     )
-    with session_factory() as session:
+    with session_factory() as session, session.begin():
         org = session.get(Membership, fresh).organization_id
+        session.get(Membership, later).version = 4
     claimed = [Claimed(i, "b2b-collaboration", org, 3) for i in (fresh, changed)]
+    claimed.append(Claimed(later, "b2b-collaboration", org, 4))
     with session_factory() as session, session.begin():
         session.get(Membership, changed).version = 4
     # When the batch fires expire_retention on what was claimed
@@ -245,15 +249,16 @@ def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(sessi
         moved = apply_event_to_batch(uow, clock(), "expire_retention", "soft-deleted", claimed)
         uow.commit()
     # Then the compare-and-set leaves the changed row alone: not moved, not audited
-    assert [m.id for m in moved] == [fresh]
+    assert sorted(m.id for m in moved) == sorted([fresh, later])
     with session_factory() as session:
         assert session.get(Membership, fresh).state == "purge-pending"
+        assert session.get(Membership, later).state == "purge-pending"
         assert session.get(Membership, changed).state == "soft-deleted"
         audited = session.scalars(
             select(AuditEvent.membership_id).where(AuditEvent.action == "expire_retention")
         ).all()
-    assert audited == [fresh]
-    assert dispatcher.sent == [("remove_data", fresh)]
+    assert sorted(audited) == sorted([fresh, later])
+    assert sorted(dispatcher.sent) == sorted([("remove_data", fresh), ("remove_data", later)])
 
 
 def _audit_rows(session_factory, action):
