@@ -261,6 +261,26 @@ def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(sessi
     assert sorted(dispatcher.sent) == sorted([("remove_data", fresh), ("remove_data", later)])
 
 
+def test_a_batch_leaves_a_row_that_is_not_in_the_state_it_moves_from(session_factory, clock):
+    # Given an active membership at version 3, handed to a batch of soft-deleted rows at
+    # that version (the compare-and-set matches the state too, not only the version)
+    [active] = insert_memberships(session_factory, clock, [("active", "b2b-collaboration")])
+    with session_factory() as session:
+        org = session.get(Membership, active).organization_id
+    # When the batch fires expire_retention from soft-deleted
+    dispatcher = RecordingDispatcher()
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        claimed = [Claimed(active, "b2b-collaboration", org, 3)]
+        moved = apply_event_to_batch(uow, clock(), "expire_retention", "soft-deleted", claimed)
+        uow.commit()
+    # Then nothing moved, nothing was audited or sent
+    assert moved == [] and dispatcher.sent == []
+    with session_factory() as session:
+        row = session.get(Membership, active)
+        assert (row.state, row.version) == ("active", 3)
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
 def _audit_rows(session_factory, action):
     with session_factory() as session:
         return {
