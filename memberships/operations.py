@@ -103,7 +103,7 @@ def due_and_overdue(uow: UnitOfWork, now: datetime) -> dict[str, int]:
     return {
         "overdue_removal_requests": count_overdue(uow, now),
         "overdue_purges": uow.listings.count_overdue_purges(now),
-        "overdue_removals": uow.listings.count_overdue_removals(now),
+        "overdue_removals": uow.batches.count_overdue_removals(now),
         "waiting_on_apps": waiting,
         "waiting_on_apps_overdue": waiting_overdue,
     }

@@ -37,7 +37,7 @@ def redrive_stalled(
             if not ids:
                 uow.rollback()
                 break
-            uow.batches.touch_progress(ids, state, now)
+            uow.batches.touch_progress(ids, now)
             send_after_commit(uow, actor_name, ids)
             uow.commit()
             sent[actor_name] += len(ids)

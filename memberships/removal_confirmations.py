@@ -33,7 +33,6 @@ from memberships.clock import Clock
 from memberships.decisions import admin_organization, audit, membership_in
 from memberships.errors import AlreadyExists, InvalidInput, NotFound
 from memberships.principal import Principal
-from memberships.removal import BUILT_IN_REMOVERS
 from statemachines.membership import MembershipState
 from store.models import Membership, RemovalAppConfirmation
 from store.unit_of_work import UnitOfWork
@@ -208,10 +207,11 @@ def removal_of(uow: UnitOfWork, membership: Membership) -> RemovalView | None:
         MembershipState.PURGED.value,
     ):
         return None
-    left = 0
-    if membership.state == MembershipState.PURGE_PENDING.value:
-        for remover in BUILT_IN_REMOVERS:
-            left += uow.data_removal.rows_left(remover, membership.id)
+    left = (
+        uow.data_removal.rows_left(membership.id)
+        if membership.state == MembershipState.PURGE_PENDING.value
+        else 0
+    )
     apps = uow.deliveries.confirmations_of(membership.id)
     removed = membership.removed_rows or 0
     return RemovalView(removed, removed + left, tuple(AppConfirmationView.of(a) for a in apps))

@@ -18,7 +18,7 @@ from sqlalchemy import Select, func, or_, select, true, update
 
 from statemachines.membership import MembershipKind, MembershipState
 from store.database import is_postgresql
-from store.models import Membership
+from store.models import Membership, removal_overdue
 from store.repository import Repository
 from store.transitions import Claimed
 from store.webhook_deliveries import waiting_on_apps
@@ -91,11 +91,12 @@ class BatchOperations(Repository):
         )
         return list(self.session.scalars(skip_locked(statement)))
 
-    def touch_progress(self, ids: Sequence[str], state: str, now: datetime) -> None:
-        """Set ``last_progress_at`` of those of ``ids`` still in ``state`` (no state change)."""
+    def touch_progress(self, ids: Sequence[str], now: datetime) -> None:
+        """Set ``last_progress_at`` of ``ids`` (no state change): the memberships
+        ``claim_stalled`` locked in this transaction, so still in the state it claimed."""
         self.session.execute(
             update(Membership)
-            .where(Membership.id.in_(ids), Membership.state == state)
+            .where(Membership.id.in_(ids))
             .values(last_progress_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -103,17 +104,9 @@ class BatchOperations(Repository):
     def count_overdue_removals(self, now: datetime) -> int:
         """``purge-pending`` memberships past ``removal_due_by``: the data-removal window
         missed."""
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(Membership)
-                .where(
-                    Membership.state == MembershipState.PURGE_PENDING.value,
-                    Membership.removal_due_by < now,
-                )
-            )
-            or 0
-        )
+        return self.session.execute(
+            select(func.count()).select_from(Membership).where(removal_overdue(now))
+        ).scalar_one()
 
     def lock_membership(self, membership_id: str) -> bool:
         """Lock the membership's row for this transaction; ``False`` when there is none."""

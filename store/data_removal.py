@@ -161,18 +161,16 @@ class DataRemoval(Repository):
         """How many records ``remover`` still has of the membership (0: none)."""
         return remover.remaining(self.session, membership_id)
 
-    def rows_left(self, remover: Remover, membership_id: str) -> int:
-        """How many rows of the membership's own data a table remover (one with a
-        ``model``) still has to delete; 0 for a remover of anything else, which counts
-        no rows (a removal's progress: ``removal: {rows}``)."""
-        model = getattr(remover, "model", None)
-        if model is None:
-            return 0
-        return int(
-            self.session.scalar(
-                select(func.count()).select_from(model).where(model.membership_id == membership_id)
-            )
-            or 0
+    def rows_left(self, membership_id: str) -> int:
+        """How many rows of the membership's own data this service's tables still hold
+        (``TABLE_REMOVERS``; a removal's progress: ``removal: {rows}``)."""
+        return sum(
+            self.session.execute(
+                select(func.count())
+                .select_from(remover.model)
+                .where(remover.model.membership_id == membership_id)
+            ).scalar_one()
+            for remover in TABLE_REMOVERS
         )
 
     def erase_chunk(

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select
 
 from statemachines.membership import MembershipState
-from store.models import AuditEvent, Membership
+from store.models import AuditEvent, Membership, removal_overdue
 from store.repository import Repository
 
 
@@ -79,13 +79,6 @@ class Listings(Repository):
             Membership.purge_due_at <= now,
         )
 
-    def count_overdue_removals(self, now: datetime) -> int:
-        """Purge-pending memberships past their ``removal_due_by``."""
-        return self._count(
-            Membership.state == MembershipState.PURGE_PENDING.value,
-            Membership.removal_due_by < now,
-        )
-
     def count_stalled(self, state: str, stalled_before: datetime) -> int:
         """Memberships in ``state`` with no progress since ``stalled_before`` (or none ever)."""
         return self._count(
@@ -112,10 +105,7 @@ class Listings(Repository):
         """The ``limit`` purge-pending memberships longest past their ``removal_due_by``."""
         return self.session.scalars(
             select(Membership)
-            .where(
-                Membership.state == MembershipState.PURGE_PENDING.value,
-                Membership.removal_due_by < now,
-            )
+            .where(removal_overdue(now))
             .order_by(Membership.removal_due_by, Membership.id)
             .limit(limit)
         ).all()

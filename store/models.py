@@ -24,9 +24,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from statemachines.membership import MembershipKind, MembershipState
 from store.roles import ADMIN_ROLES as ADMIN_ROLES
@@ -184,6 +186,16 @@ class Membership(Base):
     last_progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def removal_overdue(now: datetime) -> ColumnElement[bool]:
+    """A ``purge-pending`` membership past its ``removal_due_by``: the data-removal window
+    missed. The one statement of the rule, for the sweep's count, the timers and the
+    Operations page."""
+    return and_(
+        Membership.state == MembershipState.PURGE_PENDING.value,
+        Membership.removal_due_by < now,
+    )
 
 
 class Grant(Base):

@@ -3,17 +3,27 @@ removal in bounded batches, and the tombstone that is all a purge leaves."""
 
 from __future__ import annotations
 
+import functools
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import String, Text, func, select
 from sqlalchemy.orm import Session
 
-from memberships import admin, automatic, provisioning, reading, self_service
+from memberships import (
+    admin,
+    automatic,
+    failures,
+    message_handlers,
+    provisioning,
+    reading,
+    self_service,
+)
 from memberships.errors import NotFound, TransitionNotAllowed
 from memberships.principal import SYSTEM, Principal
 from memberships.removal import (
@@ -27,8 +37,8 @@ from memberships.removal import (
 )
 from memberships.views import to_dict
 from store.data_removal import TableRemover
-from store.models import AuditEvent, Base, Grant, MemberData, Membership
-from store.unit_of_work import UnitOfWork
+from store.models import AuditEvent, Base, Grant, Invitation, MemberData, Membership, User
+from store.unit_of_work import Policy, UnitOfWork
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import World
@@ -563,6 +573,28 @@ def test_a_chunk_resumes_after_a_crash_and_falls_back_to_per_membership_removers
     assert [_row(world, m).state for m in (ann, pat)] == ["purged", "purged"]
 
 
+def test_a_chunk_batch_through_a_per_membership_remover_uses_its_whole_limit(
+    world: World, session_factory: Any
+) -> None:
+    # Given pat (30 data rows) and ann in bare (30 data rows) purge-pending, a member-data
+    # remover without the chunk methods, and batches of 31 rows
+    pat = _pat_purge_pending(world)
+    with world.uow() as uow:
+        provisioning.add_member_data(
+            uow, world.clock, SYSTEM, world.orgs["bare"], world.users["ann"], 30
+        )
+    bare = world.soft_delete("bare")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("bareadmin"), "bare.example", bare)
+    # When one batch runs over both
+    with UnitOfWork(session_factory, None, Policy(removal_batch_size=31)) as uow:
+        progress = remove_chunk_batch(uow, world.clock, [pat, bare], (PerMembershipRemover(),))
+    # Then it erased 31 rows, all of the first membership's and one of the other's, and
+    # finished neither
+    assert (progress.removed_now, progress.purged) == (31, ())
+    assert sorted(_count(world, MemberData, m) for m in (pat, bare)) == [0, 29]
+
+
 def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: World) -> None:
     # Given two collaboration guests purge-pending: ann in open, and ann in closed
     by_row = _purge_pending(world)
@@ -653,3 +685,193 @@ def test_rows_left_in_a_table_block_the_finish_of_exactly_the_memberships_that_h
             )
         ).all()
     assert sorted(denials) == sorted([(ann, "tick-42"), (pat, "tick-42")])
+
+
+def test_a_removal_shows_the_rows_left_of_its_own_membership_in_every_table(
+    world: World,
+) -> None:
+    # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending in open
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    gadmin = world.principal("gadmin")
+
+    def removal(membership_id: str) -> tuple[int, int] | None:
+        with world.uow() as uow:
+            view = reading.get_membership(uow, world.clock, gadmin, "open.example", membership_id)
+        return (
+            None if view.removal is None else (view.removal.rows_removed, view.removal.rows_total)
+        )
+
+    # Then before any batch each counts its own rows in both tables, none of the other's
+    assert (removal(ann), removal(pat)) == ((0, 122), (0, 30))
+    # And after one batch of 50 (ann's 2 grants and 48 data rows) the total stays
+    with world.uow() as uow:
+        remove_data_batch(uow, world.clock, ann)
+    assert (removal(ann), removal(pat)) == ((50, 122), (0, 30))
+    # And a membership whose removal has not started shows none
+    assert removal(world.membership("open", "off")) is None
+
+
+# --- what else a purge forgets -------------------------------------------------------------
+
+
+def _invitation(
+    world: World,
+    org: str,
+    email: str,
+    status: str,
+    expires_at: datetime,
+    membership_id: str | None = None,
+) -> str:
+    invitation_id = str(uuid.uuid4())
+    with world.uow() as uow:
+        uow.session.add(
+            Invitation(
+                id=invitation_id,
+                organization_id=world.orgs[org],
+                email=email,
+                email_key=email.strip().lower(),
+                kind="b2b-collaboration",
+                status=status,
+                invited_by=world.users["gadmin"],
+                created_at=world.clock() - timedelta(days=1),
+                expires_at=expires_at,
+                membership_id=membership_id,
+            )
+        )
+        uow.commit()
+    return invitation_id
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-by-one", "chunk"])
+def test_a_purge_forgets_the_persons_answered_invitations_there_and_their_last_address(
+    world: World, session_factory: Any, chunked: bool
+) -> None:
+    # Given ann (a guest of closed and bare too, home at home) and pat (a guest of open
+    # only) purge-pending in open, the invitations to them, and quinn, who has an account
+    # and no membership yet
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    with world.uow() as uow:
+        quinn = provisioning.create_user(uow, world.clock, SYSTEM, "quinn@mail.example", "Quinn")
+    now = world.clock()
+    invitation = functools.partial(_invitation, world)
+    gone = {
+        # the accepted one that made pat's membership (sent to an address he no longer has)
+        invitation("open", "pat.before@mail.example", "accepted", now, membership_id=pat),
+        # open's answered invitations to his address, in any case of its letters
+        invitation("open", " PAT@mail.example", "declined", now + timedelta(days=1)),
+        invitation("open", "pat@mail.example", "revoked", now + timedelta(days=1)),
+        # and one left pending until exactly the purge: expired
+        invitation("open", "pat@mail.example", "pending", now),
+        invitation("open", "ann@mail.example", "declined", now + timedelta(days=1)),
+    }
+    kept = {
+        # a pending invitation still open to answer
+        invitation("open", "pat@mail.example", "pending", now + timedelta(seconds=1)),
+        # another organization's, and another person's
+        invitation("closed", "pat@mail.example", "declined", now + timedelta(days=1)),
+        invitation("open", "dis@mail.example", "declined", now + timedelta(days=1)),
+    }
+    # When both are purged, one by one or as one chunk, at ``now``
+    if chunked:
+        policy = Policy(removal_batch_size=1000)
+        with UnitOfWork(session_factory, None, policy) as uow:
+            assert sorted(remove_chunk_batch(uow, world.clock, [ann, pat]).purged) == sorted(
+                [ann, pat]
+            )
+    else:
+        for membership_id in (ann, pat):
+            with world.uow() as uow:
+                assert remove_all_data(uow, world.clock, membership_id).state == "purged"
+    assert world.clock() == now
+    # Then exactly the answered or expired invitations to them in open are gone
+    with world.uow() as uow:
+        left = set(uow.session.scalars(select(Invitation.id)))
+    assert left & (gone | kept) == kept
+    # And pat, a member nowhere now, keeps no e-mail and no name; ann, still a member
+    # elsewhere, keeps both, and so does quinn, whom no purge concerned
+    with world.uow() as uow:
+        accounts = {
+            user_id: (user.email, user.display_name)
+            for user_id in (world.users["ann"], world.users["pat"], quinn.id)
+            if (user := uow.session.get(User, user_id)) is not None
+        }
+    assert accounts == {
+        world.users["ann"]: ("ann@mail.example", "Ann"),
+        world.users["pat"]: (None, None),
+        quinn.id: ("quinn@mail.example", "Quinn"),
+    }
+
+
+# --- failures of the background work, kept on the membership -------------------------------
+
+
+def _failure_fields(world: World, *membership_ids: str) -> list[tuple[str, int, str | None]]:
+    return [
+        (_row(world, m).state, _row(world, m).attempts, _row(world, m).last_error)
+        for m in membership_ids
+    ]
+
+
+def test_a_failure_is_counted_on_its_own_membership_and_never_on_a_tombstone(
+    world: World,
+) -> None:
+    # Given pat purge-pending, ann active in open, and ann's membership of bare purged
+    pat, active = _pat_purge_pending(world), world.membership("open", "ann")
+    purged = world.soft_delete("bare")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("bareadmin"), "bare.example", purged)
+    with world.uow() as uow:
+        assert remove_all_data(uow, world.clock, purged).state == "purged"
+    # When a worker fails on pat twice, Then each failure is counted and the last error kept
+    with world.uow() as uow:
+        assert failures.record_failure(uow, pat, "ConnectionError: first") == 1
+    with world.uow() as uow:
+        assert failures.record_failure(uow, pat, "ConnectionError: second") == 2
+    assert _failure_fields(world, pat, active) == [
+        ("purge-pending", 2, "ConnectionError: second"),
+        ("active", 0, None),
+    ]
+    # And a failure on the tombstone, or on no membership, is not recorded
+    with world.uow() as uow:
+        assert failures.record_failure(uow, purged, "ConnectionError: late") is None
+    with world.uow() as uow:
+        assert failures.record_failure(uow, str(uuid.uuid4()), "ConnectionError: none") is None
+    assert _failure_fields(world, purged) == [("purged", 0, None)]
+
+
+def test_a_chunk_s_failure_is_counted_on_its_purge_pending_memberships_only(world: World) -> None:
+    # Given ann and pat purge-pending in open, ann purge-pending in closed (another chunk's),
+    # and ann active in bare
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    elsewhere = world.soft_delete("closed")
+    with world.uow() as uow:
+        admin.purge(uow, world.clock, world.principal("cadmin"), "closed.example", elsewhere)
+    active = world.membership("bare", "ann")
+    # When a chunk of ann, pat and the active one fails, Then the two purge-pending ones count it
+    with world.uow() as uow:
+        assert message_handlers.record_chunk_failure(uow, [ann, pat, active], "Boom: x") == 2
+    assert _failure_fields(world, ann, pat, elsewhere, active) == [
+        ("purge-pending", 1, "Boom: x"),
+        ("purge-pending", 1, "Boom: x"),
+        ("purge-pending", 0, None),
+        ("active", 0, None),
+    ]
+    # And a chunk with none of them purge-pending records nothing
+    with world.uow() as uow:
+        assert message_handlers.record_chunk_failure(uow, [active], "Boom: y") == 0
+    # And what the chunk still has to do is ann and pat (read without a lock)
+    with world.uow() as uow:
+        assert sorted(message_handlers.held_elsewhere(uow, [ann, pat, active])) == sorted(
+            [ann, pat]
+        )
+
+
+def test_a_message_locks_its_own_membership_and_finds_none_for_an_unknown_id(
+    world: World,
+) -> None:
+    # Given ann's membership of open, When a message takes its lock, Then it is found
+    with world.uow() as uow:
+        assert message_handlers.lock_membership(uow, world.membership("open", "ann"))
+    # And a message for a membership that does not exist finds nothing to lock
+    with world.uow() as uow:
+        assert not message_handlers.lock_membership(uow, str(uuid.uuid4()))

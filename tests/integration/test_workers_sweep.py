@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from statemachine.exceptions import TransitionNotAllowed as MachineTransitionNotAllowed
 
-from memberships import automatic, idempotency, self_service, sweep
+from memberships import automatic, idempotency, redrive, self_service, sweep
 from memberships.automatic import WORKER
 from memberships.batches import apply_event_to_batch
 from memberships.decisions import apply_event
@@ -394,6 +394,38 @@ def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock)
     assert set(states) == {"purge-pending"} and audited == 120
 
 
+def test_a_sweep_moves_the_longest_due_first_down_to_the_one_due_this_instant(
+    session_factory, clock
+):
+    # Given three memberships whose purge is due now, a minute ago and two minutes ago,
+    # inserted in that order, and batches of one
+    ids = [
+        insert_memberships(
+            session_factory,
+            clock,
+            [("soft-deleted", "b2b-collaboration")],
+            purge_due_at=clock() - timedelta(minutes=minutes),
+        )[0]
+        for minutes in (0, 1, 2)
+    ]
+    dispatcher = RecordingDispatcher()
+    # When one sweep runs
+    with UnitOfWork(session_factory, dispatcher, Policy(sweep_batch_size=1)) as uow:
+        report = sweep.sweep(uow, clock)
+    # Then it moved them one batch each, the longest due first, each audited on its own
+    # organization
+    assert (report.expired, report.batches) == (3, 3)
+    assert dispatcher.sent == [("remove_data", i) for i in reversed(ids)]
+    with session_factory() as session:
+        audited = session.execute(
+            select(AuditEvent.membership_id, AuditEvent.organization_id).where(
+                AuditEvent.action == "expire_retention"
+            )
+        ).all()
+        organizations = {i: session.get(Membership, i).organization_id for i in ids}
+    assert dict(audited) == organizations and len(set(organizations.values())) == 3
+
+
 def test_sweep_redrives_stalled_work_once_per_redrive_period(session_factory, clock):
     # Given a leave-pending and a purge-pending membership whose messages were lost an
     # hour ago, and a fresh leave-pending one
@@ -429,6 +461,46 @@ def test_sweep_redrives_stalled_work_once_per_redrive_period(session_factory, cl
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
 
 
+def test_a_redrive_sends_the_longest_stalled_first_and_touches_only_what_it_sent(
+    session_factory, clock
+):
+    # Given leave-pending memberships with no progress for an hour, for two hours, ever,
+    # for exactly the re-drive period (a minute), and for 30 s; batches of one
+    def leave_pending(last_progress_at):
+        return insert_memberships(
+            session_factory,
+            clock,
+            [("leave-pending", "b2b-collaboration")],
+            last_progress_at=last_progress_at,
+        )[0]
+
+    now = clock()
+    hour = leave_pending(now - timedelta(hours=1))
+    two_hours = leave_pending(now - timedelta(hours=2))
+    never = leave_pending(None)
+    boundary = leave_pending(now - timedelta(minutes=1))
+    recent = leave_pending(now - timedelta(seconds=30))
+    dispatcher = RecordingDispatcher()
+    policy = Policy(redrive_after=timedelta(minutes=1), sweep_batch_size=1)
+
+    def tick():
+        dispatcher.sent.clear()
+        with UnitOfWork(session_factory, dispatcher, policy) as uow:
+            sweep.sweep(uow, clock)
+        return [membership_id for _, membership_id in dispatcher.sent]
+
+    # When the sweep runs, Then it sends the stalled ones, longest stalled first (where
+    # the one without progress sorts depends on the database), and not the one at the
+    # cutoff
+    sent = tick()
+    assert [m for m in sent if m != never] == [two_hours, hour]
+    assert sorted(sent) == sorted([two_hours, hour, never])
+    # When it runs again 31 s later, Then it sends the two it left alone, oldest first:
+    # it touched only what it sent
+    clock.advance(timedelta(seconds=31))
+    assert tick() == [boundary, recent]
+
+
 def test_removals_past_their_window_are_counted_and_still_redriven(session_factory, clock):
     # Given a purge-pending membership whose removal window ended yesterday
     [late] = insert_memberships(
@@ -444,6 +516,39 @@ def test_removals_past_their_window_are_counted_and_still_redriven(session_facto
     # Then it is counted overdue, and its removal is sent again rather than dropped
     assert report.overdue_removals == 1
     assert dispatcher.sent == [("remove_data", late)]
+
+
+def test_only_purge_pending_memberships_past_their_window_count_as_overdue(session_factory, clock):
+    # Given purge-pending memberships whose removal window ended a second ago, ends this
+    # instant and ends in a second, and a purged one whose window ended long ago
+    def membership(state, removal_due_by):
+        insert_memberships(
+            session_factory, clock, [(state, "b2b-collaboration")], removal_due_by=removal_due_by
+        )
+
+    for seconds in (-1, 0, 1):
+        membership("purge-pending", clock() + timedelta(seconds=seconds))
+    membership("purged", clock() - timedelta(days=1))
+    # When the sweep counts the overdue removals, Then only the first is overdue
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow:
+        assert redrive.count_overdue_removals(uow, clock()) == 1
+    # And with none past its window, none is
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy()) as uow:
+        assert redrive.count_overdue_removals(uow, clock() - timedelta(days=2)) == 0
+
+
+def test_a_redrive_sends_at_most_a_batch_before_it_asks_whether_to_go_on(session_factory, clock):
+    # Given three leave-pending memberships with no progress for an hour, batches of two
+    insert_memberships(session_factory, clock, [("leave-pending", "b2b-collaboration")] * 3)
+    dispatcher = RecordingDispatcher()
+    policy = Policy(redrive_after=timedelta(minutes=1), sweep_batch_size=2)
+    # When a re-drive may run one batch only (the tick's time is up after it)
+    allowed = iter([True])
+    with UnitOfWork(session_factory, dispatcher, policy) as uow:
+        sent = redrive.redrive_stalled(uow, clock, should_continue=lambda: next(allowed, False))
+    # Then it sent two
+    assert sent == {"complete_leave": 2, "remove_data": 0}
+    assert len(dispatcher.sent) == 2
 
 
 def test_a_sweep_writes_its_tick_id_into_the_audit_rows(session_factory, clock):
