@@ -45,16 +45,17 @@ def set_privacy_profile(
     org = admin_organization(uow, now, principal, org_ref, "set_privacy_profile")
     # Both fields are checked before anything is refused, so a form can mark every
     # mistake at once: ``errors`` lists each bad field with a sentence for people
-    # (the shape of every ``invalid-input`` problem).
+    # (the shape of every ``invalid-input`` problem). The checks' own messages are not
+    # shown, so they are given no field name.
     problems: dict[str, str] = {}
     try:
-        email = valid_email(contact_email, "contactEmail")
+        email = valid_email(contact_email)
     except InvalidInput:
         problems["contactEmail"] = (
             "Enter the privacy contact's e-mail address, like privacy@contoso.example."
         )
     try:
-        url = valid_statement_url(statement_url, "statementUrl")
+        url = valid_statement_url(statement_url)
     except InvalidInput as error:
         problems["statementUrl"] = (
             "Enter the full web address of the privacy statement, starting with https://."

@@ -86,17 +86,13 @@ def _caller_membership(
     uow: UnitOfWork, principal: Principal, org_ref: str
 ) -> tuple[User, Organization, Membership]:
     """The caller, the organization ``org_ref`` names and the caller's live membership of
-    it: one joined query when they exist (the usual case); the lookups one by one when it
-    finds nothing, so that the right ``NotFound`` is raised."""
+    it, in one joined query. When it finds nothing, the ``NotFound`` says whether the
+    caller is unknown or not a member (an organization that does not exist included)."""
     found = uow.memberships.live_membership_of(principal.id, org_ref)
-    if found is not None:
-        return found
-    user = _caller(uow, principal)
-    org = uow.directory.find_organization(org_ref)
-    membership = uow.memberships.live_membership(user.id, org.id) if org else None
-    if org is None or membership is None:
+    if found is None:
+        _caller(uow, principal)
         raise NotFound(f"You are not a member of {org_ref!r}.")
-    return user, org, membership
+    return found
 
 
 def list_organizations(uow: UnitOfWork, principal: Principal) -> list[OrganizationEntry]:

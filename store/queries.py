@@ -210,9 +210,9 @@ class Memberships(Repository):
         """The user, the organization (by id or domain, as ``find_organization``) and the
         user's live membership of it, in one query; ``None`` when that finds no row.
 
-        A GUID is matched on the organization's id only (as ``find_organization`` tries it
-        first), so ``None`` does not prove there is no such membership: a caller that must
-        tell why falls back to the single lookups.
+        A GUID is matched on the organization's id only, a domain on the domain only: no
+        domain looks like a GUID (``valid_domain`` wants a dot, which no GUID has), so
+        ``None`` means the user has no live membership there (or does not exist).
         """
         ref = (organization_ref or "").strip().lower()
         row = self.session.execute(

@@ -3,6 +3,7 @@ who may administer an organization, removal, restore and permanent deletion."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,8 @@ from memberships.errors import (
     TransitionNotAllowed,
 )
 from memberships.principal import Principal
-from store.models import AuditEvent, Grant, MemberData, Membership, Organization
+from store import outbox
+from store.models import AuditEvent, Event, Grant, MemberData, Membership, Organization
 
 if TYPE_CHECKING:  # at run time, "conftest" may name another directory's conftest module
     from conftest import World
@@ -115,6 +117,47 @@ def test_an_invalid_privacy_profile_is_refused_and_changes_nothing(world: World)
         assert (stored.privacy_contact_email, stored.privacy_statement_url) == (None, None)
 
 
+EMAIL_WANTED = "Enter the privacy contact's e-mail address, like privacy@contoso.example."
+URL_WANTED = "Enter the full web address of the privacy statement, starting with https://."
+URL_TOO_LONG = "The privacy statement's web address is too long (at most 255 characters)."
+
+
+@pytest.mark.parametrize(
+    ("email", "url", "wanted"),
+    [
+        pytest.param(
+            "privacy@", "https://bare.example/p", {"contactEmail": EMAIL_WANTED}, id="email"
+        ),
+        pytest.param("p@bare.example", "bare.example/p", {"statementUrl": URL_WANTED}, id="url"),
+        pytest.param(
+            "p@bare.example",
+            "https://bare.example/" + "p" * 235,
+            {"statementUrl": URL_TOO_LONG},
+            id="url-too-long",
+        ),
+        pytest.param(
+            "", "ftp://bare.example/p", {"contactEmail": EMAIL_WANTED, "statementUrl": URL_WANTED}
+        ),
+    ],
+)
+def test_an_invalid_privacy_profile_says_what_to_enter_in_every_field_at_once(
+    world: World, email: str, url: str, wanted: dict[str, str]
+) -> None:
+    # Given bare's admin fills in the privacy profile form
+    # When one field or both are wrong
+    with world.uow() as uow, pytest.raises(InvalidInput) as refused:
+        admin.set_privacy_profile(
+            uow, world.clock, world.principal("bareadmin"), "bare.example", email, url
+        )
+    # Then the problem lists every wrong field with a sentence saying what to enter (a
+    # form marks each one), its detail says all of it, and its field is the first one
+    assert refused.value.extra["errors"] == [
+        {"location": "json", "field": name, "message": message} for name, message in wanted.items()
+    ]
+    assert refused.value.detail == " ".join(wanted.values())
+    assert refused.value.extra["field"] == next(iter(wanted))
+
+
 def test_a_statement_url_of_255_characters_is_accepted(world: World) -> None:
     for scheme in ("http", "https"):
         # Given an http(s) URL exactly 255 characters long
@@ -142,7 +185,10 @@ def test_the_leave_setting_is_refused_without_a_privacy_profile(world: World) ->
                 uow, world.clock, world.principal("bareadmin"), "bare.example", allowed
             )
         # Then the change is refused with a clear error, nothing changed, and it is audited
-        assert "privacy profile" in refused.value.detail
+        assert refused.value.detail == (
+            "bare.example has no privacy profile: add a privacy contact e-mail and a privacy "
+            "statement URL before changing the external user leave setting."
+        )
         assert _org(world, "bare").external_user_leave_allowed is True
         [denial] = world.audit_after(before)
         assert (denial.action, denial.outcome, denial.reason, denial.organization_id) == (
@@ -321,10 +367,34 @@ def test_a_home_account_cannot_be_removed_as_a_guest(world: World) -> None:
         )
         assert home is not None and home.kind == "home"
         home_id = home.id
-    # When an admin of open tries to remove it, Then it is refused and stays active
-    with world.uow() as uow, pytest.raises(HomeOrganization):
+    before = world.last_audit_id()
+    # When an admin of open tries to remove it, Then it is refused, saying why, and stays
+    # active
+    with world.uow() as uow, pytest.raises(HomeOrganization) as refused:
         admin.remove(uow, world.clock, world.principal("idpadmin"), "open.example", home_id)
+    assert refused.value.detail == (
+        "A home account is managed by its home directory, not removed as a guest."
+    )
     assert _row(world, home_id).state == "active"
+    # And the refusal is audited on that membership
+    [denial] = world.audit_after(before)
+    assert (
+        denial.actor,
+        denial.action,
+        denial.outcome,
+        denial.reason,
+        denial.organization_id,
+        denial.membership_id,
+        denial.from_state,
+    ) == (
+        world.users["idpadmin"],
+        "remove",
+        "denied",
+        "home-organization",
+        world.orgs["open"],
+        home_id,
+        "active",
+    )
 
 
 def test_restore_brings_back_exactly_the_grants_it_had(world: World) -> None:
@@ -362,15 +432,32 @@ def test_restore_is_refused_once_the_retention_period_has_ended(
     world.clock.advance(RETENTION + after_due)
     before = world.last_audit_id()
     # When the admin tries to restore it
-    with world.uow() as uow, pytest.raises(RestoreWindowClosed):
+    with world.uow() as uow, pytest.raises(RestoreWindowClosed) as refused:
         admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
-    # Then it stays soft-deleted and the refusal is audited
-    assert _row(world, membership_id).state == "soft-deleted"
+    # Then it stays soft-deleted, the refusal says when the period ended, and it is audited
+    row = _row(world, membership_id)
+    assert row.state == "soft-deleted"
+    assert row.purge_due_at == world.clock() - after_due
+    assert refused.value.detail == (
+        f"The retention period ended at {row.purge_due_at.isoformat()}; permanent deletion "
+        "has started or is about to."
+    )
+    assert refused.value.extra == {"purge_due_at": row.purge_due_at}
     [denial] = world.audit_after(before)
-    assert (denial.action, denial.outcome, denial.reason) == (
+    assert (
+        denial.action,
+        denial.outcome,
+        denial.reason,
+        denial.organization_id,
+        denial.membership_id,
+        denial.from_state,
+    ) == (
         "restore",
         "denied",
         "restore-window-closed",
+        world.orgs["open"],
+        membership_id,
+        "soft-deleted",
     )
 
 
@@ -520,6 +607,70 @@ def test_settings_changes_are_audited_on_their_organization_with_what_was_set(
             admin_of_open.id,
             "allowed",
             "allowed",
+        ),
+    ]
+
+
+def _settings_events(world: World) -> list[tuple[str, str, str | None, dict[str, object]]]:
+    with world.uow() as uow:
+        return [
+            (e.type, e.organization_id, e.membership_id, json.loads(e.payload)["data"])
+            for e in uow.session.scalars(
+                select(Event)
+                .where(Event.type == "organization.settings_changed")
+                .order_by(Event.id)
+            )
+        ]
+
+
+def test_a_settings_change_is_an_event_saying_what_changed_from_what_to_what(
+    world: World,
+) -> None:
+    # Given bare, without a privacy profile, letting external users leave
+    bareadmin = world.principal("bareadmin")
+    bare = {"id": world.orgs["bare"], "domain": "bare.example"}
+    # When its admin sets a privacy profile, then disallows leaving, then saves that again
+    with world.uow() as uow:
+        admin.set_privacy_profile(
+            uow, world.clock, bareadmin, "bare.example", "p@bare.example", "https://bare.example/p"
+        )
+    at = world.clock.advance(timedelta(seconds=1))
+    for _ in range(2):
+        with world.uow() as uow:
+            admin.set_external_user_leave_allowed(
+                uow, world.clock, bareadmin, "bare.example", False
+            )
+    # Then each change is one event of bare's (the save that changed nothing is none): the
+    # names of the settings that changed, every setting as it is now, and what the changed
+    # ones were before, under the names the API gives them
+    profile = {
+        "privacyContactEmail": "p@bare.example",
+        "privacyStatementUrl": "https://bare.example/p",
+    }
+    assert _settings_events(world) == [
+        (
+            "organization.settings_changed",
+            world.orgs["bare"],
+            None,
+            {
+                "organization": bare,
+                "changed": ["privacyContactEmail", "privacyStatementUrl"],
+                "settings": {**profile, "externalUserLeaveAllowed": True},
+                "previous": {"privacyContactEmail": None, "privacyStatementUrl": None},
+                "occurredAt": outbox.timestamp(at - timedelta(seconds=1)),
+            },
+        ),
+        (
+            "organization.settings_changed",
+            world.orgs["bare"],
+            None,
+            {
+                "organization": bare,
+                "changed": ["externalUserLeaveAllowed"],
+                "settings": {**profile, "externalUserLeaveAllowed": False},
+                "previous": {"externalUserLeaveAllowed": True},
+                "occurredAt": outbox.timestamp(at),
+            },
         ),
     ]
 

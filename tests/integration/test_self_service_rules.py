@@ -15,12 +15,15 @@ from memberships import admin, automatic, provisioning, self_service
 from memberships.errors import (
     AccountDisabled,
     HomeOrganization,
+    InvalidInput,
     LeaveDenied,
     LeaveDisabled,
     NotFound,
+    PreconditionFailed,
     TransitionNotAllowed,
 )
-from memberships.principal import SYSTEM
+from memberships.principal import SYSTEM, Principal
+from memberships.validation import valid_domain
 from memberships.views import MembershipView
 from store.models import Membership
 
@@ -58,6 +61,15 @@ def test_an_organization_is_addressed_by_its_id_or_its_domain(world: World) -> N
     assert left.state == "leave-pending"
 
 
+def test_no_domain_looks_like_a_guid() -> None:
+    # A reference that reads as a GUID is looked up as an organization's id only: no
+    # organization's domain can read as one, since a domain needs a dot and a GUID has none
+    guid = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    for spelling in (guid, guid.upper(), guid.replace("-", ""), f"{{{guid}}}", f"urn:uuid:{guid}"):
+        with pytest.raises(InvalidInput):
+            valid_domain(spelling)
+
+
 @pytest.mark.parametrize("address", ["id", "domain"])
 def test_an_admin_addresses_the_organization_by_id_or_domain(world: World, address: str) -> None:
     # Given ann's soft-deleted membership in open
@@ -79,9 +91,28 @@ def test_an_unknown_organization_is_not_found(world: World, ref: str) -> None:
     # Given an address that names no organization
     # When ann tries to leave it, Then it is not found and nothing is audited as a decision
     before = world.last_audit_id()
-    with world.uow() as uow, pytest.raises(NotFound):
+    with world.uow() as uow, pytest.raises(NotFound) as refused:
         self_service.request_leave(uow, world.clock, world.principal("ann"), ref)
+    assert refused.value.detail == f"You are not a member of {ref!r}."
     assert world.audit_after(before) == []
+
+
+def test_a_signed_in_user_unknown_here_is_told_so(world: World) -> None:
+    # Given someone signed in whose user id this service does not know
+    stranger = Principal.user("0b7c2f5e-3d1a-4c8e-9f60-2a4b6c8d0e1f")
+    # When they list their organizations, look at one or leave one (one they could not be
+    # a member of, and one that exists)
+    calls = [
+        lambda uow: self_service.list_organizations(uow, stranger),
+        lambda uow: self_service.get_my_organization(uow, stranger, "open.example"),
+        lambda uow: self_service.request_leave(uow, world.clock, stranger, world.orgs["open"]),
+    ]
+    for call in calls:
+        # Then it is not found, and the answer says it is they who are unknown (not that
+        # they are no member)
+        with world.uow() as uow, pytest.raises(NotFound) as refused:
+            call(uow)
+        assert refused.value.detail == "The signed-in user is not known to this service."
 
 
 # --- the Organizations list ----------------------------------------------------------------
@@ -103,6 +134,12 @@ def test_the_home_organization_is_listed_first_and_never_leavable(world: World) 
         ("closed.example", False, False, "leave-disabled"),
         ("open.example", False, True, None),
     ]
+    # And each entry shows her membership there as stored
+    with world.uow() as uow:
+        for entry in entries:
+            stored = uow.memberships.live_membership(world.users["ann"], entry.organization.id)
+            assert stored is not None
+            assert entry.membership == MembershipView.of(stored), entry.organization.domain
 
 
 def test_the_others_are_listed_by_name_whatever_the_case_of_its_letters(world: World) -> None:
@@ -294,6 +331,38 @@ def test_a_pending_leave_is_a_conflict_even_once_the_organization_disallows_leav
     assert (entry.can_leave, entry.leave_blocked_reason) == (False, "transition-not-allowed")
 
 
+def test_a_leave_with_a_stale_expected_version_is_a_failed_precondition(world: World) -> None:
+    # Given ann read her membership of open at some version, and it changed since (removed
+    # and restored by the admin)
+    membership_id = world.membership("open", "ann")
+    seen = _membership(world, "open", "ann").version
+    world.soft_delete()
+    with world.uow() as uow:
+        admin.restore(uow, world.clock, world.principal("gadmin"), "open.example", membership_id)
+    current = _membership(world, "open", "ann")
+    before = world.last_audit_id()
+    # When she leaves with the version she saw
+    with world.uow() as uow, pytest.raises(PreconditionFailed):
+        self_service.request_leave(
+            uow, world.clock, world.principal("ann"), "open.example", expected_version=seen
+        )
+    # Then nothing changes and the refusal is audited
+    after = _membership(world, "open", "ann")
+    assert (after.state, after.version) == ("restored", current.version)
+    [denial] = world.audit_after(before)
+    assert (denial.action, denial.reason) == ("request_leave", "precondition-failed")
+    # And with the version as it is now, she leaves
+    with world.uow() as uow:
+        left = self_service.request_leave(
+            uow,
+            world.clock,
+            world.principal("ann"),
+            "open.example",
+            expected_version=current.version,
+        )
+    assert (left.state, left.version) == ("leave-pending", current.version + 1)
+
+
 def test_a_member_cannot_leave_for_someone_else(world: World) -> None:
     # Given pat, who is not a member of closed (ann is)
     # When pat asks to leave closed, Then it is not found: self-service acts only on the
@@ -315,13 +384,31 @@ CLOSED_CONTACTS = {
 }
 
 
+ASK_TO_BE_REMOVED = (
+    "Contact the organization's admin or privacy contact and ask them to remove you."
+)
+HOME_DETAIL = (
+    "Home is your home organization: you can't leave it, only its admin can remove your "
+    "account. Contact the organization's admin or privacy contact if you want your account "
+    "removed."
+)
+DISABLED_DETAIL = "Your account is disabled, so you can't leave Open yourself. " + ASK_TO_BE_REMOVED
+DISALLOWED_DETAIL = "Closed does not let external users leave on their own. " + ASK_TO_BE_REMOVED
+
+
 @pytest.mark.parametrize(
-    ("user", "org", "error", "contacts"),
+    ("user", "org", "error", "contacts", "detail"),
     [
-        pytest.param("ann", "home", HomeOrganization, {}, id="home-organization"),
-        pytest.param("off", "open", AccountDisabled, OPEN_CONTACTS, id="disabled-at-home"),
-        pytest.param("dis", "open", AccountDisabled, OPEN_CONTACTS, id="disabled-in-org"),
-        pytest.param("ann", "closed", LeaveDisabled, CLOSED_CONTACTS, id="org-disallows"),
+        pytest.param("ann", "home", HomeOrganization, {}, HOME_DETAIL, id="home-organization"),
+        pytest.param(
+            "off", "open", AccountDisabled, OPEN_CONTACTS, DISABLED_DETAIL, id="disabled-at-home"
+        ),
+        pytest.param(
+            "dis", "open", AccountDisabled, OPEN_CONTACTS, DISABLED_DETAIL, id="disabled-in-org"
+        ),
+        pytest.param(
+            "ann", "closed", LeaveDisabled, CLOSED_CONTACTS, DISALLOWED_DETAIL, id="org-disallows"
+        ),
     ],
 )
 def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
@@ -331,6 +418,7 @@ def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
     org: str,
     error: type[LeaveDenied],
     contacts: dict[str, str],
+    detail: str,
 ) -> None:
     # Given a membership the member may not leave on their own
     if org == "home":
@@ -350,11 +438,12 @@ def test_a_refused_leave_names_the_contacts_changes_nothing_and_is_audited(
     # When they ask to leave
     with world.uow() as uow, pytest.raises(error) as refused:
         self_service.request_leave(uow, world.clock, world.principal(user), world.orgs[org])
-    # Then the answer has its own code, tells them to contact the admin or privacy contact,
-    # and carries exactly the contacts the organization has
+    # Then the answer has its own code, says why in words naming the organization and
+    # tells them to contact the admin or privacy contact, and carries exactly the contacts
+    # the organization has
     assert refused.value.code == error.code
     assert refused.value.extra["contacts"] == contacts
-    assert "admin" in refused.value.detail
+    assert refused.value.detail == detail
     # And nothing changed and nothing was sent to a worker
     with world.uow() as uow:
         after = uow.session.get(Membership, membership_id)
