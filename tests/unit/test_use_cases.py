@@ -279,13 +279,14 @@ def test_a_disabled_admin_is_told_why_and_the_refusal_is_audited(world: World) -
     )
     assert world.db.memberships[world.ann_open.id].state == "active"
     [entry] = world.db.audit
-    assert (entry.action, entry.outcome, entry.reason, entry.organization_id, entry.actor) == (
-        "remove",
-        "denied",
-        "forbidden",
-        world.open.id,
-        world.gadmin.id,
-    )
+    assert (
+        entry.action,
+        entry.outcome,
+        entry.reason,
+        entry.organization_id,
+        entry.actor,
+        entry.occurred_at,
+    ) == ("remove", "denied", "forbidden", world.open.id, world.gadmin.id, world.now)
 
 
 def test_a_membership_of_another_organization_is_not_found_by_this_one_s_admin(
@@ -348,6 +349,10 @@ def test_the_operator_role_is_required_and_a_refusal_audited_when_asked(world: W
         world.ann.id,
         world.now,
     )
+    # And once she holds the role, the check lets her through and audits nothing more
+    world.db.add_role(world.ann, None, "operator", created_at=START)
+    decisions.require_operator(uow, me(world.ann), now=world.now, action="create_user")
+    assert len(world.db.audit) == 1
 
 
 # --- restore ------------------------------------------------------------------------------
