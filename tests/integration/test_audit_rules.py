@@ -197,6 +197,9 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
     assert entry.actor == (expected or world.users[actor])
     assert entry.occurred_at == world.clock()
     assert entry.to_state is None
+    if code == "conflict":
+        # the state the decision read (the other writer's change went with the rollback)
+        assert entry.from_state == "soft-deleted"
     # And nothing changed and nothing was sent
     assert _snapshot(world) == snapshot
     assert dispatcher.sent == sent  # type: ignore[attr-defined]
