@@ -207,7 +207,6 @@ def _audit_values(transition: Transition, organization_id: str, membership_id: s
         "membership_id": membership_id,
         "from_state": transition.from_state,
         "to_state": transition.to_state,
-        "reason": None,
         "request_id": transition.request_id,
     }
 
