@@ -207,7 +207,6 @@ def _audit_values(transition: Transition, organization_id: str, membership_id: s
         "membership_id": membership_id,
         "from_state": transition.from_state,
         "to_state": transition.to_state,
-        "reason": None,
         "request_id": transition.request_id,
     }
 
@@ -248,7 +247,7 @@ def move_claimed(session: Session, transition: Transition, claim: Select[Any]) -
     SELECT … FROM moved``."""
     claimed = claim.cte("claimed")
     chosen = and_(Membership.id == claimed.c.id, Membership.version == claimed.c.version)
-    return _update_and_audit(session, transition, chosen)
+    return _update_and_audit(session, transition, chosen, {})
 
 
 def _values(transition: Transition) -> dict[str, Any]:
@@ -298,17 +297,18 @@ def _update_and_audit(
     session: Session,
     transition: Transition,
     chosen: ColumnElement[bool],
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any],
 ) -> list[Moved]:
     """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
     feeds its RETURNING to the INSERT of their audit rows, and says what moved. The INSERT
     returns nothing: a data-modifying CTE runs to completion whether or not the statement
-    reads it. Nothing passes through Python between the two."""
+    reads it. Nothing passes through Python between the two. ``extra``: the columns the
+    UPDATE sets beside those of the transition (a batch's progress; none for the sweep)."""
     t = transition
     moved = (
         update(Membership)
         .where(chosen, Membership.state == t.from_state)
-        .values(**_values(t), **(extra or {}))
+        .values(**_values(t), **extra)
         .returning(Membership.id, Membership.organization_id, Membership.purge_due_at)
         .cte("moved")
     )

@@ -715,6 +715,21 @@ def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: Wo
     assert _row(world, by_chunk).purged_at == world.clock()
 
 
+def test_the_batch_that_finishes_a_chunk_records_its_last_rows_on_the_tombstone(
+    world: World,
+) -> None:
+    # Given ann purge-pending with 122 rows (2 grants, 120 data rows)
+    ann = _purge_pending(world)
+    # When a worker runs her chunk batch by batch: the last batch erases 22 rows and finishes
+    seen = _chunk_until_done(world, [ann])
+    assert [(p.removed_now, p.purged) for p in seen] == [(50, ()), (50, ()), (22, (ann,))]
+    # Then her tombstone counts all 122 and shows the finishing batch as her last progress
+    row = _row(world, ann)
+    assert (row.state, row.removed_rows) == ("purged", 122)
+    assert row.last_progress_at == world.clock()
+    assert row.purged_at == world.clock()
+
+
 def test_a_batch_records_progress_on_its_own_membership_only(world: World) -> None:
     # Given ann and pat both purge-pending
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
