@@ -62,19 +62,18 @@ def audit(
     *,
     organization_id: str | None = None,
     membership: Membership | None = None,
-    outcome: str = "allowed",
     from_state: str | None = None,
     to_state: str | None = None,
     reason: str | None = None,
     actor: str | None = None,
 ) -> None:
-    """Append an entry; ``actor`` overrides how the principal is named (see ``actor_of``)."""
+    """Append an allowed entry; ``actor`` overrides how the principal is named (see
+    ``actor_of``). A refusal is written by ``deny``."""
     org_id = organization_id or (membership.organization_id if membership else None)
     uow.audit.append(
         occurred_at=now,
         actor=actor or actor_of(uow, principal, org_id, membership),
         action=action,
-        outcome=outcome,
         organization_id=org_id,
         membership_id=membership.id if membership else None,
         from_state=from_state,

@@ -2,7 +2,7 @@
 
 Each batch is its own transaction and records progress on the membership, so a
 crash mid-way resumes where it stopped. When every remover reports nothing
-left, ``finish_removal`` turns the membership into a tombstone.
+left, the ``finish_removal`` event turns the membership into a tombstone.
 
 Two paths share these rules. ``remove_data_batch`` works on one membership (the
 ``remove_data`` message, the CLI). ``remove_chunk_batch`` works on a chunk of
@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from memberships.automatic import WORKER
 from memberships.batches import apply_event_to_batch
@@ -45,6 +46,7 @@ from statemachines.membership import MembershipState
 from store.data_removal import TABLE_REMOVERS, Departed
 from store.data_removal import ChunkRemover as ChunkRemover
 from store.data_removal import Remover as Remover
+from store.models import Membership
 from store.unit_of_work import UnitOfWork
 
 PURGE_PENDING = MembershipState.PURGE_PENDING.value
@@ -56,7 +58,6 @@ its own at the workers' composition point."""
 
 @dataclass(frozen=True, slots=True)
 class RemovalProgress:
-    membership_id: str
     state: str | None
     removed_now: int
     removed_total: int
@@ -84,7 +85,6 @@ def remove_data_batch(
     membership = uow.memberships.get(membership_id)
     if membership is None or membership.state != MembershipState.PURGE_PENDING:
         return RemovalProgress(
-            membership_id,
             membership.state if membership else None,
             0,
             membership.removed_rows if membership else 0,
@@ -99,33 +99,25 @@ def remove_data_batch(
         uow.data_removal.record_progress_of(membership_id, removed, now)
         uow.commit()
         uow.memberships.refresh(membership)
-        return RemovalProgress(membership_id, membership.state, removed, membership.removed_rows)
-    if not finish_removal(uow, clock, membership_id, removers):
-        return RemovalProgress(
-            membership_id, PURGE_PENDING, 0, membership.removed_rows, waiting_on_apps=True
-        )
-    return RemovalProgress(membership_id, MembershipState.PURGED.value, 0, membership.removed_rows)
+        return RemovalProgress(membership.state, removed, membership.removed_rows)
+    if not _finish(uow, now, membership, removers):
+        return RemovalProgress(PURGE_PENDING, 0, membership.removed_rows, waiting_on_apps=True)
+    return RemovalProgress(MembershipState.PURGED.value, 0, membership.removed_rows)
 
 
-def finish_removal(
-    uow: UnitOfWork,
-    clock: Clock,
-    membership_id: str,
-    removers: Sequence[Remover] = BUILT_IN_REMOVERS,
+def _finish(
+    uow: UnitOfWork, now: datetime, membership: Membership, removers: Sequence[Remover]
 ) -> bool:
-    """``purge-pending`` → ``purged``: only when no remover has anything left and every
-    connected app has confirmed.
+    """``purge-pending`` → ``purged`` (the event ``finish_removal``), for a batch that found
+    nothing to erase: only when no remover has anything left and every connected app has
+    confirmed.
 
     Erases the personal fields in the same transaction; the tombstone keeps ids,
     states and timestamps. Raises ``TransitionNotAllowed`` while data remains (audited,
     like every refused decision). Returns ``False`` (and commits that the own data is
     gone) while an app has not confirmed: the removal waits on it.
     """
-    now = clock()
-    membership = uow.memberships.get(membership_id)
-    if membership is None or membership.state != MembershipState.PURGE_PENDING:
-        return True
-    left = [r.name for r in removers if uow.data_removal.remaining(r, membership_id)]
+    left = [r.name for r in removers if uow.data_removal.remaining(r, membership.id)]
     if left:
         deny(
             uow,
@@ -137,8 +129,8 @@ def finish_removal(
             membership_id=membership.id,
             from_state=membership.state,
         )
-    if uow.deliveries.open_confirmations([membership_id]):
-        uow.deliveries.mark_rows_removed([membership_id], now)
+    if uow.deliveries.open_confirmations([membership.id]):
+        uow.deliveries.mark_rows_removed([membership.id], now)
         uow.commit()
         return False
     departed = Departed(
@@ -245,9 +237,9 @@ def remove_chunk_batch(
         purged = tuple(m.id for m in moved)
         gone = set(purged)
         uow.data_removal.forget_departed(now, [p for p in people if p.membership_id in gone])
-        finished = set(purged) | {row.id for row in ready}
-        # (Those waiting on apps are not finished: their progress is recorded here.)
-        rest = {m: n for m, n in removed.items() if m not in finished}
+        # (Those not finished, waiting on apps or changed by another writer since they were
+        # locked, keep the rows this batch erased: their progress is recorded here.)
+        rest = {m: n for m, n in removed.items() if m not in gone}
         uow.transitions.record_removal_progress(now, rest)
         if blocked:
             refused = [(row.organization_id, row.id) for row in claimed if row.id in blocked]

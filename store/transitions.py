@@ -93,9 +93,9 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Moved:
+    """A row a batch moved: what its follow-up work needs (the state it entered)."""
+
     id: str
-    organization_id: str
-    from_state: str
     to_state: str
     # Where the batch reached in the due order (the claim path): the next claim of the
     # same tick starts there.
@@ -207,7 +207,6 @@ def _audit_values(transition: Transition, organization_id: str, membership_id: s
         "membership_id": membership_id,
         "from_state": transition.from_state,
         "to_state": transition.to_state,
-        "reason": None,
         "request_id": transition.request_id,
     }
 
@@ -244,10 +243,11 @@ def move_rows(
 def move_claimed(session: Session, transition: Transition, claim: Select[Any]) -> list[Moved]:
     """PostgreSQL: ``claim`` (a locking SELECT of ``id`` and ``version``), the UPDATE and
     the audit INSERT as one statement: ``WITH claimed AS (SELECT …), moved AS (UPDATE …
-    FROM claimed RETURNING …) INSERT INTO audit_events …``."""
+    FROM claimed RETURNING …), audit AS (INSERT INTO audit_events … SELECT … FROM moved)
+    SELECT … FROM moved``."""
     claimed = claim.cte("claimed")
     chosen = and_(Membership.id == claimed.c.id, Membership.version == claimed.c.version)
-    return _update_and_audit(session, transition, chosen)
+    return _update_and_audit(session, transition, chosen, {})
 
 
 def _values(transition: Transition) -> dict[str, Any]:
@@ -268,8 +268,9 @@ def _move_rows_on_postgresql(
     thousands of bound values. The second condition on the id lets the planner reach the
     rows through the primary key instead of hashing the whole table."""
     ids = [row.id for row in rows]
+    id_array = _id_array("ids", ids)
     columns = [
-        func.unnest(_id_array("ids", ids)).label("id"),
+        func.unnest(id_array).label("id"),
         func.unnest(
             bindparam("versions", [row.version for row in rows], type_=ARRAY(Integer))
         ).label("version"),
@@ -281,7 +282,7 @@ def _move_rows_on_postgresql(
     chosen = and_(
         Membership.id == batch.c.id,
         Membership.version == batch.c.version,
-        Membership.id == any_(_id_array("ids", ids)),
+        Membership.id == any_(id_array),
     )
     extra: dict[str, Any] = {}
     if progress is not None:
@@ -296,26 +297,24 @@ def _update_and_audit(
     session: Session,
     transition: Transition,
     chosen: ColumnElement[bool],
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any],
 ) -> list[Moved]:
     """One PostgreSQL statement: the UPDATE of the ``chosen`` rows still in ``from_state``
-    feeds its RETURNING to the INSERT of their audit rows (a data-modifying CTE always
-    runs to completion), and says what moved. Nothing passes through Python between the
-    two."""
+    feeds its RETURNING to the INSERT of their audit rows, and says what moved. The INSERT
+    returns nothing: a data-modifying CTE runs to completion whether or not the statement
+    reads it. Nothing passes through Python between the two. ``extra``: the columns the
+    UPDATE sets beside those of the transition (a batch's progress; none for the sweep)."""
     t = transition
     moved = (
         update(Membership)
         .where(chosen, Membership.state == t.from_state)
-        .values(**_values(t), **(extra or {}))
+        .values(**_values(t), **extra)
         .returning(Membership.id, Membership.organization_id, Membership.purge_due_at)
         .cte("moved")
     )
-    audit = _audit_moved(moved, t).returning(AuditEvent.id).cte("audit")
-    statement = select(moved.c.id, moved.c.organization_id, moved.c.purge_due_at).add_cte(audit)
-    found = [
-        Moved(str(row.id), str(row.organization_id), t.from_state, t.to_state, row.purge_due_at)
-        for row in session.execute(statement)
-    ]
+    audit = _audit_moved(moved, t).cte("audit")
+    statement = select(moved.c.id, moved.c.purge_due_at).add_cte(audit)
+    found = [Moved(str(row.id), t.to_state, row.purge_due_at) for row in session.execute(statement)]
     _after_write(session, t, [m.id for m in found])
     return found
 
@@ -355,14 +354,10 @@ def _move_rows_generic(
     rows: Sequence[Claimed],
     progress: Mapping[str, int] | None,
 ) -> list[Moved]:
-    """The progress (one executemany), an UPDATE (with RETURNING where the database has
-    it), then one bulk INSERT of the audit rows."""
+    """An UPDATE … RETURNING (as the compare-and-set of one row, which every supported
+    database has), the progress of the rows that moved (one executemany), then one bulk
+    INSERT of the audit rows."""
     t = transition
-    if progress:
-        record_removal_progress(
-            session, t.now, {r.id: progress[r.id] for r in rows if progress.get(r.id)}
-        )
-    ids = [row.id for row in rows]
     statement = (
         update(Membership)
         .where(
@@ -372,19 +367,16 @@ def _move_rows_generic(
         .values(**_values(t))
         .execution_options(synchronize_session=False)
     )
-    if session.get_bind().dialect.update_returning:
-        updated = list(session.scalars(statement.returning(Membership.id)))
-    else:  # the rows are locked (or the database is), so every id matched
-        session.execute(statement)
-        updated = ids
+    moved = list(session.scalars(statement.returning(Membership.id)))
+    if progress:
+        record_removal_progress(session, t.now, {i: progress[i] for i in moved if progress.get(i)})
     organization_of = {row.id: row.organization_id for row in rows}
-    moved = [Moved(i, organization_of[i], t.from_state, t.to_state) for i in updated]
     if moved:
         session.execute(
-            insert(AuditEvent), [_audit_values(t, m.organization_id, m.id) for m in moved]
+            insert(AuditEvent), [_audit_values(t, organization_of[i], i) for i in moved]
         )
-    _after_write(session, t, [m.id for m in moved])
-    return moved
+    _after_write(session, t, moved)
+    return [Moved(i, t.to_state) for i in moved]
 
 
 def record_removal_progress(session: Session, now: datetime, removed: Mapping[str, int]) -> None:

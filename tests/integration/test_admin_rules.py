@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import func, select
 
-from memberships import admin, automatic
+from memberships import admin, automatic, provisioning
 from memberships.errors import (
+    Forbidden,
     HomeOrganization,
     InvalidInput,
     NotFound,
@@ -20,7 +21,7 @@ from memberships.errors import (
     RestoreWindowClosed,
     TransitionNotAllowed,
 )
-from memberships.principal import Principal
+from memberships.principal import SYSTEM, Principal
 from store import outbox
 from store.models import AuditEvent, Event, Grant, MemberData, Membership, Organization
 
@@ -322,6 +323,41 @@ def test_admin_operations_need_an_admin_role_in_that_organization(world: World, 
     assert stored.privacy_contact_email == "privacy@open.example"
 
 
+def test_a_disabled_admin_is_told_why_and_the_refusal_is_audited(world: World) -> None:
+    # Given a global administrator of open whose account is disabled
+    with world.uow() as uow:
+        boss = provisioning.create_user(
+            uow, world.clock, SYSTEM, "boss@mail.example", "Boss", "open.example", enabled=False
+        )
+    with world.uow() as uow:
+        provisioning.grant_role(
+            uow, world.clock, SYSTEM, boss.id, "global-administrator", "open.example"
+        )
+    membership_id = world.membership("open", "ann")
+    before = world.last_audit_id()
+    # When they try to remove ann's membership of open
+    with world.uow() as uow, pytest.raises(Forbidden) as refused:
+        admin.remove(uow, world.clock, Principal.user(boss.id), "open.example", membership_id)
+    # Then they are told why the role gives them no powers there (not that open is unknown)
+    assert refused.value.detail == (
+        "Your account is disabled, so the admin roles it holds give no powers. "
+        "Ask another admin of the organization to enable it."
+    )
+    # And the refusal is audited: by whom, what, why, where and when
+    [denial] = world.audit_after(before)
+    assert (
+        denial.actor,
+        denial.action,
+        denial.outcome,
+        denial.reason,
+        denial.organization_id,
+        denial.membership_id,
+        denial.occurred_at,
+    ) == (boss.id, "remove", "denied", "forbidden", world.orgs["open"], None, world.clock())
+    # And nothing changed
+    assert _row(world, membership_id).state == "active"
+
+
 # --- removal, restore, permanent deletion --------------------------------------------------
 
 
@@ -548,11 +584,16 @@ def test_a_stale_expected_version_is_a_failed_precondition(world: World, operati
             membership_id,
             expected_version=stale,
         )
-    # Then nothing changes and the refusal is audited
+    # Then nothing changes and the refusal is audited, with the state the membership is in
     after = _row(world, membership_id)
     assert (after.state, after.version) == (current.state, current.version)
     [denial] = world.audit_after(before)
-    assert (denial.action, denial.reason) == (operation, "precondition-failed")
+    assert (denial.action, denial.reason, denial.from_state, denial.membership_id) == (
+        operation,
+        "precondition-failed",
+        current.state,
+        membership_id,
+    )
 
 
 def test_the_current_expected_version_is_accepted(world: World) -> None:

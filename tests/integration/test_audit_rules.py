@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from memberships import admin, automatic, provisioning, self_service
+from memberships import admin, automatic, decisions, provisioning, self_service
 from memberships.errors import LifecycleError
 from memberships.removal import remove_all_data
 from store import transitions
@@ -197,6 +197,9 @@ def test_every_denied_decision_is_audited_and_changes_nothing(
     assert entry.actor == (expected or world.users[actor])
     assert entry.occurred_at == world.clock()
     assert entry.to_state is None
+    if code == "conflict":
+        # the state the decision read (the other writer's change went with the rollback)
+        assert entry.from_state == "soft-deleted"
     # And nothing changed and nothing was sent
     assert _snapshot(world) == snapshot
     assert dispatcher.sent == sent  # type: ignore[attr-defined]
@@ -243,3 +246,115 @@ def test_every_allowed_transition_is_audited_with_who_when_and_the_states(world:
     assert all(e.organization_id == world.orgs["open"] for e in entries)
     times = [e.occurred_at for e in entries]
     assert all(b - a == timedelta(minutes=1) for a, b in zip(times, times[1:], strict=False))
+
+
+def test_an_allowed_entry_says_who_what_when_where_from_which_state_and_in_which_request(
+    world: World,
+) -> None:
+    # Given ann's membership of open
+    membership_id = world.membership("open", "ann")
+    before = world.last_audit_id()
+    # When a decision of hers on it is audited, within a request, naming the membership only
+    with world.uow() as uow:
+        uow.request_id = "req-audit-1"
+        membership = uow.session.get(Membership, membership_id)
+        assert membership is not None
+        decisions.audit(
+            uow,
+            world.clock(),
+            world.principal("ann"),
+            "open_removal_request",
+            membership=membership,
+            from_state="active",
+            to_state="soft-deleted",
+            reason="leave-disabled",
+        )
+        uow.commit()
+    # Then the entry has every one of them, and the membership's organization
+    [entry] = world.audit_after(before)
+    assert (
+        entry.actor,
+        entry.action,
+        entry.outcome,
+        entry.organization_id,
+        entry.membership_id,
+        entry.from_state,
+        entry.to_state,
+        entry.reason,
+        entry.request_id,
+        entry.occurred_at,
+    ) == (
+        world.pseudonym(membership_id),
+        "open_removal_request",
+        "allowed",
+        world.orgs["open"],
+        membership_id,
+        "active",
+        "soft-deleted",
+        "leave-disabled",
+        "req-audit-1",
+        world.clock(),
+    )
+
+
+def test_an_entry_names_a_member_on_their_own_membership_and_a_guest_by_the_pseudonym(
+    world: World,
+) -> None:
+    # Given gadmin, an admin of open whose home open is, and ann, a guest of open
+    with world.uow() as uow:
+        home = uow.memberships.live_membership(world.users["gadmin"], world.orgs["open"])
+        assert home is not None and home.kind == "home"
+        home_id, home_pseudonym = home.id, home.pseudonym
+    before = world.last_audit_id()
+    # When gadmin acts on their own membership, and on open as its admin, and ann acts in
+    # open without naming her membership
+    with world.uow() as uow:
+        home = uow.session.get(Membership, home_id)
+        assert home is not None
+        now = world.clock()
+        decisions.audit(uow, now, world.principal("gadmin"), "add_member_data", membership=home)
+        decisions.audit(
+            uow,
+            now,
+            world.principal("gadmin"),
+            "set_privacy_profile",
+            organization_id=home.organization_id,
+        )
+        decisions.audit(
+            uow, now, world.principal("ann"), "invite_guest", organization_id=world.orgs["open"]
+        )
+        uow.commit()
+    # Then the member on their own membership is named by its pseudonym (even an admin, at
+    # home), the admin on the organization by their id, the guest by her membership's
+    # pseudonym
+    assert [(e.action, e.actor) for e in world.audit_after(before)] == [
+        ("add_member_data", home_pseudonym),
+        ("set_privacy_profile", world.users["gadmin"]),
+        ("invite_guest", world.actor("ann", "open")),
+    ]
+    assert world.actor("ann", "open") != world.users["ann"]
+
+
+def test_the_platform_operator_provisions_and_is_audited_by_their_id(world: World) -> None:
+    # Given ops, who holds the platform operator role (and is not the service)
+    before = world.last_audit_id()
+    # When they give ann a role in closed
+    with world.uow() as uow:
+        granted = provisioning.grant_role(
+            uow,
+            world.clock,
+            world.principal("ops"),
+            world.users["ann"],
+            "external-identity-provider-administrator",
+            "closed.example",
+        )
+    # Then it is done, and audited under their id on closed
+    assert granted["organization_id"] == world.orgs["closed"]
+    [entry] = world.audit_after(before)
+    assert (entry.actor, entry.action, entry.outcome, entry.organization_id, entry.reason) == (
+        world.users["ops"],
+        "grant_role",
+        "allowed",
+        world.orgs["closed"],
+        "external-identity-provider-administrator",
+    )

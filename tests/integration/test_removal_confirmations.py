@@ -97,6 +97,12 @@ def test_apps_as_of_the_start_of_removal_must_confirm(world: World) -> None:
     with world.uow() as uow:
         progress = remove_all_data(uow, world.clock, membership_id)
     assert progress.waiting_on_apps and progress.done
+    # (the batch that found nothing left reports it as it is: purge-pending, all 30 rows)
+    assert (progress.state, progress.removed_now, progress.removed_total) == (
+        "purge-pending",
+        0,
+        30,
+    )
     assert state_of(world, membership_id) == "purge-pending"
     with world.uow() as uow:
         view = reading.get_membership(
@@ -255,6 +261,13 @@ def test_the_chunked_finish_waits_on_apps_too(world: World) -> None:
     assert progress.waiting_on_apps == (waiting,)
     assert state_of(world, free) == "purged"
     assert state_of(world, waiting) == "purge-pending"
+    # (its 30 rows counted, the time of the last batch kept, and its confirmation told
+    # that the service's own data is gone)
+    with world.uow() as uow:
+        row = uow.session.get(Membership, waiting)
+        assert row is not None
+        assert (row.removed_rows, row.last_progress_at) == (30, world.clock())
+    assert [c.rows_removed_at for c in confirmations(world, waiting)] == [world.clock()]
     with world.uow() as uow:
         denied = uow.session.scalars(
             select(AuditEvent).where(

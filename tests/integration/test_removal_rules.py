@@ -19,6 +19,7 @@ from memberships import (
     admin,
     automatic,
     failures,
+    invitations,
     message_handlers,
     provisioning,
     reading,
@@ -30,7 +31,6 @@ from memberships.removal import (
     BUILT_IN_REMOVERS,
     ChunkProgress,
     Remover,
-    finish_removal,
     remove_all_data,
     remove_chunk_batch,
     remove_data_batch,
@@ -149,7 +149,74 @@ def test_data_removal_erases_in_bounded_batches_and_records_progress(world: Worl
     # And a late message for the purged membership changes nothing
     with world.uow() as uow:
         late = remove_data_batch(uow, world.clock, membership_id)
-    assert (late.done, late.removed_now, late.state) == (True, 0, "purged")
+    assert (late.done, late.removed_now, late.removed_total, late.state) == (
+        True,
+        0,
+        122,
+        "purged",
+    )
+
+
+def test_a_batch_for_a_membership_that_is_not_purge_pending_erases_nothing(world: World) -> None:
+    # Given ann's active membership of open, with 2 grants and 120 data rows
+    membership_id = world.membership("open", "ann")
+    version = _row(world, membership_id).version
+    # When a removal message reaches it (a stale one: she was restored since, say)
+    with world.uow() as uow:
+        progress = remove_data_batch(uow, world.clock, membership_id)
+    # Then nothing is erased or changed, and there is nothing to do
+    assert (progress.done, progress.state, progress.removed_now, progress.removed_total) == (
+        True,
+        "active",
+        0,
+        0,
+    )
+    assert (_count(world, Grant, membership_id), _count(world, MemberData, membership_id)) == (
+        2,
+        120,
+    )
+    assert _row(world, membership_id).version == version
+    # And a message for a membership that does not exist is done with at once
+    with world.uow() as uow:
+        unknown = remove_data_batch(uow, world.clock, str(uuid.uuid4()))
+    assert (unknown.done, unknown.state, unknown.removed_now, unknown.removed_total) == (
+        True,
+        None,
+        0,
+        0,
+    )
+
+
+class AppStore:
+    """A deployment's own store, without the chunk methods: records per membership, and the
+    limit of every call made to it."""
+
+    def __init__(self, records: Mapping[str, int] | None = None, name: str = "app-store") -> None:
+        self.name = name
+        self.records = dict(records or {})
+        self.limits: list[int] = []
+
+    def remove_batch(self, session: Session, membership_id: str, limit: int) -> int:
+        self.limits.append(limit)
+        removed = min(self.records.get(membership_id, 0), limit)
+        self.records[membership_id] = self.records.get(membership_id, 0) - removed
+        return removed
+
+    def remaining(self, session: Session, membership_id: str) -> int:
+        return self.records.get(membership_id, 0)
+
+
+def test_a_remover_is_not_asked_once_the_batch_is_full(world: World) -> None:
+    # Given ann's purge-pending membership (122 rows) and a deployment's store after the
+    # service's own tables
+    membership_id = _purge_pending(world)
+    store = AppStore()
+    # When the removal runs to the end, 50 rows a batch
+    with world.uow() as uow:
+        assert remove_all_data(uow, world.clock, membership_id, (*BUILT_IN_REMOVERS, store)).done
+    # Then the store is asked only in the batches with room left: for the 28 rows the third
+    # batch had left, and in the batch that finds nothing more
+    assert store.limits == [BATCH - 22, BATCH]
 
 
 class SimulatedCrash(RuntimeError):
@@ -205,20 +272,34 @@ def test_removal_cannot_finish_while_data_remains(world: World) -> None:
     membership_id = _purge_pending(world)
     with world.uow() as uow:
         before = max(uow.session.scalars(select(AuditEvent.id)).all())
-    # When finishing is attempted, Then it is refused, audited, and nothing changed
+    # When a batch erases nothing (the rows cannot be deleted this time) and so tries to
+    # finish, Then the finish is refused, audited, and nothing changed
+    stuck = (UndeletableTable("grants", Grant), UndeletableTable("member-data", MemberData))
     with world.uow() as uow, pytest.raises(TransitionNotAllowed) as refused:
-        finish_removal(uow, world.clock, membership_id)
+        remove_data_batch(uow, world.clock, membership_id, stuck)
     assert refused.value.extra["remaining"] == ["grants", "member-data"]
+    assert refused.value.detail == "Data remains in: grants, member-data."
     row = _row(world, membership_id)
     assert (row.state, row.email) == ("purge-pending", "ann@mail.example")
     assert _count(world, MemberData, membership_id) == 120
     with world.uow() as uow:
         [denial] = uow.session.scalars(select(AuditEvent).where(AuditEvent.id > before)).all()
-        assert (denial.action, denial.outcome, denial.reason, denial.membership_id) == (
+        assert (
+            denial.actor,
+            denial.action,
+            denial.outcome,
+            denial.reason,
+            denial.organization_id,
+            denial.membership_id,
+            denial.from_state,
+        ) == (
+            "worker",
             "finish_removal",
             "denied",
             "transition-not-allowed",
+            world.orgs["open"],
             membership_id,
+            "purge-pending",
         )
 
 
@@ -266,6 +347,13 @@ def test_after_a_purge_nothing_personal_remains(world: World) -> None:
     # Given a guest of open with a distinctive e-mail and name, grants, data and a history
     with world.uow() as uow:
         person = provisioning.create_user(uow, world.clock, SYSTEM, EMAIL, NAME)
+    # (and an earlier invitation of open to the same address, revoked)
+    with world.uow() as uow:
+        invited = invitations.invite_guest(
+            uow, world.clock, SYSTEM, "open.example", EMAIL, "b2b-collaboration"
+        )
+    with world.uow() as uow:
+        invitations.revoke_invitation(uow, world.clock, SYSTEM, "open.example", invited.id)
     with world.uow() as uow:
         membership_id = provisioning.add_guest(
             uow, world.clock, SYSTEM, "open.example", EMAIL, "b2b-collaboration"
@@ -495,6 +583,7 @@ def test_a_remover_that_still_reports_data_blocks_only_its_memberships_finish(
     # Then ann is purged, pat is not: his finish is refused, audited, and named in the error
     assert refused.value.extra["membership_ids"] == [pat]
     assert refused.value.extra["remaining"] == ["stuck-store"]
+    assert refused.value.detail == "Data remains in: stuck-store (1 memberships)."
     assert _row(world, ann).state == "purged"
     row = _row(world, pat)
     assert (row.state, row.email, row.removed_rows) == ("purge-pending", "pat@mail.example", 30)
@@ -626,6 +715,21 @@ def test_the_chunk_finish_stores_what_the_per_membership_finish_stores(world: Wo
     assert _row(world, by_chunk).purged_at == world.clock()
 
 
+def test_the_batch_that_finishes_a_chunk_records_its_last_rows_on_the_tombstone(
+    world: World,
+) -> None:
+    # Given ann purge-pending with 122 rows (2 grants, 120 data rows)
+    ann = _purge_pending(world)
+    # When a worker runs her chunk batch by batch: the last batch erases 22 rows and finishes
+    seen = _chunk_until_done(world, [ann])
+    assert [(p.removed_now, p.purged) for p in seen] == [(50, ()), (50, ()), (22, (ann,))]
+    # Then her tombstone counts all 122 and shows the finishing batch as her last progress
+    row = _row(world, ann)
+    assert (row.state, row.removed_rows) == ("purged", 122)
+    assert row.last_progress_at == world.clock()
+    assert row.purged_at == world.clock()
+
+
 def test_a_batch_records_progress_on_its_own_membership_only(world: World) -> None:
     # Given ann and pat both purge-pending
     ann, pat = _purge_pending(world), _pat_purge_pending(world)
@@ -685,6 +789,35 @@ def test_rows_left_in_a_table_block_the_finish_of_exactly_the_memberships_that_h
             )
         ).all()
     assert sorted(denials) == sorted([(ann, "tick-42"), (pat, "tick-42")])
+
+
+def test_a_chunk_batch_fills_up_to_its_last_row_and_asks_no_remover_once_full(
+    world: World,
+) -> None:
+    # Given ann (2 grants, 120 data rows) and pat (30 data rows) purge-pending, a
+    # deployment's store erased first, holding 49 records of pat's, and one erased last
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    first, last = AppStore({pat: 49}, "first-store"), AppStore(name="last-store")
+    # When the chunk is removed to the end, 50 rows a batch
+    seen = _chunk_until_done(world, [ann, pat], (first, *BUILT_IN_REMOVERS, last))
+    # Then the first batch takes the first store's 49 and one more row, and a store is asked
+    # only while a batch has room: never for nothing
+    assert [p.removed_now for p in seen] == [50, 50, 50, 50, 1]
+    assert last.limits == [49, 49]
+    assert sorted(seen[-1].purged) == sorted([ann, pat])
+    assert [_row(world, m).removed_rows for m in (ann, pat)] == [122, 79]
+
+
+def test_a_refused_chunk_finish_names_every_table_that_keeps_rows(world: World) -> None:
+    # Given ann (grants and data) and pat (data) purge-pending, and tables whose rows cannot
+    # be deleted this time
+    ann, pat = _purge_pending(world), _pat_purge_pending(world)
+    removers = (UndeletableTable("grants", Grant), UndeletableTable("member-data", MemberData))
+    # When a batch over the chunk finds nothing it can erase
+    with world.uow() as uow, pytest.raises(TransitionNotAllowed) as refused:
+        remove_chunk_batch(uow, world.clock, [ann, pat], removers)
+    # Then the refusal names both tables, and how many memberships they hold up
+    assert refused.value.detail == "Data remains in: grants, member-data (2 memberships)."
 
 
 def test_a_removal_shows_the_rows_left_of_its_own_membership_in_every_table(

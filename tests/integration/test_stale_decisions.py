@@ -184,10 +184,12 @@ def test_a_chunk_finish_leaves_a_membership_whose_version_moved_on_after_it_was_
         progress = remove_chunk_batch(uow, world.clock, [pat])
     assert seen
     # Then the finish based on the old version does not happen: still purge-pending,
-    # no finish recorded
+    # no finish recorded, and the 30 rows the batch erased are counted all the same
     assert pat not in progress.purged
+    assert (progress.removed_now, progress.pending) == (30, (pat,))
     assert _state_and_version(world, pat) == ("purge-pending", 4)
     assert _allowed(world, pat, "finish_removal") == 0
+    assert _removed_rows(world, pat) == 30
     # And the next batch, reading the row afresh, finishes him
     world.clock.advance(timedelta(seconds=1))
     with world.uow() as uow:
@@ -195,6 +197,7 @@ def test_a_chunk_finish_leaves_a_membership_whose_version_moved_on_after_it_was_
     assert again.purged == (pat,)
     assert _state_and_version(world, pat) == ("purged", 5)
     assert _allowed(world, pat, "finish_removal") == 1
+    assert _removed_rows(world, pat) == 30  # each erased row counted once
 
 
 # On PostgreSQL the claim and the move are one statement, the claimed rows locked by it:

@@ -24,8 +24,15 @@ from statemachines.membership import (
     next_state,
     transition_table,
 )
-from store.models import AuditEvent, IdempotencyKey, Membership, Organization, User
-from store.transitions import Claimed
+from store.models import (
+    AuditEvent,
+    IdempotencyKey,
+    Membership,
+    Organization,
+    User,
+    WebhookEndpoint,
+)
+from store.transitions import FAN_OUT_AFTER_COMMIT_UP_TO, Claimed
 from store.unit_of_work import Policy, RecordingDispatcher, UnitOfWork
 
 COMPARED_FIELDS = (
@@ -222,14 +229,18 @@ def test_sweep_expires_a_retention_period_only_once_it_has_ended(world, dispatch
 
 
 def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(session_factory, clock):
-    # Given two soft-deleted memberships (version 3), claimed; one changes afterwards
-    # (as only a writer that ignores the row locks could)
-    fresh, changed = insert_memberships(
-        session_factory, clock, [("soft-deleted", "b2b-collaboration")] * 2
+    # Given three soft-deleted memberships: two claimed at version 3, of which one changes
+    # afterwards to version 4 (as only a writer that ignores the row locks could), and one
+    # claimed at version 4 (each row's version is compared with its own claim, not with
+    # any claimed version)
+    fresh, changed, later = insert_memberships(
+        session_factory, clock, [("soft-deleted", "b2b-collaboration")] * 3
     )
-    with session_factory() as session:
+    with session_factory() as session, session.begin():
         org = session.get(Membership, fresh).organization_id
+        session.get(Membership, later).version = 4
     claimed = [Claimed(i, "b2b-collaboration", org, 3) for i in (fresh, changed)]
+    claimed.append(Claimed(later, "b2b-collaboration", org, 4))
     with session_factory() as session, session.begin():
         session.get(Membership, changed).version = 4
     # When the batch fires expire_retention on what was claimed
@@ -238,15 +249,124 @@ def test_a_batch_moves_only_rows_still_at_the_version_they_were_claimed_at(sessi
         moved = apply_event_to_batch(uow, clock(), "expire_retention", "soft-deleted", claimed)
         uow.commit()
     # Then the compare-and-set leaves the changed row alone: not moved, not audited
-    assert [m.id for m in moved] == [fresh]
+    assert sorted(m.id for m in moved) == sorted([fresh, later])
     with session_factory() as session:
         assert session.get(Membership, fresh).state == "purge-pending"
+        assert session.get(Membership, later).state == "purge-pending"
         assert session.get(Membership, changed).state == "soft-deleted"
         audited = session.scalars(
             select(AuditEvent.membership_id).where(AuditEvent.action == "expire_retention")
         ).all()
-    assert audited == [fresh]
-    assert dispatcher.sent == [("remove_data", fresh)]
+    assert sorted(audited) == sorted([fresh, later])
+    assert sorted(dispatcher.sent) == sorted([("remove_data", fresh), ("remove_data", later)])
+
+
+def test_a_batch_leaves_a_row_that_is_not_in_the_state_it_moves_from(session_factory, clock):
+    # Given an active membership at version 3, handed to a batch of soft-deleted rows at
+    # that version (the compare-and-set matches the state too, not only the version)
+    [active] = insert_memberships(session_factory, clock, [("active", "b2b-collaboration")])
+    with session_factory() as session:
+        org = session.get(Membership, active).organization_id
+    # When the batch fires expire_retention from soft-deleted
+    dispatcher = RecordingDispatcher()
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        claimed = [Claimed(active, "b2b-collaboration", org, 3)]
+        moved = apply_event_to_batch(uow, clock(), "expire_retention", "soft-deleted", claimed)
+        uow.commit()
+    # Then nothing moved, nothing was audited or sent
+    assert moved == [] and dispatcher.sent == []
+    with session_factory() as session:
+        row = session.get(Membership, active)
+        assert (row.state, row.version) == ("active", 3)
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def _audit_rows(session_factory, action):
+    with session_factory() as session:
+        return {
+            e.membership_id: (
+                e.organization_id,
+                e.occurred_at,
+                e.actor,
+                e.outcome,
+                e.from_state,
+                e.to_state,
+                e.reason,
+                e.request_id,
+            )
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.action == action))
+        }
+
+
+def test_every_audit_row_of_a_batch_names_its_membership_s_organization_the_time_and_request(
+    session_factory, clock
+):
+    # Given due soft-deleted memberships in two organizations, claimed by a worker's batch
+    # at 9:00 and swept (on PostgreSQL claimed, moved and audited in one statement) at 9:05
+    # by a tick with an id of its own
+    due = clock() - timedelta(minutes=1)
+    spec = [("soft-deleted", "b2b-collaboration")] * 2
+    batched = insert_memberships(session_factory, clock, spec) + insert_memberships(
+        session_factory, clock, spec
+    )
+    swept = insert_memberships(session_factory, clock, spec, purge_due_at=due)
+    swept += insert_memberships(session_factory, clock, spec, purge_due_at=due)
+    with session_factory() as session:
+        org_of = dict(session.execute(select(Membership.id, Membership.organization_id)).all())
+    assert len(set(org_of.values())) == 4
+    batched_at = clock()
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy(), "request-1") as uow:
+        claimed = [Claimed(i, "b2b-collaboration", org_of[i], 3) for i in batched]
+        moved = apply_event_to_batch(uow, batched_at, "restore", "soft-deleted", claimed)
+        uow.commit()
+    swept_at = clock.advance(timedelta(minutes=5))
+    with UnitOfWork(session_factory, RecordingDispatcher(), Policy(), "tick-1") as uow:
+        assert sweep.sweep(uow, clock).expired == 4
+    # Then the batch says which rows moved, from where to where
+    assert sorted((m.id, m.to_state) for m in moved) == sorted((i, "restored") for i in batched)
+    # And each audit row carries its own membership's organization, the batch's time and
+    # actor, the states and the request or tick id
+    restored = ("worker", "allowed", "soft-deleted", "restored", None, "request-1")
+    expired = ("worker", "allowed", "soft-deleted", "purge-pending", None, "tick-1")
+    assert _audit_rows(session_factory, "restore") == {
+        i: (org_of[i], batched_at, *restored) for i in batched
+    }
+    assert _audit_rows(session_factory, "expire_retention") == {
+        i: (org_of[i], swept_at, *expired) for i in swept
+    }
+
+
+@pytest.mark.parametrize("size", [FAN_OUT_AFTER_COMMIT_UP_TO, FAN_OUT_AFTER_COMMIT_UP_TO + 1])
+def test_a_batch_asks_for_the_fan_out_after_its_commit_up_to_50_rows_and_leaves_more_to_the_sweep(
+    session_factory, clock, size
+):
+    # Given 50 (or 51) soft-deleted memberships of an organization with a webhook endpoint
+    ids = insert_memberships(session_factory, clock, [("soft-deleted", "b2b-collaboration")] * size)
+    with session_factory() as session, session.begin():
+        org = session.get(Membership, ids[0]).organization_id
+        session.add(
+            WebhookEndpoint(
+                organization_id=org,
+                url="https://crm.example/hook",
+                secret="s" * 32,
+                created_at=clock(),
+                updated_at=clock(),
+            )
+        )
+    # When one batch restores them all
+    dispatcher = RecordingDispatcher()
+    with UnitOfWork(session_factory, dispatcher, Policy()) as uow:
+        claimed = [Claimed(i, "b2b-collaboration", org, 3) for i in ids]
+        assert len(apply_event_to_batch(uow, clock(), "restore", "soft-deleted", claimed)) == size
+        uow.commit()
+    # Then 50 moved rows ask for one fan-out right after the commit, naming one of them;
+    # 51 leave it to the sweep, which fans out in the same tick
+    fan_outs = [i for actor, i in dispatcher.sent if actor == "fan_out_events"]
+    assert FAN_OUT_AFTER_COMMIT_UP_TO == 50
+    if size == 50:
+        assert len(fan_outs) == 1 and fan_outs[0] in ids
+    else:
+        assert fan_outs == []
 
 
 def test_sweep_commits_in_batches_of_the_configured_size(session_factory, clock):

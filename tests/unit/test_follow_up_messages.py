@@ -28,8 +28,8 @@ class Dispatcher:
         self.sent.append((actor_name, tuple(membership_ids), request_id))
 
 
-def _moved(membership_id: str, from_state: str, to_state: str) -> Moved:
-    return Moved(membership_id, "org-1", from_state, to_state)
+def _moved(membership_id: str, to_state: str) -> Moved:
+    return Moved(membership_id, to_state)
 
 
 def test_a_batch_s_follow_up_goes_out_after_the_commit_with_the_tick_s_id() -> None:
@@ -38,9 +38,9 @@ def test_a_batch_s_follow_up_goes_out_after_the_commit_with_the_tick_s_id() -> N
     uow = FakeUnitOfWork(request_id="tick-7")
     uow.dispatcher = dispatcher = Dispatcher()  # type: ignore[assignment]
     moved = [
-        _moved("m-1", "soft-deleted", "purge-pending"),
-        _moved("m-2", "soft-deleted", "purge-pending"),
-        _moved("m-3", "soft-deleted", "restored"),
+        _moved("m-1", "purge-pending"),
+        _moved("m-2", "purge-pending"),
+        _moved("m-3", "restored"),
     ]
     with uow:
         # When their follow-up is registered
@@ -58,7 +58,7 @@ def test_a_rolled_back_batch_asks_for_nothing() -> None:
     uow = FakeUnitOfWork(request_id="request-9")
     uow.dispatcher = dispatcher = Dispatcher()  # type: ignore[assignment]
     with uow:
-        follow_up_after_commit(uow, [_moved("m-1", "active", "leave-pending")])
+        follow_up_after_commit(uow, [_moved("m-1", "leave-pending")])
         # When it ends without a commit
     # Then no message goes out
     assert dispatcher.sent == []

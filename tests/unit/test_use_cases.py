@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memberships import admin, automatic, self_service
+from memberships import admin, automatic, decisions, self_service
 from memberships.errors import (
     AccountDisabled,
     Conflict,
+    Forbidden,
     HomeOrganization,
     LeaveDisabled,
     NotFound,
@@ -170,6 +171,10 @@ def test_a_leave_is_refused_and_the_refusal_audited(
         ("request_leave", "denied", refused.value.code)  # type: ignore[attr-defined]
     ]
     assert uow.committed and uow.denials == 1
+    # (ann is named by the membership she tried to leave, her home membership too; the
+    # refusal carries the request's id)
+    assert world.db.audit[-1].actor == membership.pseudonym
+    assert world.db.audit[-1].request_id == uow.request_id is not None
 
 
 def test_a_leave_of_an_organization_the_member_is_not_in_is_not_found(world: World) -> None:
@@ -236,12 +241,118 @@ def test_someone_who_is_no_admin_is_told_the_organization_does_not_exist(world: 
     # Given pat, who holds no role in open
     uow = world.uow()
     # When he tries to remove ann's membership there
-    with uow, pytest.raises(NotFound):
+    with uow, pytest.raises(NotFound) as refused:
         admin.remove(uow, world.clock, me(world.pat), "open.example", world.ann_open.id)
-    # Then nothing changes, and the refusal is audited as forbidden
+    # Then he is told what a made-up name is told
+    assert refused.value.detail == "No organization 'open.example'."
+    # And nothing changes, and the refusal is audited as forbidden, on open, pat named by his
+    # guest membership's pseudonym
     assert world.db.memberships[world.ann_open.id].state == "active"
     [entry] = world.db.audit
     assert (entry.action, entry.outcome, entry.reason) == ("remove", "denied", "forbidden")
+    assert (entry.organization_id, entry.actor) == (world.open.id, world.pat_open.pseudonym)
+
+
+def test_an_organization_that_does_not_exist_is_named_in_the_answer(world: World) -> None:
+    # When the admin removes a membership of an organization nobody has, and looks it up
+    uow = world.uow()
+    with uow, pytest.raises(NotFound) as removed:
+        admin.remove(uow, world.clock, me(world.gadmin), "nowhere.example", world.ann_open.id)
+    with uow, pytest.raises(NotFound) as looked_up:
+        decisions.organization_or_404(uow, "nowhere.example")
+    # Then both are told it does not exist, by the name given; nothing is audited
+    assert removed.value.detail == looked_up.value.detail == "No organization 'nowhere.example'."
+    assert world.db.audit == []
+
+
+def test_a_disabled_admin_is_told_why_and_the_refusal_is_audited(world: World) -> None:
+    # Given open's admin, whose account is disabled
+    world.gadmin.enabled = False
+    uow = world.uow()
+    # When they try to remove ann's membership of open
+    with uow, pytest.raises(Forbidden) as refused:
+        admin.remove(uow, world.clock, me(world.gadmin), "open.example", world.ann_open.id)
+    # Then they are told why they can do nothing there, and the refusal is audited
+    assert refused.value.detail == (
+        "Your account is disabled, so the admin roles it holds give no powers. "
+        "Ask another admin of the organization to enable it."
+    )
+    assert world.db.memberships[world.ann_open.id].state == "active"
+    [entry] = world.db.audit
+    assert (
+        entry.action,
+        entry.outcome,
+        entry.reason,
+        entry.organization_id,
+        entry.actor,
+        entry.occurred_at,
+    ) == ("remove", "denied", "forbidden", world.open.id, world.gadmin.id, world.now)
+
+
+def test_a_membership_of_another_organization_is_not_found_by_this_one_s_admin(
+    world: World,
+) -> None:
+    # Given ann's membership of closed, and an admin of open (and closed)
+    uow = world.uow()
+    # When the admin names it, or an id that does not exist, as open's
+    for membership_id in (world.ann_closed.id, "no-such-membership"):
+        with uow, pytest.raises(NotFound) as refused:
+            admin.remove(uow, world.clock, me(world.gadmin), "open.example", membership_id)
+        # Then it is not found in open, in words that say which and where
+        assert refused.value.detail == f"No membership {membership_id!r} in open.example."
+    assert world.db.memberships[world.ann_closed.id].state == "active"
+
+
+def test_an_admin_who_is_also_a_guest_there_acts_under_their_own_id(world: World) -> None:
+    # Given open's admin, who is also a collaboration guest of open
+    world.db.add_membership(
+        world.gadmin, world.open, MembershipKind.B2B_COLLABORATION, created_at=START
+    )
+    # When they remove ann's membership of open, and are refused a stale removal
+    with world.uow() as uow:
+        admin.remove(uow, world.clock, me(world.gadmin), "open.example", world.ann_open.id)
+    with world.uow() as uow, pytest.raises(PreconditionFailed):
+        admin.remove(
+            uow,
+            world.clock,
+            me(world.gadmin),
+            "open.example",
+            world.pat_open.id,
+            expected_version=7,
+        )
+    # Then both are audited under the admin's id, not their guest membership's pseudonym
+    assert [(e.action, e.outcome, e.actor) for e in world.db.audit] == [
+        ("remove", "allowed", world.gadmin.id),
+        ("remove", "denied", world.gadmin.id),
+    ]
+
+
+def test_the_operator_role_is_required_and_a_refusal_audited_when_asked(world: World) -> None:
+    # Given ann, who is no platform operator
+    uow = world.uow()
+    # When an operation needing the role checks her without saying what she tried (or when)
+    with uow, pytest.raises(Forbidden) as refused:
+        decisions.require_operator(uow, me(world.ann))
+    with uow, pytest.raises(Forbidden):
+        decisions.require_operator(uow, me(world.ann), now=world.now)
+    # Then she is told what is needed, and nothing is audited
+    assert refused.value.detail == "This needs the platform operator role."
+    assert world.db.audit == []
+    # And when it says what she tried and when, the refusal is audited
+    with uow, pytest.raises(Forbidden):
+        decisions.require_operator(uow, me(world.ann), now=world.now, action="create_user")
+    [entry] = world.db.audit
+    assert (entry.action, entry.outcome, entry.reason, entry.actor, entry.occurred_at) == (
+        "create_user",
+        "denied",
+        "forbidden",
+        world.ann.id,
+        world.now,
+    )
+    # And once she holds the role, the check lets her through and audits nothing more
+    world.db.add_role(world.ann, None, "operator", created_at=START)
+    decisions.require_operator(uow, me(world.ann), now=world.now, action="create_user")
+    assert len(world.db.audit) == 1
 
 
 # --- restore ------------------------------------------------------------------------------
@@ -309,9 +420,11 @@ def test_a_permanent_delete_starts_the_data_removal(world: World) -> None:
 def test_a_permanent_delete_of_an_active_membership_is_not_allowed(world: World) -> None:
     # Given ann's active membership of open
     uow = world.uow()
-    # When the admin tries to delete it permanently, Then the lifecycle refuses
-    with uow, pytest.raises(TransitionNotAllowed):
+    # When the admin tries to delete it permanently, Then the lifecycle refuses, saying why
+    with uow, pytest.raises(TransitionNotAllowed) as refused:
         admin.purge(uow, world.clock, me(world.gadmin), "open.example", world.ann_open.id)
+    assert refused.value.detail == "A membership in state 'active' does not allow 'purge'."
+    assert refused.value.extra == {"state": "active"}
     assert world.db.memberships[world.ann_open.id].state == "active"
     assert audit_entries(world.db, world.ann_open) == [
         ("purge", "denied", "transition-not-allowed")
@@ -347,10 +460,11 @@ def test_a_decision_on_a_version_that_moved_on_is_refused(world: World) -> None:
     before = values_of(membership)
     uow = world.uow()
     # When the admin removes it, expecting the version read
-    with uow, pytest.raises(PreconditionFailed):
+    with uow, pytest.raises(PreconditionFailed) as refused:
         admin.remove(
             uow, world.clock, me(world.gadmin), "open.example", membership.id, expected_version=1
         )
+    assert refused.value.detail == "The membership is at version 2, not 1."
     # Then nothing is written but the refusal, and nothing is sent
     assert values_of(world.db.memberships[membership.id]) == before
     assert audit_entries(world.db, membership) == [("remove", "denied", "precondition-failed")]
@@ -365,8 +479,11 @@ def test_a_row_changed_while_the_decision_was_made_is_not_overwritten(world: Wor
     before = values_of(world.ann_open)
     uow = world.uow()
     # When the admin's removal is applied to the row as read
-    with uow, pytest.raises(Conflict):
+    with uow, pytest.raises(Conflict) as refused:
         admin.remove_membership(uow, world.now, me(world.gadmin), world.open, read)
+    assert refused.value.detail == (
+        "The membership changed while 'remove' was being decided; read it again."
+    )
     # Then the stored row is untouched and only the refusal is audited
     assert values_of(world.db.memberships[read.id]) == before
     assert audit_entries(world.db, read) == [("remove", "denied", "conflict")]
