@@ -8,6 +8,7 @@ import importlib.util
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,13 +88,15 @@ def test_make_run_on_a_taken_port_stops_before_starting_anything():
     # Given the web port taken
     with _listening() as port, _listening() as other:
         mail_port = other + 1 if other < 65000 else other - 1
-        # When make run starts (the installed .venv is taken as up to date)
+        # When make run starts (the installed .venv is taken as up to date, and its programs
+        # are this interpreter's, wherever the checkout runs from)
         result = subprocess.run(
             [
                 "make",
                 "-o",
                 ".venv/.installed",
                 "run",
+                f"BIN={Path(sys.executable).parent}",
                 f"PORT={port}",
                 f"MAIL_SINK_PORT={mail_port}",
             ],
